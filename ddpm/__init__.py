@@ -1,0 +1,15 @@
+"""ddpm: fit diffusion models (Ho et al. 2020) to 2-D and small N-D point sets, from Python or the shell.
+
+    import ddpm
+    res = ddpm.fit("swiss_roll", out="runs/sr")    # Algorithm 1, then samples and metrics
+    x = ddpm.sample("runs/sr/model.npz", 10_000)   # Algorithm 2, in the data's own coordinates
+
+The method itself lives in ``ddpm_ref`` (readable NumPy); this package is the application around it.
+"""
+
+from .api import BACKENDS, FitResult, fit, load_model, resolve_data, sample
+from .metrics import energy_distance
+from .model import Model
+
+__version__ = "0.1.0"
+__all__ = ["fit", "sample", "load_model", "resolve_data", "FitResult", "Model", "energy_distance", "BACKENDS"]

@@ -1,0 +1,48 @@
+"""ddpm_ref: Denoising Diffusion Probabilistic Models in plain, readable NumPy (float64).
+
+Read it next to Ho et al. 2020 ("Denoising Diffusion Probabilistic Models") and Sohl-Dickstein
+et al. 2015; modules follow the paper's order:
+
+    schedule.py   β_t and everything derived from it (ᾱ_t, β̃_t, posterior coefficients)
+    forward.py    q(x_t|x_{t−1}) (Eq. 2), q(x_t|x_0) (Eq. 4), q(x_{t−1}|x_t,x_0) (Eqs. 6–7)
+    mlp.py        ε_θ(x_t, t): an MLP with a sinusoidal time embedding; forward and hand-written backward
+    optim.py      Adam, gradient clipping, EMA of the weights
+    train.py      L_simple (Eq. 14) and Algorithm 1
+    sample.py     p_θ(x_{t−1}|x_t) (Eqs. 1, 11) and Algorithm 2
+    checkpoint.py arrays + JSON config in one .npz, no pickle, atomic writes
+
+Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every
+schedule array has length T + 1 and is indexed by t.
+
+    T                   number of diffusion steps
+    beta[t]             β_t — variance of the forward step q(x_t|x_{t−1}) = N(√(1−β_t) x_{t−1}, β_t I)
+    alpha[t]            α_t = 1 − β_t
+    alpha_bar[t]        ᾱ_t = ∏_{s≤t} α_s; q(x_t|x_0) = N(√ᾱ_t x_0, (1−ᾱ_t) I)
+    beta_tilde[t]       β̃_t = (1−ᾱ_{t−1})/(1−ᾱ_t) · β_t — variance of q(x_{t−1}|x_t, x_0)
+    x0, xt, x_prev      x_0 (data), x_t, x_{t−1}
+    eps, eps_theta      ε ~ N(0, I) and the network's prediction ε_θ(x_t, t)
+    sigma2              σ_t² — variance of p_θ(x_{t−1}|x_t): β_t or β̃_t
+    z                   the standard-normal noise of Algorithm 2, line 3
+    params, ema, opt    θ (dict of arrays), its EMA, the Adam state
+
+No function draws random numbers itself except the outer loops, which take an explicit
+``numpy.random.Generator``; everything else takes its noise as an argument.
+"""
+
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .forward import extract, q_mean_variance, q_posterior, q_sample, q_step
+from .mlp import ACTIVATIONS, MLPConfig, backward, forward, init_params, timestep_embedding
+from .optim import adam_init, adam_update, clip_grad_norm, ema_update, global_norm
+from .sample import VAR_TYPES, p_mean_variance, p_sample, p_sample_loop, predict_x0_from_eps
+from .schedule import SCHEDULES, Schedule, TerminalSNRWarning, make_schedule, schedule_from_betas
+from .train import TrainConfig, draw_batch, init_state, learning_rate, loss_simple, train, train_step
+
+__all__ = [
+    "Schedule", "make_schedule", "schedule_from_betas", "SCHEDULES", "TerminalSNRWarning",
+    "q_step", "q_sample", "q_mean_variance", "q_posterior", "extract",
+    "MLPConfig", "ACTIVATIONS", "timestep_embedding", "init_params", "forward", "backward",
+    "adam_init", "adam_update", "clip_grad_norm", "global_norm", "ema_update",
+    "TrainConfig", "loss_simple", "draw_batch", "init_state", "train_step", "train", "learning_rate",
+    "VAR_TYPES", "predict_x0_from_eps", "p_mean_variance", "p_sample", "p_sample_loop",
+    "save_checkpoint", "load_checkpoint", "CheckpointError",
+]

@@ -1,0 +1,181 @@
+"""The noise-prediction network ε_θ(x_t, t): a small MLP with hand-written backprop.
+
+Input: x_t (B, D) concatenated with a sinusoidal embedding of t (B, E) (Vaswani et al. 2017, as in
+Ho et al. 2020's U-Net). Then ``depth`` hidden layers of width H with a pointwise activation, and a
+linear read-out of D numbers (ε_θ has the shape of x). Parameters are a plain dict of float64 arrays:
+
+    W0 (D+E, H), b0 (H,),  W1 (H, H), b1 (H,),  ...,  W{depth} (H, D), b{depth} (D,)
+
+``forward(params, x, t, cfg) -> (out, cache)`` and ``backward(params, cache, dout, cfg) -> grads``
+sit side by side in the same layer order (llm.c style); gradient names mirror the forward names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from scipy.special import expit  # σ(a) = 1/(1 + e^(−a)) without overflow
+
+__all__ = ["MLPConfig", "ACTIVATIONS", "timestep_embedding", "init_params", "forward", "backward",
+           "param_count", "flops_per_point"]
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """Architecture of ε_θ. Defaults are sized for 2-D toy data (fits in about a minute on 2 cores)."""
+
+    dim: int = 2                 # D: data dimension (input and output width)
+    hidden: int = 128            # H: enough capacity for the sharp toy densities (checkerboard, rolls)
+    depth: int = 3               # number of hidden layers
+    activation: str = "silu"     # smooth activations fit the smooth score of noised data better than relu
+    emb_dim: int = 32            # E: width of the sinusoidal time embedding (16 frequencies)
+    max_period: float = 10000.0  # longest period of the embedding, as in Transformer/Ho et al.
+
+    def __post_init__(self):
+        for name in ("dim", "hidden", "depth", "emb_dim"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"MLPConfig.{name} must be a positive integer, got {v!r}")
+        if self.emb_dim % 2:
+            raise ValueError(f"MLPConfig.emb_dim must be even (sin and cos pairs), got {self.emb_dim}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.activation!r}; known: {', '.join(sorted(ACTIVATIONS))}")
+        if not (self.max_period > 1):
+            raise ValueError(f"MLPConfig.max_period must be > 1, got {self.max_period!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# --- activations: (f, f') pairs; f' takes the pre-activation a and the output h = f(a) -------------
+
+def _relu(a):
+    return np.maximum(a, 0.0)
+
+
+def _drelu(a, h):
+    return (a > 0).astype(a.dtype)
+
+
+def _silu(a):
+    return a * expit(a)
+
+
+def _dsilu(a, h):
+    s = expit(a)                                                    # σ(a)
+    return s * (1.0 + a * (1.0 - s))                                # d/da a·σ(a)
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+def _gelu(a):
+    # tanh approximation (Hendrycks & Gimpel 2016), the form most MLP codebases use.
+    return 0.5 * a * (1.0 + np.tanh(_GELU_C * (a + 0.044715 * a ** 3)))
+
+
+def _dgelu(a, h):
+    u = _GELU_C * (a + 0.044715 * a ** 3)
+    th = np.tanh(u)
+    du = _GELU_C * (1.0 + 3 * 0.044715 * a ** 2)
+    return 0.5 * (1.0 + th) + 0.5 * a * (1.0 - th ** 2) * du
+
+
+def _tanh(a):
+    return np.tanh(a)
+
+
+def _dtanh(a, h):
+    return 1.0 - h ** 2
+
+
+ACTIVATIONS = {"relu": (_relu, _drelu), "silu": (_silu, _dsilu), "gelu": (_gelu, _dgelu), "tanh": (_tanh, _dtanh)}
+
+
+def timestep_embedding(t, emb_dim: int, max_period: float = 10000.0) -> np.ndarray:
+    """Sinusoidal embedding of the step t: [sin(t·ω_k), cos(t·ω_k)], ω_k = max_period^(−k/(E/2)), k = 0..E/2−1.
+
+    Returns (B, E) for t of shape (B,) (a scalar t gives (1, E)).
+    """
+    t = np.atleast_1d(np.asarray(t, dtype=np.float64))                     # (B,)
+    half = emb_dim // 2
+    omega = np.exp(-math.log(max_period) * np.arange(half) / half)        # (E/2,)
+    arg = t[:, None] * omega[None, :]                                      # (B, E/2)
+    return np.concatenate([np.sin(arg), np.cos(arg)], axis=1)              # (B, E)
+
+
+def init_params(cfg: MLPConfig, rng: np.random.Generator, out_dim: int | None = None) -> dict:
+    """Weights drawn U(−1/√fan_in, 1/√fan_in) (the common default for linear layers), biases 0.
+
+    ``out_dim`` defaults to D (ε_θ); models that also output variances ask for more.
+    """
+    out_dim = cfg.dim if out_dim is None else out_dim
+    widths = [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [out_dim]
+    params = {}
+    for l, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        bound = 1.0 / math.sqrt(fan_in)
+        params[f"W{l}"] = rng.uniform(-bound, bound, size=(fan_in, fan_out))
+        params[f"b{l}"] = np.zeros(fan_out)
+    return params
+
+
+def param_count(params: dict) -> int:
+    return int(sum(v.size for v in params.values()))
+
+
+def flops_per_point(cfg: MLPConfig, out_dim: int | None = None) -> int:
+    """Multiply-add FLOPs (2 per MAC) of one forward pass for one point."""
+    out_dim = cfg.dim if out_dim is None else out_dim
+    widths = [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [out_dim]
+    return int(sum(2 * a * b for a, b in zip(widths[:-1], widths[1:])))
+
+
+def _n_layers(params: dict) -> int:
+    return sum(1 for k in params if k.startswith("W"))
+
+
+def forward(params: dict, x: np.ndarray, t, cfg: MLPConfig) -> tuple[np.ndarray, dict]:
+    """ε_θ(x_t, t) for a batch: x (B, D), t int or (B,). Returns out (B, out_dim) and the cache for backward."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != cfg.dim:
+        raise ValueError(f"x must have shape (B, {cfg.dim}), got {x.shape}")
+    B = x.shape[0]
+    t = np.broadcast_to(np.asarray(t), (B,))
+    act, _ = ACTIVATIONS[cfg.activation]
+    L = _n_layers(params)                                                  # depth + 1 linear layers
+
+    emb = timestep_embedding(t, cfg.emb_dim, cfg.max_period)               # (B, E)
+    h = np.concatenate([x, emb], axis=1)                                   # (B, D+E)
+    hs, as_ = [h], []
+    for l in range(L - 1):
+        a = h @ params[f"W{l}"] + params[f"b{l}"]                          # (B, H)
+        h = act(a)                                                         # (B, H)
+        as_.append(a)
+        hs.append(h)
+    out = h @ params[f"W{L - 1}"] + params[f"b{L - 1}"]                    # (B, out_dim)
+    return out, {"hs": hs, "as": as_}
+
+
+def backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig, return_dx: bool = False):
+    """Gradients of a scalar loss w.r.t. every parameter, given dout = ∂loss/∂out (B, out_dim).
+
+    Returns ``grads`` (same keys as params), or ``(grads, dx)`` with ∂loss/∂x (B, D) if return_dx.
+    """
+    _, dact = ACTIVATIONS[cfg.activation]
+    hs, as_ = cache["hs"], cache["as"]
+    L = _n_layers(params)
+    grads = {}
+    l = L - 1
+    grads[f"W{l}"] = hs[l].T @ dout                                        # (H, out_dim)
+    grads[f"b{l}"] = dout.sum(axis=0)                                      # (out_dim,)
+    dh = dout @ params[f"W{l}"].T                                          # (B, H)
+    for l in range(L - 2, -1, -1):
+        da = dh * dact(as_[l], hs[l + 1])                                  # (B, H)
+        grads[f"W{l}"] = hs[l].T @ da                                      # (fan_in, H)
+        grads[f"b{l}"] = da.sum(axis=0)                                    # (H,)
+        dh = da @ params[f"W{l}"].T                                        # (B, fan_in)
+    if return_dx:
+        return grads, dh[:, :cfg.dim]                                      # the embedding columns are not inputs
+    return grads

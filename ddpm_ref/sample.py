@@ -1,0 +1,94 @@
+"""The reverse process p_θ and Algorithm 2 (Sampling) of Ho et al. 2020.
+
+    p_θ(x_{t−1} | x_t) = N(x_{t−1}; μ_θ(x_t, t), σ_t² I)                               (Eq. 1)
+    μ_θ(x_t, t) = 1/√α_t · (x_t − β_t/√(1 − ᾱ_t) · ε_θ(x_t, t))                         (Eq. 11)
+    σ_t² = β_t  or  σ_t² = β̃_t   (both give similar samples, Ho et al. Sec. 3.2)
+
+Algorithm 2 (Sampling):
+    1: x_T ~ N(0, I)
+    2: for t = T, ..., 1:
+    3:     z ~ N(0, I) if t > 1, else z = 0
+    4:     x_{t−1} = 1/√α_t · (x_t − (1 − α_t)/√(1 − ᾱ_t) · ε_θ(x_t, t)) + σ_t z
+    5: return x_0
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .forward import extract
+from .mlp import MLPConfig, forward
+from .schedule import Schedule
+
+__all__ = ["VAR_TYPES", "predict_x0_from_eps", "p_mean_variance", "p_sample", "p_sample_loop"]
+
+VAR_TYPES = ("beta", "beta_tilde")
+
+
+def _sigma2_array(sched: Schedule, var_type: str) -> np.ndarray:
+    if var_type == "beta":
+        return sched.beta
+    if var_type == "beta_tilde":
+        return sched.beta_tilde
+    raise ValueError(f"unknown variance choice {var_type!r}; choose one of {', '.join(VAR_TYPES)}")
+
+
+def predict_x0_from_eps(sched: Schedule, xt: np.ndarray, t, eps: np.ndarray) -> np.ndarray:
+    """x̂_0 = (x_t − √(1 − ᾱ_t)·ε)/√ᾱ_t: Eq. 4 solved for x_0."""
+    return (xt - extract(sched.sqrt_one_minus_alpha_bar, t, xt) * eps) / extract(sched.sqrt_alpha_bar, t, xt)
+
+
+def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t,
+                    var_type: str = "beta") -> tuple[np.ndarray, np.ndarray]:
+    """Mean μ_θ(x_t, t) (Eq. 11) and variance σ_t² of p_θ(x_{t−1} | x_t)."""
+    sigma2 = _sigma2_array(sched, var_type)
+    eps_theta, _ = forward(params, xt, t, cfg)                             # (B, D)
+    coef = extract(sched.beta / np.maximum(sched.sqrt_one_minus_alpha_bar, 1e-300), t, xt)
+    mean = (xt - coef * eps_theta) / extract(np.sqrt(sched.alpha), t, xt)  # Eq. 11
+    return mean, extract(sigma2, t, xt)
+
+
+def p_sample(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t: int, *, z: np.ndarray,
+             var_type: str = "beta") -> np.ndarray:
+    """Alg. 2 lines 3–4: x_{t−1} = μ_θ(x_t, t) + σ_t·z, with z forced to 0 at t = 1 (Alg. 2 line 3)."""
+    t = int(t)
+    mean, var = p_mean_variance(params, cfg, sched, xt, t, var_type)
+    if t == 1:
+        return mean
+    return mean + np.sqrt(var) * z
+
+
+def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray | None = None,
+                  rng: np.random.Generator | None = None, var_type: str = "beta",
+                  return_trajectory: bool = False):
+    """Algorithm 2 from a given x_T (N, D) down to x_0.
+
+    The noise of line 3 comes either from ``z`` of shape (T, N, D), where ``z[t-1]`` is used at step
+    t (``z[0]`` is ignored: z = 0 at t = 1), or is drawn step by step from ``rng`` — exactly one of
+    the two. Returns x_0 (N, D), or (x_0, trajectory) with the trajectory (T + 1, N, D) indexed by t
+    (``trajectory[T]`` is x_T, ``trajectory[0]`` is x_0) when ``return_trajectory``.
+    """
+    x = np.array(x_T, dtype=np.float64)
+    if x.ndim != 2 or x.shape[1] != cfg.dim:
+        raise ValueError(f"x_T must have shape (N, {cfg.dim}), got {x.shape}")
+    _sigma2_array(sched, var_type)
+    T = sched.T
+    if (z is None) == (rng is None):
+        raise ValueError("pass exactly one noise source: z (an array of shape (T, N, D)) or rng")
+    if z is not None:
+        z = np.asarray(z, dtype=np.float64)
+        if z.shape != (T,) + x.shape:
+            raise ValueError(f"z must have shape (T, N, D) = {(T,) + x.shape}, got {z.shape}")
+    traj = None
+    if return_trajectory:
+        traj = np.empty((T + 1,) + x.shape)
+        traj[T] = x
+    for t in range(T, 0, -1):
+        if t == 1:
+            z_t = None                                                     # Alg. 2 line 3: z = 0 at t = 1
+        else:
+            z_t = z[t - 1] if z is not None else rng.standard_normal(x.shape)
+        x = p_sample(params, cfg, sched, x, t, z=z_t, var_type=var_type)
+        if traj is not None:
+            traj[t - 1] = x
+    return (x, traj) if return_trajectory else x

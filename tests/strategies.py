@@ -1,0 +1,31 @@
+"""Hypothesis strategies shared by the tests: random valid schedules and model configs."""
+
+import numpy as np
+from hypothesis import strategies as st
+
+import ddpm_ref
+
+
+@st.composite
+def schedules(draw, max_T=30):
+    """A random valid schedule: T in 1..max_T, every β_t in [1e-4, 0.6]."""
+    T = draw(st.integers(1, max_T))
+    betas = draw(st.lists(st.floats(1e-4, 0.6, allow_nan=False), min_size=T, max_size=T))
+    return ddpm_ref.schedule_from_betas(np.array(betas), warn=False)
+
+
+@st.composite
+def schedule_and_t(draw, max_T=30):
+    sched = draw(schedules(max_T))
+    t = draw(st.integers(1, sched.T))
+    return sched, t
+
+
+mlp_configs = st.builds(
+    ddpm_ref.MLPConfig,
+    dim=st.integers(1, 3),
+    hidden=st.integers(1, 7),
+    depth=st.integers(1, 3),
+    activation=st.sampled_from(sorted(ddpm_ref.ACTIVATIONS)),
+    emb_dim=st.sampled_from([2, 4, 6]),
+)

@@ -1,0 +1,139 @@
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import ddpm_ref
+from ddpm_ref import MLPConfig, adam_init, adam_update, backward, clip_grad_norm, ema_update, forward
+
+from strategies import mlp_configs
+
+
+def _fd(f, x, h=1e-6):
+    g = np.zeros_like(x)
+    it = np.nditer(x, flags=["multi_index"])
+    for _ in it:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + h
+        fp = f()
+        x[i] = old - h
+        fm = f()
+        x[i] = old
+        g[i] = (fp - fm) / (2 * h)
+    return g
+
+
+@given(mlp_configs, st.integers(1, 5), st.integers(0, 2**32 - 1))
+def test_backward_equals_central_finite_differences(cfg, B, seed):
+    rng = np.random.default_rng(seed)
+    params = ddpm_ref.init_params(cfg, rng)
+    params = {k: v + 0.3 * rng.standard_normal(v.shape) for k, v in params.items()}  # nonzero biases too
+    x = rng.standard_normal((B, cfg.dim))
+    t = rng.integers(1, 100, size=B)
+    R = rng.standard_normal((B, cfg.dim))                 # loss = Σ R·out: dout = R
+
+    def loss():
+        return float(np.sum(forward(params, x, t, cfg)[0] * R))
+
+    _, cache = forward(params, x, t, cfg)
+    grads, dx = backward(params, cache, R, cfg, return_dx=True)
+    assert set(grads) == set(params)
+    for k in params:
+        np.testing.assert_allclose(grads[k], _fd(loss, params[k]), rtol=1e-5, atol=1e-7, err_msg=k)
+    np.testing.assert_allclose(dx, _fd(loss, x), rtol=1e-5, atol=1e-7)
+
+
+def test_loss_simple_gradient_equals_finite_differences(rng):
+    eps = rng.standard_normal((4, 3))
+    eps_theta = rng.standard_normal((4, 3))
+    loss, d = ddpm_ref.loss_simple(eps, eps_theta)
+    assert loss == pytest.approx(np.mean((eps - eps_theta) ** 2))
+    np.testing.assert_allclose(d, _fd(lambda: ddpm_ref.loss_simple(eps, eps_theta)[0], eps_theta), rtol=1e-6)
+
+
+def test_timestep_embedding_is_sin_cos_pairs():
+    e = ddpm_ref.timestep_embedding(np.array([0, 7]), 4, max_period=100.0)
+    np.testing.assert_allclose(e[0], [0, 0, 1, 1])
+    np.testing.assert_allclose(e[1], [np.sin(7), np.sin(0.7), np.cos(7), np.cos(0.7)])
+
+
+def test_adam_matches_hand_computed_steps():
+    p = {"w": np.array([1.0])}
+    s = adam_init(p)
+    p, s = adam_update(p, {"w": np.array([0.5])}, s, lr=0.1)
+    # step 1: m = 0.05, v = 0.00025, m̂ = 0.5, v̂ = 0.25: w = 1 − 0.1·0.5/(0.5 + 1e-8)
+    w1 = 1 - 0.1 * 0.5 / (0.5 + 1e-8)
+    assert p["w"][0] == pytest.approx(w1, rel=1e-14) and w1 == pytest.approx(0.9, abs=1e-8)
+    p, s = adam_update(p, {"w": np.array([-1.0])}, s, lr=0.1)
+    # step 2: m = 0.9·0.05 − 0.1 = −0.055, v = 0.999·0.00025 + 0.001 = 0.00124975,
+    # m̂ = −0.055/0.19, v̂ = 0.00124975/0.001999
+    m_hat, v_hat = -0.055 / 0.19, 0.00124975 / 0.001999
+    assert s["step"] == 2
+    assert s["m"]["w"][0] == pytest.approx(-0.055)
+    assert s["v"]["w"][0] == pytest.approx(0.00124975)
+    assert p["w"][0] == pytest.approx(w1 - 0.1 * m_hat / (np.sqrt(v_hat) + 1e-8), rel=1e-12)
+
+
+def test_adam_does_not_modify_its_inputs():
+    p = {"w": np.array([1.0, 2.0])}
+    s = adam_init(p)
+    adam_update(p, {"w": np.array([1.0, 1.0])}, s, lr=0.1)
+    assert p["w"].tolist() == [1.0, 2.0] and s["step"] == 0 and s["m"]["w"].tolist() == [0, 0]
+
+
+def test_clip_grad_norm_scales_to_max_norm():
+    g, norm = clip_grad_norm({"a": np.array([3.0]), "b": np.array([4.0])}, 1.0)
+    assert norm == pytest.approx(5.0)
+    assert g["a"][0] == pytest.approx(0.6) and g["b"][0] == pytest.approx(0.8)
+    g, norm = clip_grad_norm({"a": np.array([0.3])}, 1.0)
+    assert g["a"][0] == 0.3
+
+
+def test_ema_matches_hand_computed_update():
+    e = ema_update({"w": np.array([1.0])}, {"w": np.array([2.0])}, 0.9)
+    assert e["w"][0] == pytest.approx(1.1)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"hidden": 0}, "hidden must be a positive integer"), ({"emb_dim": 3}, "even"),
+    ({"activation": "swish"}, "unknown activation 'swish'"), ({"depth": 1.5}, "depth"),
+])
+def test_bad_model_config_is_rejected(kw, match):
+    with pytest.raises(ValueError, match=match):
+        MLPConfig(**kw)
+
+
+def test_forward_rejects_wrong_input_width():
+    cfg = MLPConfig(dim=2)
+    params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
+    with pytest.raises(ValueError, match=r"x must have shape \(B, 2\)"):
+        forward(params, np.zeros((4, 3)), 1, cfg)
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"steps": 0}, "steps"), ({"lr": -1.0}, "lr"), ({"ema_decay": 1.0}, "ema_decay"), ({"batch_size": 2.0}, "batch_size"),
+])
+def test_bad_train_config_is_rejected(kw, match):
+    with pytest.raises(ValueError, match=match):
+        ddpm_ref.TrainConfig(**kw)
+
+
+def test_draw_batch_draws_t_uniformly_in_1_to_T(rng):
+    data = rng.standard_normal((50, 2))
+    _, t, eps = ddpm_ref.draw_batch(rng, data, 40000, 4)
+    counts = np.bincount(t, minlength=5)
+    assert counts[0] == 0 and t.max() == 4
+    np.testing.assert_allclose(counts[1:] / 40000, 0.25, atol=0.01)
+    assert eps.shape == (40000, 2)
+
+
+def test_training_lowers_the_loss(rng):
+    sched = ddpm_ref.make_schedule("linear", 50)
+    cfg = MLPConfig(hidden=32, depth=2)
+    tcfg = ddpm_ref.TrainConfig(steps=300, batch_size=128, lr=3e-3)
+    state = ddpm_ref.init_state(cfg, rng)
+    data = np.concatenate([rng.normal(-1, 0.1, (500, 2)), rng.normal(1, 0.1, (500, 2))])
+    state, losses = ddpm_ref.train(state, data, sched, cfg, tcfg, rng, 300)
+    assert state["opt"]["step"] == 300
+    assert losses[-50:].mean() < 0.7 * losses[:10].mean()

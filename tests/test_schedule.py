@@ -1,0 +1,97 @@
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import ddpm_ref
+from ddpm_ref import TerminalSNRWarning, make_schedule, schedule_from_betas
+
+from strategies import schedules
+
+
+def test_linear_schedule_matches_ho_at_T_1000():
+    s = make_schedule("linear", 1000)
+    assert s.T == 1000 and s.beta[0] == 0 and s.alpha_bar[0] == 1
+    assert s.beta[1] == pytest.approx(1e-4) and s.beta[1000] == pytest.approx(0.02)
+    assert s.alpha_bar[-1] < 1e-4
+
+
+@pytest.mark.parametrize("T", [21, 50, 100, 250, 4000])
+def test_linear_rescaling_keeps_alpha_bar_T_near_zero(T):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = make_schedule("linear", T)
+    assert s.alpha_bar[-1] < 1e-3
+    assert s.beta[1] == pytest.approx(1e-4 * 1000 / T)
+
+
+def test_cosine_schedule_follows_nichol_dhariwal():
+    T = 100
+    s = make_schedule("cosine", T)
+    f = lambda t: math.cos((t / T + 0.008) / 1.008 * math.pi / 2) ** 2
+    for t in (1, 10, 50, 90):
+        assert s.alpha_bar[t] == pytest.approx(f(t) / f(0), rel=1e-12)
+    assert s.beta.max() <= 0.999
+
+
+@given(schedules())
+def test_derived_arrays_follow_their_formulas(s):
+    b = s.beta[1:]
+    ab = np.cumprod(1 - b)
+    ab_prev = np.concatenate([[1.0], ab[:-1]])
+    np.testing.assert_allclose(s.alpha_bar[1:], ab, rtol=1e-12)
+    np.testing.assert_allclose(s.beta_tilde[1:], (1 - ab_prev) / (1 - ab) * b, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(s.posterior_mean_coef_x0[1:], np.sqrt(ab_prev) * b / (1 - ab), rtol=1e-12)
+    np.testing.assert_allclose(s.posterior_mean_coef_xt[1:], np.sqrt(1 - b) * (1 - ab_prev) / (1 - ab), rtol=1e-12)
+    assert s.beta_tilde[1] == 0.0                      # ᾱ_0 = 1: the first posterior is exact
+    assert all(len(getattr(s, k)) == s.T + 1 for k in ("beta", "alpha", "alpha_bar", "beta_tilde"))
+
+
+def test_schedule_arrays_are_read_only():
+    s = make_schedule("linear", 100)
+    with pytest.raises(ValueError):
+        s.beta[1] = 0.5
+
+
+def test_weak_schedule_warns_with_alpha_bar_T():
+    # Ho's unscaled 1e-4..0.02 at T = 50 (what popular toy code ships): ᾱ_T ≈ 0.6.
+    with pytest.warns(TerminalSNRWarning, match=r"alpha_bar_T = 0\.6"):
+        schedule_from_betas(np.linspace(1e-4, 0.02, 50))
+
+
+@pytest.mark.parametrize("betas, match", [
+    ([0.1, 0.0, 0.2], "beta_2 = 0.0"),
+    ([0.1, 1.0], "beta_2 = 1.0"),
+    ([0.1, -0.3], "0 < beta_t < 1"),
+    ([0.1, float("nan")], "finite"),
+    ([0.1, float("inf")], "finite"),
+    ([], "length T >= 1"),
+    ([[0.1, 0.2]], "1-D"),
+])
+def test_invalid_betas_are_rejected(betas, match):
+    with pytest.raises(ValueError, match=match):
+        schedule_from_betas(np.array(betas, dtype=float))
+
+
+def test_unknown_schedule_lists_known_ones():
+    with pytest.raises(ValueError, match="unknown schedule 'cosin'.*cosine, linear"):
+        make_schedule("cosin", 10)
+
+
+@pytest.mark.parametrize("T", [0, -3, 2.5, "10", True])
+def test_bad_T_is_rejected(T):
+    with pytest.raises(ValueError, match="T must be a positive integer"):
+        make_schedule("linear", T)
+
+
+def test_bad_schedule_parameter_is_named():
+    with pytest.raises(ValueError, match="bad parameters for schedule 'cosine'"):
+        make_schedule("cosine", 10, beta_start=0.1)
+
+
+def test_linear_schedule_with_too_few_steps_is_impossible():
+    with pytest.raises(ValueError, match=r"needs T > 20 .* got T = 10"):
+        make_schedule("linear", 10)
