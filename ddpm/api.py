@@ -91,9 +91,9 @@ def _progress(total: int, initial: int, enabled: bool):
 
 def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000, schedule: str = "linear",
         seed: int = 0, backend: str = "numpy", model: MLPConfig | None = None, train: TrainConfig | None = None,
-        n_train: int = N_TRAIN_DEFAULT, var_type: str = "beta", progress: bool = True,
+        n_train: int = N_TRAIN_DEFAULT, n_eval: int = N_EVAL, var_type: str = "beta", progress: bool = True,
         overwrite: bool = False, resume=None, checkpoint_every: int = 2000, callback=None) -> FitResult:
-    """Fit ε_θ to ``data`` with Algorithm 1, then draw ``N_EVAL`` samples with Algorithm 2 and measure them.
+    """Fit ε_θ to ``data`` with Algorithm 1, then draw ``n_eval`` samples with Algorithm 2 and measure them.
 
     ``data``: a built-in name (``toy_data.NAMES``), a path to .npy/.csv, or an (N, D) array. With
     ``out`` set, writes model.npz, samples.npy, samples.png, loss.png and metrics.json into it (and
@@ -113,7 +113,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
         if existing and not overwrite and not same_as_resume:
             raise FileExistsError(f"{out} already holds {', '.join(existing)}; choose another --out, "
                                   f"pass overwrite=True (--overwrite) to replace them, or resume from {out}/model.npz")
-    train_x, held, ref, source = resolve_data(data, seed, n_train)
+    train_x, held, ref, source = resolve_data(data, seed, n_train, n_eval)
     _, ss_train, ss_eval = np.random.SeedSequence(seed).spawn(3)
 
     if resume is not None:

@@ -117,14 +117,17 @@ def _cmd_sample(args) -> int:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     handler = {"datasets": _cmd_datasets, "fit": _cmd_fit, "sample": _cmd_sample}[args.command]
-    with warnings.catch_warnings():
-        warnings.simplefilter("always")
-        warnings.formatwarning = lambda msg, cat, *a, **k: f"ddpm: warning: {msg}\n"
-        try:
+    old_format = warnings.formatwarning
+    warnings.formatwarning = lambda msg, cat, *a, **k: f"ddpm: warning: {msg}\n"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
             return handler(args)
-        except (ValueError, FileExistsError, CheckpointError, ImportError) as e:
-            print(f"ddpm: error: {e}", file=sys.stderr)
-            return 2
-        except KeyboardInterrupt:
-            print("ddpm: interrupted; the last checkpoint in --out can be resumed with --resume", file=sys.stderr)
-            return 130
+    except (ValueError, FileExistsError, CheckpointError, ImportError) as e:
+        print(f"ddpm: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ddpm: interrupted; the last checkpoint in --out can be resumed with --resume", file=sys.stderr)
+        return 130
+    finally:
+        warnings.formatwarning = old_format

@@ -63,7 +63,8 @@ def load_checkpoint(path) -> tuple[dict, dict]:
     if not os.path.isfile(path):
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        with np.load(path, allow_pickle=False) as z:
+        with open(path, "rb") as fh:
+            z = np.load(fh, allow_pickle=False)
             if not isinstance(z, np.lib.npyio.NpzFile):
                 raise CheckpointError(f"{path}: not a ddpm checkpoint (a single .npy array, not an .npz archive)")
             if "__format__" not in z.files or str(z["__format__"]) != FORMAT_TAG:
