@@ -24,13 +24,17 @@ from ddpm_ref import MLPConfig, TrainConfig
 from .metrics import energy_distance
 from .model import Model, Normalizer, data_fingerprint
 
-__all__ = ["fit", "sample", "load_model", "resolve_data", "FitResult", "BACKENDS", "OUTPUT_FILES"]
+__all__ = ["fit", "sample", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
+           "OUTPUT_FILES"]
 
 BACKENDS = ("numpy",)
-OUTPUT_FILES = ("model.npz", "samples.npy", "samples.png", "loss.png", "metrics.json")
+OUTPUT_FILES = ("model.npz", "samples.npy", "samples.png", "loss.png", "bound_profile.png", "metrics.json")
 N_TRAIN_DEFAULT = 10_000      # points drawn from a built-in generator for training
 N_EVAL = 5_000                # samples and fresh data points compared by the energy distance
 FINAL_LOSS_WINDOW = 200       # final_loss = mean L_simple over the last steps (one step is noisy)
+N_BOUND = 1_000               # held-out points on which fit reports the likelihood bound (SE ≈ 0.02 bits/dim)
+N_FLOOR_DRAWS = 4             # the floor is averaged over this many reference draws: one draw's value
+                              # fluctuates by about ±50% around its expectation
 
 
 @dataclass
@@ -49,18 +53,18 @@ def _check_backend(backend: str) -> None:
 def resolve_data(data, seed: int = 0, n_train: int = N_TRAIN_DEFAULT, n_eval: int = N_EVAL):
     """Turn ``data`` (a built-in name, a .npy/.csv path, or an (N, D) array) into training and evaluation sets.
 
-    Returns (train (N, D), held_out (M, D), reference (M, D), source): for a built-in name the
-    held-out and reference sets are two fresh, independent draws of n_eval points; for a user's data
-    a random 20% (at most n_eval points) is held out, and the reference for the sampling floor is a
-    same-size random subset of the training part.
+    Returns (train (N, D), held_out (M, D), references [(M, D)] * N_FLOOR_DRAWS, source). For a
+    built-in name the held-out set and each reference are fresh, independent draws of n_eval points;
+    for a user's data a random 20% (at most n_eval points) is held out and the references are
+    same-size random subsets of the training part.
     """
     ss_data, _, ss_eval = np.random.SeedSequence(seed).spawn(3)
+    ss_held, *ss_refs = ss_eval.spawn(1 + N_FLOOR_DRAWS)
     if isinstance(data, str) and data in toy_data.NAMES:
-        rng = np.random.default_rng(ss_data)
-        train = toy_data.draw(data, n_train, rng)
-        held = toy_data.draw(data, n_eval, np.random.default_rng(ss_eval.spawn(2)[0]))
-        ref = toy_data.draw(data, n_eval, np.random.default_rng(ss_eval.spawn(2)[1]))
-        return train, held, ref, data
+        train = toy_data.draw(data, n_train, np.random.default_rng(ss_data))
+        held = toy_data.draw(data, n_eval, np.random.default_rng(ss_held))
+        refs = [toy_data.draw(data, n_eval, np.random.default_rng(ss)) for ss in ss_refs]
+        return train, held, refs, data
     if isinstance(data, (str, os.PathLike)):
         if not os.path.exists(os.fspath(data)) and not os.path.splitext(os.fspath(data))[1]:
             raise ValueError(f"unknown dataset {os.fspath(data)!r}: not a built-in name "
@@ -75,8 +79,8 @@ def resolve_data(data, seed: int = 0, n_train: int = N_TRAIN_DEFAULT, n_eval: in
     perm = np.random.default_rng(ss_data).permutation(x.shape[0])
     m = min(n_eval, max(2, x.shape[0] // 5))
     held, train = x[perm[:m]], x[perm[m:]]
-    ref = train[np.random.default_rng(ss_eval).permutation(train.shape[0])[:m]]
-    return train, held, ref, source
+    refs = [train[np.random.default_rng(ss).permutation(train.shape[0])[:m]] for ss in ss_refs]
+    return train, held, refs, source
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -91,7 +95,7 @@ def _progress(total: int, initial: int, enabled: bool):
 
 def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000, schedule: str = "linear",
         seed: int = 0, backend: str = "numpy", model: MLPConfig | None = None, train: TrainConfig | None = None,
-        n_train: int = N_TRAIN_DEFAULT, n_eval: int = N_EVAL, var_type: str = "beta", progress: bool = True,
+        n_train: int = N_TRAIN_DEFAULT, n_eval: int = N_EVAL, progress: bool = True,
         overwrite: bool = False, resume=None, checkpoint_every: int = 2000, callback=None) -> FitResult:
     """Fit ε_θ to ``data`` with Algorithm 1, then draw ``n_eval`` samples with Algorithm 2 and measure them.
 
@@ -100,11 +104,10 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
     model.npz every ``checkpoint_every`` steps while training); an existing fit there is never
     replaced unless ``overwrite=True`` or it is the ``resume`` source. ``resume``: path to a
     checkpoint of an interrupted fit of the same data; training continues exactly as the
-    uninterrupted run would have. Returns a :class:`FitResult`.
+    uninterrupted run would have. ``model`` sets the architecture; its ``dim`` is taken from the data.
+    Returns a :class:`FitResult`.
     """
     _check_backend(backend)
-    if var_type not in ddpm_ref.VAR_TYPES:
-        raise ValueError(f"unknown variance choice {var_type!r}; choose one of {', '.join(ddpm_ref.VAR_TYPES)}")
     if out is not None:
         out = os.fspath(out)
         existing = [f for f in OUTPUT_FILES if os.path.exists(os.path.join(out, f))]
@@ -113,7 +116,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
         if existing and not overwrite and not same_as_resume:
             raise FileExistsError(f"{out} already holds {', '.join(existing)}; choose another --out, "
                                   f"pass overwrite=True (--overwrite) to replace them, or resume from {out}/model.npz")
-    train_x, held, ref, source = resolve_data(data, seed, n_train, n_eval)
+    train_x, held, refs, source = resolve_data(data, seed, n_train, n_eval)
     _, ss_train, ss_eval = np.random.SeedSequence(seed).spawn(3)
 
     if resume is not None:
@@ -127,17 +130,17 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
         rng = np.random.default_rng()
         rng.bit_generator.state = m.rng_state
     else:
-        cfg = model or MLPConfig(dim=train_x.shape[1])
-        if cfg.dim != train_x.shape[1]:
-            raise ValueError(f"model dim {cfg.dim} does not match the data's {train_x.shape[1]} columns")
         tcfg = train or TrainConfig()
         if steps is not None:
             tcfg = replace(tcfg, steps=steps)
+        D = int(train_x.shape[1])                                          # D is the data's, not a choice
+        cfg = replace(model or MLPConfig(), dim=D, out_dim=2 * D if tcfg.var_type == "learned" else None)
         sched = ddpm_ref.make_schedule(schedule, T)
         rng = np.random.default_rng(ss_train)
-        m = Model(cfg, tcfg, sched, ddpm_ref.init_state(cfg, rng), Normalizer.fit(train_x), rng.bit_generator.state,
-                  np.empty(0), {"data_source": source, "data_sha256": data_fingerprint(train_x), "seed": seed,
-                                "n_train": int(train_x.shape[0]), "backend": backend, "var_type": var_type})
+        m = Model(cfg, tcfg, sched, ddpm_ref.init_state(cfg, rng, sched.T), Normalizer.fit(train_x),
+                  rng.bit_generator.state, np.empty(0),
+                  {"data_source": source, "data_sha256": data_fingerprint(train_x), "seed": seed,
+                   "n_train": int(train_x.shape[0]), "backend": backend})
 
     u = m.norm.to_model(train_x)
     bar = _progress(m.tcfg.steps, m.step, progress)
@@ -165,24 +168,33 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
     train_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    samples = sample(m, held.shape[0], seed=int(ss_eval.generate_state(1)[0]), var_type=var_type)
+    samples = sample(m, held.shape[0], seed=int(ss_eval.generate_state(1)[0]))
     sample_seconds = time.perf_counter() - t0
     metrics = {
         "dataset": source, "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]),
-        "steps": m.step, "T": m.sched.T, "schedule": m.sched.name, "backend": backend, "var_type": var_type,
+        "steps": m.step, "T": m.sched.T, "schedule": m.sched.name, "backend": backend, "objective": m.tcfg.objective,
+        "parametrization": m.tcfg.parametrization, "var_type": m.tcfg.var_type,
         "final_loss": float(np.mean(m.losses[-FINAL_LOSS_WINDOW:])) if m.losses.size else None,
         "final_loss_window": FINAL_LOSS_WINDOW,
         "n_eval": int(held.shape[0]),
         "energy_distance": energy_distance(samples, held),
-        "energy_distance_floor": energy_distance(ref, held),
+        "energy_distance_floor": float(np.mean([energy_distance(r, held) for r in refs])),
+        "energy_distance_floor_draws": N_FLOOR_DRAWS,
         "train_seconds": round(train_seconds, 3), "sample_seconds": round(sample_seconds, 3),
     }
     metrics["energy_ratio"] = metrics["energy_distance"] / metrics["energy_distance_floor"]
+    t0 = time.perf_counter()
+    lb = likelihood_bound(m, held[:N_BOUND], seed=int(ss_eval.generate_state(2)[1]))
+    lb.pop("per_point_nats")
+    metrics["heldout_bound"] = {k: v for k, v in lb.items() if not k.startswith("profile")}
+    metrics["bound_bits_per_dim"] = lb["bound_bits_per_dim"]
+    metrics["bound_seconds"] = round(time.perf_counter() - t0, 3)
     if out is not None:
-        from .plots import save_loss_plot, save_samples_plot
+        from .plots import save_loss_plot, save_profile_plot, save_samples_plot
         np.save(os.path.join(out, "samples.npy"), samples)
         save_samples_plot(os.path.join(out, "samples.png"), held, samples, title=source)
         save_loss_plot(os.path.join(out, "loss.png"), m.losses)
+        save_profile_plot(os.path.join(out, "bound_profile.png"), lb)
         with open(os.path.join(out, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2)
     return FitResult(m, samples, metrics, out)
@@ -204,13 +216,89 @@ def sample(model, n: int, *, seed: int = 0, var_type: str | None = None, use_ema
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
     m = model if isinstance(model, Model) else Model.load(model)
-    var_type = var_type or m.info.get("var_type", "beta")
+    var_type = var_type or m.tcfg.var_type
+    if (var_type == "learned") != (m.tcfg.var_type == "learned"):
+        raise ValueError(f"this model was trained with var_type {m.tcfg.var_type!r}; it cannot sample with {var_type!r}")
     rng = np.random.default_rng(seed)
     weights = m.state["ema"] if use_ema else m.state["params"]
     x_T = rng.standard_normal((int(n), m.cfg.dim))                         # Alg. 2 line 1
     res = ddpm_ref.p_sample_loop(weights, m.cfg, m.sched, x_T, rng=rng, var_type=var_type,
-                                 return_trajectory=return_trajectory)
+                                 parametrization=m.tcfg.parametrization, return_trajectory=return_trajectory)
     if return_trajectory:
         x0, traj = res
         return m.norm.to_data(x0), m.norm.to_data(traj)
     return m.norm.to_data(res)
+
+
+def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None, use_ema: bool = True) -> dict:
+    """The variational bound on −log p_θ(x) for data points x (N, D) in the data's own coordinates.
+
+    Every term is summed over all t (``ddpm_ref.bound``) and reported in bits, per point and per
+    dimension, with its Monte Carlo standard error over points; the standardisation's log-Jacobian
+    Σ_d log s_d is included in L_0 (continuous decoder), so the numbers are densities of x itself.
+    ``bin_width`` (data units) switches to Ho's discretised decoder: then the bound is on the
+    probability of x's bin, in bits, and no Jacobian applies. Also returns the per-t profile.
+    """
+    m = model if isinstance(model, Model) else Model.load(model)
+    x = toy_data._validate(np.asarray(x), "data")
+    if x.shape[1] != m.cfg.dim:
+        raise ValueError(f"data has {x.shape[1]} columns but the model was fitted to {m.cfg.dim}")
+    if bin_width is not None and not (bin_width > 0):
+        raise ValueError(f"bin_width must be > 0, got {bin_width!r}")
+    weights = m.state["ema"] if use_ema else m.state["params"]
+    u = m.norm.to_model(x)
+    log_scale = float(np.sum(np.log(m.norm.scale)))
+    # A discretised bin of width w in data units is w/s_d wide in standardised coordinates.
+    bw = None if bin_width is None else np.asarray(bin_width / m.norm.scale)
+
+    def predict(xt, t):
+        return ddpm_ref.forward(weights, xt, t, m.cfg)[0]
+
+    b = ddpm_ref.bound(predict, m.sched, u, np.random.default_rng(seed), m.tcfg.parametrization,
+                       m.tcfg.var_type, bw, log_scale)
+    N, D = x.shape
+    to_bpd = 1.0 / (D * ddpm_ref.LN2)
+    total = b["total"]
+    return {
+        "n_points": int(N), "dim": int(D), "T": m.sched.T, "decoder": "gaussian" if bin_width is None else "discretized",
+        "bin_width": bin_width,
+        "bound_bits_per_dim": float(total.mean() * to_bpd),
+        "bound_bits_per_dim_se": float(total.std(ddof=1) / np.sqrt(N) * to_bpd),
+        "bound_bits_per_point": float(total.mean() / ddpm_ref.LN2),
+        "L_T_bits_per_dim": float(b["L_T"].mean() * to_bpd),
+        "L_t_sum_bits_per_dim": float(b["L_t"].sum(axis=0).mean() * to_bpd),
+        "L_0_bits_per_dim": float(b["L_0"].mean() * to_bpd),
+        "profile_bits_per_dim": (b["L_t"].mean(axis=1) * to_bpd).tolist(),   # index t; [1] holds L_0 below
+        "profile_L_0_bits_per_dim": float(b["L_0"].mean() * to_bpd),
+        "per_point_nats": total,
+    }
+
+
+def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | None = None) -> dict:
+    """``ddpm eval``: the likelihood bound on ``data`` and the sample statistics of ``metrics.json``.
+
+    ``data``: a built-in name (n fresh points, independent of the training draw) or a .npy/.csv file
+    / array (all its points, at most n used for the bound).
+    """
+    m = model if isinstance(model, Model) else Model.load(model)
+    ss = np.random.SeedSequence([seed, 7919])                               # not the fit's streams
+    ss_x, ss_ref, ss_bound, ss_sample = ss.spawn(4)
+    if isinstance(data, str) and data in toy_data.NAMES:
+        x = toy_data.draw(data, n, np.random.default_rng(ss_x))
+        refs = [toy_data.draw(data, n, np.random.default_rng(s_)) for s_ in ss_ref.spawn(N_FLOOR_DRAWS)]
+        source = data
+    else:
+        x_all = toy_data.load(data) if isinstance(data, (str, os.PathLike)) else toy_data._validate(np.asarray(data), "data")
+        perm = np.random.default_rng(ss_x).permutation(x_all.shape[0])
+        half = max(1, min(n, x_all.shape[0] // 2))
+        x, rest = x_all[perm[:half]], x_all[perm[half:]]
+        refs = [rest[np.random.default_rng(s_).permutation(rest.shape[0])[:half]] for s_ in ss_ref.spawn(N_FLOOR_DRAWS)]
+        source = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "array"
+    res = likelihood_bound(m, x, seed=int(ss_bound.generate_state(1)[0]), bin_width=bin_width)
+    res.pop("per_point_nats")
+    samples = sample(m, x.shape[0], seed=int(ss_sample.generate_state(1)[0]))
+    res.update({"data": source, "energy_distance": energy_distance(samples, x),
+                "energy_distance_floor": float(np.mean([energy_distance(r, x) for r in refs])),
+                "energy_distance_floor_draws": N_FLOOR_DRAWS})
+    res["energy_ratio"] = res["energy_distance"] / res["energy_distance_floor"]
+    return res

@@ -1,4 +1,4 @@
-"""The ``ddpm`` command: ``ddpm datasets``, ``ddpm fit``, ``ddpm sample``.
+"""The ``ddpm`` command: ``ddpm datasets``, ``ddpm fit``, ``ddpm sample``, ``ddpm eval``.
 
 Errors the user can fix (bad data, unknown names, existing outputs, corrupt checkpoints) print one
 line ``ddpm: error: ...`` and exit with status 2; nothing is overwritten without ``--overwrite``.
@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 import toy_data
-from ddpm_ref import SCHEDULES, VAR_TYPES, CheckpointError, MLPConfig, TrainConfig
+from ddpm_ref import OBJECTIVES, PARAMETRIZATIONS, SCHEDULES, VAR_TYPES, CheckpointError, MLPConfig, TrainConfig
 
 from . import api
 
@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("dataset", nargs="?", help=f"built-in dataset name ({', '.join(toy_data.NAMES)})")
     f.add_argument("--data", metavar="FILE", help="fit a .npy (N, D) or .csv (D numeric columns) file instead")
     f.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    f.add_argument("--steps", type=_positive_int, default=d_train.steps, help="training steps (default %(default)s)")
+    f.add_argument("--steps", type=_positive_int, default=None, help=f"training steps (default {d_train.steps})")
     f.add_argument("--T", type=_positive_int, default=1000, help="diffusion steps T (default %(default)s)")
     f.add_argument("--schedule", choices=sorted(SCHEDULES), default="linear", help="β schedule (default %(default)s)")
     f.add_argument("--backend", choices=api.BACKENDS, default="numpy", help="compute backend (default %(default)s)")
@@ -51,10 +51,17 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--hidden", type=_positive_int, default=d_model.hidden, help="hidden width H")
     f.add_argument("--depth", type=_positive_int, default=d_model.depth, help="number of hidden layers")
     f.add_argument("--activation", default=d_model.activation, help="relu, silu, gelu or tanh")
-    f.add_argument("--var", choices=VAR_TYPES, default="beta", help="sampling variance σ_t² (default %(default)s)")
+    f.add_argument("--var", choices=VAR_TYPES, default=d_train.var_type,
+                   help="reverse variance σ_t²: fixed beta or beta_tilde, or learned (default %(default)s)")
+    f.add_argument("--objective", choices=OBJECTIVES, default=d_train.objective, help="training loss (default %(default)s)")
+    f.add_argument("--parametrization", choices=PARAMETRIZATIONS, default=d_train.parametrization,
+                   help="what the network predicts (default %(default)s)")
+    f.add_argument("--t-sampling", choices=("uniform", "importance"), default=d_train.t_sampling,
+                   help="how t is drawn in training; importance is for --objective vlb")
     f.add_argument("--n-train", type=_positive_int, default=api.N_TRAIN_DEFAULT,
                    help="points drawn from a built-in dataset for training (default %(default)s)")
-    f.add_argument("--resume", metavar="MODEL", help="continue an interrupted fit from its model.npz")
+    f.add_argument("--resume", metavar="MODEL",
+                   help="continue an interrupted fit from its model.npz (its stored settings are used)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing fit in --out")
     f.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -64,8 +71,19 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, metavar="FILE.npy")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--var", choices=VAR_TYPES, default=None, help="sampling variance (default: the fit's)")
+
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+    e = sub.add_parser("eval", help="likelihood bound (bits/dim) and sample statistics of a fitted model on data")
+    e.add_argument("model", help="model.npz written by ddpm fit")
+    e.add_argument("--data", required=True, help="built-in dataset name (fresh points) or a .npy/.csv file")
+    e.add_argument("-n", type=_positive_int, default=api.N_EVAL, help="points to evaluate (default %(default)s)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--bin-width", type=float, default=None,
+                   help="use Ho's discretised decoder with this bin width (data units); default: continuous")
+    e.add_argument("--out", metavar="FILE.json", help="also write the JSON here (default: next to the model)")
+    e.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return p
 
 
@@ -76,19 +94,19 @@ def _cmd_datasets(args) -> int:
 
 
 def _cmd_fit(args) -> int:
+    d_train = TrainConfig()
     if (args.dataset is None) == (args.data is None):
         raise ValueError("give either a built-in DATASET name or --data FILE (not both)")
     data = args.data if args.data is not None else args.dataset
     if args.data is None and data not in toy_data.NAMES:
         raise ValueError(f"unknown dataset {data!r}; known datasets: {', '.join(toy_data.NAMES)} "
                          f"(use --data FILE for your own .npy/.csv)")
-    model = MLPConfig(dim=1, hidden=args.hidden, depth=args.depth, activation=args.activation)
-    train = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr)
-    if args.resume is None:
-        x_dim = api.resolve_data(data, args.seed, args.n_train)[0].shape[1]
-        model = MLPConfig(**{**model.to_dict(), "dim": x_dim})
+    model = MLPConfig(hidden=args.hidden, depth=args.depth, activation=args.activation)
+    train = TrainConfig(steps=args.steps or d_train.steps, batch_size=args.batch_size, lr=args.lr,
+                        objective=args.objective, parametrization=args.parametrization, var_type=args.var,
+                        t_sampling=args.t_sampling)
     res = api.fit(data, args.out, steps=args.steps, T=args.T, schedule=args.schedule, seed=args.seed,
-                  backend=args.backend, model=model, train=train, n_train=args.n_train, var_type=args.var,
+                  backend=args.backend, model=model, train=train, n_train=args.n_train,
                   progress=not args.quiet, overwrite=args.overwrite, resume=args.resume)
     m = res.metrics
     print(f"wrote {', '.join(api.OUTPUT_FILES)} to {args.out}")
@@ -114,9 +132,31 @@ def _cmd_sample(args) -> int:
     return 0
 
 
+def _cmd_eval(args) -> int:
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(args.model)), "eval.json")
+    if os.path.exists(out) and not args.overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it (or --out elsewhere)")
+    data = args.data
+    if data not in toy_data.NAMES and not os.path.exists(data):
+        raise ValueError(f"--data {data!r} is neither a built-in dataset ({', '.join(toy_data.NAMES)}) nor a file")
+    res = api.evaluate(args.model, data, seed=args.seed, n=args.n, bin_width=args.bin_width)
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(res, f, indent=2)
+    os.replace(tmp, out)
+    try:
+        from .plots import save_profile_plot
+        save_profile_plot(os.path.splitext(out)[0] + "_profile.png", res)
+    except ImportError:
+        pass
+    print(json.dumps({k: v for k, v in res.items() if k != "profile_bits_per_dim"}, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"datasets": _cmd_datasets, "fit": _cmd_fit, "sample": _cmd_sample}[args.command]
+    handler = {"datasets": _cmd_datasets, "fit": _cmd_fit, "sample": _cmd_sample, "eval": _cmd_eval}[args.command]
     old_format = warnings.formatwarning
     warnings.formatwarning = lambda msg, cat, *a, **k: f"ddpm: warning: {msg}\n"
     try:

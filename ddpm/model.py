@@ -59,7 +59,7 @@ class Model:
     cfg: MLPConfig
     tcfg: TrainConfig
     sched: Schedule
-    state: dict                      # {"params", "opt": {"m", "v", "step"}, "ema"}
+    state: dict                      # {"params", "opt": {"m", "v", "step"}, "ema", "lt_hist", "lt_count"}
     norm: Normalizer
     rng_state: dict                  # bit generator state of the training rng after `step` steps
     losses: np.ndarray               # L_simple per step so far
@@ -75,6 +75,8 @@ class Model:
         for prefix, where in _GROUPS.items():
             d = self.state[where] if isinstance(where, str) else self.state[where[0]][where[1]]
             arrays.update({f"{prefix}.{k}": v for k, v in d.items()})
+        arrays["lt_hist"] = self.state["lt_hist"]
+        arrays["lt_count"] = self.state["lt_count"]
         arrays["beta"] = self.sched.beta[1:]
         arrays["data_mean"] = self.norm.mean
         arrays["data_scale"] = self.norm.scale
@@ -92,7 +94,9 @@ class Model:
             tcfg = TrainConfig(**config["train"])
             sc = config["schedule"]
             sched = ddpm_ref.schedule_from_betas(arrays["beta"], name=sc["name"], params=sc["params"], warn=False)
-            state = {"params": {}, "ema": {}, "opt": {"m": {}, "v": {}, "step": int(config["step"])}}
+            state = {"params": {}, "ema": {}, "opt": {"m": {}, "v": {}, "step": int(config["step"])},
+                     "lt_hist": np.array(arrays["lt_hist"], dtype=np.float64),
+                     "lt_count": np.array(arrays["lt_count"], dtype=np.int64)}
             for key, arr in arrays.items():
                 prefix, _, name = key.partition(".")
                 if prefix in _GROUPS:
@@ -111,5 +115,7 @@ class Model:
         for group in (self.state["params"], self.state["ema"], self.state["opt"]["m"], self.state["opt"]["v"]):
             if set(group) != set(ref) or any(group[k].shape != ref[k].shape for k in ref):
                 raise CheckpointError(f"{path}: weight arrays do not match the stored architecture {self.cfg}")
+        if self.state["lt_hist"].shape[0] != self.sched.T + 1:
+            raise CheckpointError(f"{path}: loss history does not match T = {self.sched.T}")
         if self.norm.mean.shape != (self.cfg.dim,) or self.norm.scale.shape != (self.cfg.dim,):
             raise CheckpointError(f"{path}: data normalisation does not match dimension {self.cfg.dim}")

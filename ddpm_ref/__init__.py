@@ -8,6 +8,8 @@ et al. 2015; modules follow the paper's order:
     mlp.py        ε_θ(x_t, t): an MLP with a sinusoidal time embedding; forward and hand-written backward
     optim.py      Adam, gradient clipping, EMA of the weights
     train.py      L_simple (Eq. 14) and Algorithm 1
+    param.py      what the network predicts (ε, x_0, v, μ) and σ_t² (β, β̃, learned): conversions in one place
+    bound.py      the variational bound L_T + Σ L_t + L_0 (Eq. 5), Gaussian KL, decoders
     sample.py     p_θ(x_{t−1}|x_t) (Eqs. 1, 11) and Algorithm 2
     checkpoint.py arrays + JSON config in one .npz, no pickle, atomic writes
 
@@ -29,13 +31,17 @@ No function draws random numbers itself except the outer loops, which take an ex
 ``numpy.random.Generator``; everything else takes its noise as an argument.
 """
 
+from .bound import LN2, bound, discretized_gaussian_nll, gaussian_nll, normal_kl, normal_kl_grad, prior_kl, terms_at
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .forward import extract, q_mean_variance, q_posterior, q_sample, q_step
 from .mlp import ACTIVATIONS, MLPConfig, backward, forward, init_params, timestep_embedding
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update, global_norm
-from .sample import VAR_TYPES, p_mean_variance, p_sample, p_sample_loop, predict_x0_from_eps
+from .param import (PARAMETRIZATIONS, VAR_TYPES, eps_from_v, eps_from_x0, mean_from_output, p_log_variance,
+                    predict_x0, target, v_from_x0_eps, x0_from_eps, x0_from_mean, x0_from_v)
+from .sample import p_mean_variance, p_sample, p_sample_loop, predict_x0_from_eps
 from .schedule import SCHEDULES, Schedule, TerminalSNRWarning, make_schedule, schedule_from_betas
-from .train import TrainConfig, draw_batch, init_state, learning_rate, loss_simple, train, train_step
+from .train import (HISTORY, OBJECTIVES, TrainConfig, draw_batch, importance_probs, init_state, learning_rate, loss_simple,
+                    objective_and_grads, train, train_step)
 
 __all__ = [
     "Schedule", "make_schedule", "schedule_from_betas", "SCHEDULES", "TerminalSNRWarning",
@@ -43,6 +49,9 @@ __all__ = [
     "MLPConfig", "ACTIVATIONS", "timestep_embedding", "init_params", "forward", "backward",
     "adam_init", "adam_update", "clip_grad_norm", "global_norm", "ema_update",
     "TrainConfig", "loss_simple", "draw_batch", "init_state", "train_step", "train", "learning_rate",
-    "VAR_TYPES", "predict_x0_from_eps", "p_mean_variance", "p_sample", "p_sample_loop",
+    "HISTORY", "OBJECTIVES", "importance_probs", "objective_and_grads", "PARAMETRIZATIONS", "VAR_TYPES", "predict_x0", "target", "mean_from_output",
+    "p_log_variance", "x0_from_eps", "eps_from_x0", "v_from_x0_eps", "x0_from_v", "eps_from_v", "x0_from_mean",
+    "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "bound",
+    "predict_x0_from_eps", "p_mean_variance", "p_sample", "p_sample_loop",
     "save_checkpoint", "load_checkpoint", "CheckpointError",
 ]

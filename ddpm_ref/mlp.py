@@ -32,6 +32,11 @@ class MLPConfig:
     activation: str = "silu"     # smooth activations fit the smooth score of noised data better than relu
     emb_dim: int = 32            # E: width of the sinusoidal time embedding (16 frequencies)
     max_period: float = 10000.0  # longest period of the embedding, as in Transformer/Ho et al.
+    out_dim: int | None = None   # output width: None means D (ε_θ); 2D for learned variances
+
+    @property
+    def n_out(self) -> int:
+        return self.dim if self.out_dim is None else self.out_dim
 
     def __post_init__(self):
         for name in ("dim", "hidden", "depth", "emb_dim"):
@@ -42,6 +47,8 @@ class MLPConfig:
             raise ValueError(f"MLPConfig.emb_dim must be even (sin and cos pairs), got {self.emb_dim}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"unknown activation {self.activation!r}; known: {', '.join(sorted(ACTIVATIONS))}")
+        if self.out_dim is not None and (not isinstance(self.out_dim, (int, np.integer)) or self.out_dim < 1):
+            raise ValueError(f"MLPConfig.out_dim must be a positive integer or None, got {self.out_dim!r}")
         if not (self.max_period > 1):
             raise ValueError(f"MLPConfig.max_period must be > 1, got {self.max_period!r}")
 
@@ -106,13 +113,9 @@ def timestep_embedding(t, emb_dim: int, max_period: float = 10000.0) -> np.ndarr
     return np.concatenate([np.sin(arg), np.cos(arg)], axis=1)              # (B, E)
 
 
-def init_params(cfg: MLPConfig, rng: np.random.Generator, out_dim: int | None = None) -> dict:
-    """Weights drawn U(−1/√fan_in, 1/√fan_in) (the common default for linear layers), biases 0.
-
-    ``out_dim`` defaults to D (ε_θ); models that also output variances ask for more.
-    """
-    out_dim = cfg.dim if out_dim is None else out_dim
-    widths = [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [out_dim]
+def init_params(cfg: MLPConfig, rng: np.random.Generator) -> dict:
+    """Weights drawn U(−1/√fan_in, 1/√fan_in) (the common default for linear layers), biases 0."""
+    widths = [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out]
     params = {}
     for l, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         bound = 1.0 / math.sqrt(fan_in)
@@ -125,10 +128,9 @@ def param_count(params: dict) -> int:
     return int(sum(v.size for v in params.values()))
 
 
-def flops_per_point(cfg: MLPConfig, out_dim: int | None = None) -> int:
+def flops_per_point(cfg: MLPConfig) -> int:
     """Multiply-add FLOPs (2 per MAC) of one forward pass for one point."""
-    out_dim = cfg.dim if out_dim is None else out_dim
-    widths = [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [out_dim]
+    widths = [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out]
     return int(sum(2 * a * b for a, b in zip(widths[:-1], widths[1:])))
 
 
@@ -137,7 +139,7 @@ def _n_layers(params: dict) -> int:
 
 
 def forward(params: dict, x: np.ndarray, t, cfg: MLPConfig) -> tuple[np.ndarray, dict]:
-    """ε_θ(x_t, t) for a batch: x (B, D), t int or (B,). Returns out (B, out_dim) and the cache for backward."""
+    """The network on a batch: x (B, D), t int or (B,). Returns out (B, n_out) and the cache for backward."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != cfg.dim:
         raise ValueError(f"x must have shape (B, {cfg.dim}), got {x.shape}")

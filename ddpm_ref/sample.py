@@ -2,7 +2,8 @@
 
     p_θ(x_{t−1} | x_t) = N(x_{t−1}; μ_θ(x_t, t), σ_t² I)                               (Eq. 1)
     μ_θ(x_t, t) = 1/√α_t · (x_t − β_t/√(1 − ᾱ_t) · ε_θ(x_t, t))                         (Eq. 11)
-    σ_t² = β_t  or  σ_t² = β̃_t   (both give similar samples, Ho et al. Sec. 3.2)
+    σ_t² = β_t  or  σ_t² = β̃_t   (both give similar samples, Ho et al. Sec. 3.2), or learned
+For other parametrisations (x_0, v, μ) μ_θ = μ̃_t(x_t, x̂_0) — see ``param.py``.
 
 Algorithm 2 (Sampling):
     1: x_T ~ N(0, I)
@@ -18,41 +19,38 @@ import numpy as np
 
 from .forward import extract
 from .mlp import MLPConfig, forward
+from .param import VAR_TYPES, _check_param, _check_var, mean_from_output, p_log_variance, x0_from_eps
 from .schedule import Schedule
 
 __all__ = ["VAR_TYPES", "predict_x0_from_eps", "p_mean_variance", "p_sample", "p_sample_loop"]
 
-VAR_TYPES = ("beta", "beta_tilde")
-
-
-def _sigma2_array(sched: Schedule, var_type: str) -> np.ndarray:
-    if var_type == "beta":
-        return sched.beta
-    if var_type == "beta_tilde":
-        return sched.beta_tilde
-    raise ValueError(f"unknown variance choice {var_type!r}; choose one of {', '.join(VAR_TYPES)}")
-
-
-def predict_x0_from_eps(sched: Schedule, xt: np.ndarray, t, eps: np.ndarray) -> np.ndarray:
-    """x̂_0 = (x_t − √(1 − ᾱ_t)·ε)/√ᾱ_t: Eq. 4 solved for x_0."""
-    return (xt - extract(sched.sqrt_one_minus_alpha_bar, t, xt) * eps) / extract(sched.sqrt_alpha_bar, t, xt)
+predict_x0_from_eps = x0_from_eps
 
 
 def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t,
-                    var_type: str = "beta") -> tuple[np.ndarray, np.ndarray]:
-    """Mean μ_θ(x_t, t) (Eq. 11) and variance σ_t² of p_θ(x_{t−1} | x_t)."""
-    sigma2 = _sigma2_array(sched, var_type)
-    eps_theta, _ = forward(params, xt, t, cfg)                             # (B, D)
-    coef = extract(sched.beta / np.maximum(sched.sqrt_one_minus_alpha_bar, 1e-300), t, xt)
-    mean = (xt - coef * eps_theta) / extract(np.sqrt(sched.alpha), t, xt)  # Eq. 11
-    return mean, extract(sigma2, t, xt)
+                    var_type: str = "beta", parametrization: str = "eps") -> tuple[np.ndarray, np.ndarray]:
+    """Mean μ_θ(x_t, t) (Eq. 11 for "eps") and variance σ_t² of p_θ(x_{t−1} | x_t).
+
+    σ_t² is β_t, β̃_t (exactly; 0 at t = 1) or learned (from the network's extra outputs).
+    """
+    _check_var(var_type)
+    out, _ = forward(params, xt, t, cfg)                                   # (B, n_out)
+    D = xt.shape[1]
+    mean, _ = mean_from_output(parametrization, sched, xt, t, out[:, :D])
+    if var_type == "beta":
+        var = extract(sched.beta, t, xt)
+    elif var_type == "beta_tilde":
+        var = extract(sched.beta_tilde, t, xt)
+    else:
+        var = np.exp(p_log_variance(sched, var_type, t, xt, out[:, D:])[0])
+    return mean, var
 
 
 def p_sample(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t: int, *, z: np.ndarray,
-             var_type: str = "beta") -> np.ndarray:
+             var_type: str = "beta", parametrization: str = "eps") -> np.ndarray:
     """Alg. 2 lines 3–4: x_{t−1} = μ_θ(x_t, t) + σ_t·z, with z forced to 0 at t = 1 (Alg. 2 line 3)."""
     t = int(t)
-    mean, var = p_mean_variance(params, cfg, sched, xt, t, var_type)
+    mean, var = p_mean_variance(params, cfg, sched, xt, t, var_type, parametrization)
     if t == 1:
         return mean
     return mean + np.sqrt(var) * z
@@ -60,7 +58,7 @@ def p_sample(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t: i
 
 def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray | None = None,
                   rng: np.random.Generator | None = None, var_type: str = "beta",
-                  return_trajectory: bool = False):
+                  parametrization: str = "eps", return_trajectory: bool = False):
     """Algorithm 2 from a given x_T (N, D) down to x_0.
 
     The noise of line 3 comes either from ``z`` of shape (T, N, D), where ``z[t-1]`` is used at step
@@ -71,7 +69,8 @@ def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray
     x = np.array(x_T, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != cfg.dim:
         raise ValueError(f"x_T must have shape (N, {cfg.dim}), got {x.shape}")
-    _sigma2_array(sched, var_type)
+    _check_var(var_type)
+    _check_param(parametrization)
     T = sched.T
     if (z is None) == (rng is None):
         raise ValueError("pass exactly one noise source: z (an array of shape (T, N, D)) or rng")
@@ -88,7 +87,7 @@ def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray
             z_t = None                                                     # Alg. 2 line 3: z = 0 at t = 1
         else:
             z_t = z[t - 1] if z is not None else rng.standard_normal(x.shape)
-        x = p_sample(params, cfg, sched, x, t, z=z_t, var_type=var_type)
+        x = p_sample(params, cfg, sched, x, t, z=z_t, var_type=var_type, parametrization=parametrization)
         if traj is not None:
             traj[t - 1] = x
     return (x, traj) if return_trajectory else x

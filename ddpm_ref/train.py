@@ -1,4 +1,4 @@
-"""Training: the simplified objective L_simple and Algorithm 1 of Ho et al. 2020.
+"""Training: Algorithm 1 of Ho et al. 2020 and the objectives L_simple, L_vlb and L_hybrid.
 
 Algorithm 1 (Training), repeated until converged:
     1: x_0 ~ q(x_0)                       (a batch of data)
@@ -8,6 +8,14 @@ Algorithm 1 (Training), repeated until converged:
 
 ``draw_batch`` draws lines 1–3 from a passed ``rng``; ``train_step`` does line 4 given those draws
 (so any backend can be fed the same numbers); ``train`` is the loop.
+
+Objectives (``TrainConfig.objective``), each with its gradient written by hand:
+    simple   L_simple = mean ‖target − out‖² (Eq. 14; the target is ε, x_0, v or μ̃ per parametrisation)
+    vlb      L_vlb = Σ_t L_t estimated as T·E_t[L_t] (bits per dimension), t uniform or importance-
+             sampled with p_t ∝ √E[L_t²] over the last 10 values seen at each t, weight 1/(T p_t)
+             (Nichol & Dhariwal 2021, Sec. 3.3)
+    hybrid   L_simple + λ·L_vlb with λ = 0.001 and μ_θ held fixed inside L_vlb (stop-gradient), so
+             L_vlb only trains the learned variance (Nichol & Dhariwal 2021, Sec. 3.1)
 """
 
 from __future__ import annotations
@@ -17,12 +25,19 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .bound import LN2, terms_at
 from .forward import q_sample
 from .mlp import MLPConfig, backward, forward, init_params
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update
+from .param import PARAMETRIZATIONS, VAR_TYPES, target
 from .schedule import Schedule
 
-__all__ = ["TrainConfig", "loss_simple", "draw_batch", "init_state", "train_step", "train", "learning_rate"]
+__all__ = ["TrainConfig", "OBJECTIVES", "loss_simple", "draw_batch", "init_state", "objective_and_grads",
+           "train_step", "train",
+           "learning_rate", "importance_probs", "HISTORY"]
+
+OBJECTIVES = ("simple", "vlb", "hybrid")
+HISTORY = 10                     # recent L_t values kept per t for importance sampling
 
 
 @dataclass(frozen=True)
@@ -38,8 +53,19 @@ class TrainConfig:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
+    objective: str = "simple"        # Ho et al.'s choice: best samples
+    parametrization: str = "eps"     # what the network predicts: eps, x0, v or mu
+    var_type: str = "beta"           # σ_t²: beta, beta_tilde (fixed) or learned
+    t_sampling: str = "uniform"      # uniform, or importance (L_vlb only)
+    hybrid_lambda: float = 0.001     # Nichol & Dhariwal's λ
 
     def __post_init__(self):
+        for name, allowed in (("objective", OBJECTIVES), ("parametrization", PARAMETRIZATIONS),
+                              ("var_type", VAR_TYPES), ("t_sampling", ("uniform", "importance"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+        if self.t_sampling == "importance" and self.objective != "vlb":
+            raise ValueError("t_sampling='importance' is for objective='vlb' (it reweights the bound's terms)")
         for name in ("steps", "batch_size"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
@@ -64,42 +90,101 @@ def learning_rate(tcfg: TrainConfig, step: int) -> float:
     return lo + 0.5 * (tcfg.lr - lo) * (1.0 + math.cos(math.pi * frac))
 
 
-def loss_simple(eps: np.ndarray, eps_theta: np.ndarray) -> tuple[float, np.ndarray]:
-    """L_simple = mean over the batch and the D coordinates of (ε − ε_θ)² (Eq. 14, averaged not summed
-    over coordinates, like Ho's ``mean_flat``). Returns (loss, ∂loss/∂ε_θ)."""
-    diff = eps_theta - eps                                                 # (B, D)
+def loss_simple(target_: np.ndarray, out: np.ndarray) -> tuple[float, np.ndarray]:
+    """L_simple = mean over the batch and the D coordinates of (target − out)² (Eq. 14 with target ε,
+    averaged not summed over coordinates, like Ho's ``mean_flat``). Returns (loss, ∂loss/∂out)."""
+    diff = out - target_                                                   # (B, D)
     loss = float(np.mean(diff * diff))
-    deps_theta = 2.0 * diff / diff.size                                    # (B, D)
-    return loss, deps_theta
+    dout = 2.0 * diff / diff.size                                          # (B, D)
+    return loss, dout
 
 
-def draw_batch(rng: np.random.Generator, data: np.ndarray, batch_size: int, T: int):
-    """Alg. 1 lines 1–3: x_0 (B, D) drawn with replacement from data, t ~ U{1..T} (B,), ε ~ N(0, I) (B, D)."""
+def importance_probs(state: dict, T: int) -> np.ndarray | None:
+    """p_t ∝ √E[L_t²] over the stored history, mixed with 0.1% uniform; None until every t has
+    HISTORY values (sampling stays uniform until then)."""
+    count = state["lt_count"][1:]
+    if count.min() < HISTORY:
+        return None
+    p = np.sqrt(np.mean(state["lt_hist"][1:] ** 2, axis=1))                # (T,)
+    p = p / p.sum()
+    return p * (1.0 - 1e-3) + 1e-3 / T
+
+
+def draw_batch(rng: np.random.Generator, data: np.ndarray, batch_size: int, T: int, p_t: np.ndarray | None = None):
+    """Alg. 1 lines 1–3: x_0 (B, D) drawn with replacement from data, t ~ U{1..T} (B,) (or t ~ p_t
+    (T,) for importance sampling), ε ~ N(0, I) (B, D)."""
     idx = rng.integers(0, data.shape[0], size=batch_size)
-    t = rng.integers(1, T + 1, size=batch_size)
+    if p_t is None:
+        t = rng.integers(1, T + 1, size=batch_size)
+    else:
+        t = rng.choice(T, size=batch_size, p=p_t) + 1
     eps = rng.standard_normal((batch_size, data.shape[1]))
     return data[idx], t, eps
 
 
-def init_state(cfg: MLPConfig, rng: np.random.Generator) -> dict:
-    """Fresh training state: parameters θ, Adam moments, EMA copy of θ."""
+def init_state(cfg: MLPConfig, rng: np.random.Generator, T: int) -> dict:
+    """Fresh training state: parameters θ, Adam moments, EMA copy of θ, and the per-t loss history
+    (T+1, HISTORY) with its counts used by importance sampling."""
     params = init_params(cfg, rng)
-    return {"params": params, "opt": adam_init(params), "ema": {k: v.copy() for k, v in params.items()}}
+    return {"params": params, "opt": adam_init(params), "ema": {k: v.copy() for k, v in params.items()},
+            "lt_hist": np.zeros((T + 1, HISTORY)), "lt_count": np.zeros(T + 1, dtype=np.int64)}
+
+
+def objective_and_grads(params: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarray, sched: Schedule,
+                        cfg: MLPConfig, tcfg: TrainConfig, weights: np.ndarray | None = None):
+    """The training objective for given draws (x_0, t, ε) and its gradient w.r.t. every parameter.
+
+    Returns (loss, grads, vlb_terms): ``vlb_terms`` (B,) are the per-point bound terms L_t in nats
+    (None for L_simple), which feed the importance sampler's history.
+    """
+    D = x0.shape[1]
+    xt = q_sample(sched, x0, t, eps)                                       # (B, D), Eq. 4
+    out, cache = forward(params, xt, t, cfg)                               # (B, n_out)
+    dout = np.zeros_like(out)
+    loss, term = 0.0, None
+    if tcfg.objective in ("simple", "hybrid"):
+        l_s, dout[:, :D] = loss_simple(target(tcfg.parametrization, sched, x0, xt, t, eps), out[:, :D])
+        loss += l_s
+    if tcfg.objective in ("vlb", "hybrid"):
+        term, dterm = terms_at(sched, x0, xt, t, out, tcfg.parametrization, tcfg.var_type, grads=True)
+        w = np.ones(x0.shape[0]) if weights is None else weights
+        scale = sched.T / (D * LN2)                                        # Σ_t L_t = T·E_t[L_t], bits/dim
+        l_v = float(np.mean(w * term)) * scale
+        dv = (w * scale / x0.shape[0])[:, None] * dterm                     # (B, n_out)
+        if tcfg.objective == "hybrid":
+            dv[:, :D] = 0.0                                                # stop-gradient on μ_θ
+            l_v, dv = tcfg.hybrid_lambda * l_v, tcfg.hybrid_lambda * dv
+        loss += l_v
+        dout += dv
+    return loss, backward(params, cache, dout, cfg), term
 
 
 def train_step(state: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarray, sched: Schedule,
-               cfg: MLPConfig, tcfg: TrainConfig) -> tuple[dict, float]:
-    """Alg. 1 line 4 for given draws (x_0, t, ε): one clipped Adam step on L_simple, then the EMA update."""
-    params = state["params"]
-    xt = q_sample(sched, x0, t, eps)                                       # (B, D), Eq. 4
-    eps_theta, cache = forward(params, xt, t, cfg)                         # (B, D)
-    loss, deps_theta = loss_simple(eps, eps_theta)
-    grads = backward(params, cache, deps_theta, cfg)
+               cfg: MLPConfig, tcfg: TrainConfig, weights: np.ndarray | None = None) -> tuple[dict, float]:
+    """Alg. 1 line 4 for given draws (x_0, t, ε): one clipped Adam step on the objective, then the EMA update.
+
+    ``weights`` (B,) multiply the L_vlb terms (1/(T p_t) under importance sampling). Returns the new
+    state and the loss.
+    """
+    loss, grads, term = objective_and_grads(state["params"], x0, t, eps, sched, cfg, tcfg, weights)
     grads, _ = clip_grad_norm(grads, tcfg.grad_clip)
     lr = learning_rate(tcfg, state["opt"]["step"])
-    params, opt = adam_update(params, grads, state["opt"], lr, tcfg.adam_beta1, tcfg.adam_beta2, tcfg.adam_eps)
+    params, opt = adam_update(state["params"], grads, state["opt"], lr, tcfg.adam_beta1, tcfg.adam_beta2,
+                              tcfg.adam_eps)
     ema = ema_update(state["ema"], params, tcfg.ema_decay)
-    return {"params": params, "opt": opt, "ema": ema}, loss
+    new = {"params": params, "opt": opt, "ema": ema, "lt_hist": state["lt_hist"], "lt_count": state["lt_count"]}
+    if term is not None:
+        new["lt_hist"], new["lt_count"] = _push_history(state, t, term)
+    return new, loss
+
+
+def _push_history(state: dict, t: np.ndarray, term: np.ndarray):
+    """Append each L_t value of the batch to its t's ring buffer of the last HISTORY values."""
+    hist, count = state["lt_hist"].copy(), state["lt_count"].copy()
+    for ti, li in zip(np.broadcast_to(t, term.shape), term):
+        hist[ti, count[ti] % HISTORY] = li
+        count[ti] += 1
+    return hist, count
 
 
 def train(state: dict, data: np.ndarray, sched: Schedule, cfg: MLPConfig, tcfg: TrainConfig,
@@ -111,10 +196,14 @@ def train(state: dict, data: np.ndarray, sched: Schedule, cfg: MLPConfig, tcfg: 
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2 or data.shape[1] != cfg.dim:
         raise ValueError(f"data must have shape (N, {cfg.dim}), got {data.shape}")
+    if state["lt_hist"].shape[0] != sched.T + 1:
+        raise ValueError(f"training state was made for T = {state['lt_hist'].shape[0] - 1}, schedule has T = {sched.T}")
     losses = np.empty(n_steps)
     for i in range(n_steps):
-        x0, t, eps = draw_batch(rng, data, tcfg.batch_size, sched.T)
-        state, losses[i] = train_step(state, x0, t, eps, sched, cfg, tcfg)
+        p_t = importance_probs(state, sched.T) if tcfg.t_sampling == "importance" else None
+        x0, t, eps = draw_batch(rng, data, tcfg.batch_size, sched.T, p_t)
+        weights = None if p_t is None else 1.0 / (sched.T * p_t[t - 1])
+        state, losses[i] = train_step(state, x0, t, eps, sched, cfg, tcfg, weights)
         if callback is not None:
             callback(state["opt"]["step"], losses[i])
     return state, losses

@@ -104,8 +104,8 @@ def test_model_round_trips_through_its_checkpoint(tmp_path):
 def test_api_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown backend 'cuda'"):
         ddpm.fit("moons", backend="cuda", **SMALL)
-    with pytest.raises(ValueError, match="unknown variance choice"):
-        ddpm.fit("moons", var_type="big", **SMALL)
+    with pytest.raises(ValueError, match="unknown var_type 'big'"):
+        ddpm.fit("moons", train=TrainConfig(var_type="big"), **SMALL)
     with pytest.raises(ValueError, match="unknown dataset 'moon'"):
         ddpm.fit("moon", **SMALL)
     with pytest.raises(ValueError, match=r"column\(s\) \[1\] are constant"):

@@ -132,7 +132,7 @@ def test_training_lowers_the_loss(rng):
     sched = ddpm_ref.make_schedule("linear", 50)
     cfg = MLPConfig(hidden=32, depth=2)
     tcfg = ddpm_ref.TrainConfig(steps=300, batch_size=128, lr=3e-3)
-    state = ddpm_ref.init_state(cfg, rng)
+    state = ddpm_ref.init_state(cfg, rng, sched.T)
     data = np.concatenate([rng.normal(-1, 0.1, (500, 2)), rng.normal(1, 0.1, (500, 2))])
     state, losses = ddpm_ref.train(state, data, sched, cfg, tcfg, rng, 300)
     assert state["opt"]["step"] == 300

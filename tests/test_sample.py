@@ -86,7 +86,7 @@ def test_sampler_validates_its_inputs(model, rng):
         p_sample_loop(params, cfg, sched, x_T, rng=rng, z=np.zeros((sched.T, 4, 2)))
     with pytest.raises(ValueError, match=r"z must have shape \(T, N, D\)"):
         p_sample_loop(params, cfg, sched, x_T, z=np.zeros((sched.T - 1, 4, 2)))
-    with pytest.raises(ValueError, match="unknown variance choice 'learned'"):
-        p_sample_loop(params, cfg, sched, x_T, rng=rng, var_type="learned")
+    with pytest.raises(ValueError, match="unknown variance choice 'big'"):
+        p_sample_loop(params, cfg, sched, x_T, rng=rng, var_type="big")
     with pytest.raises(ValueError, match=r"x_T must have shape \(N, 2\)"):
         p_sample_loop(params, cfg, sched, np.zeros((4, 3)), rng=rng)
