@@ -37,9 +37,13 @@ class Normalizer:
     scale: np.ndarray
 
     @classmethod
-    def fit(cls, x: np.ndarray) -> "Normalizer":
+    def fit(cls, x: np.ndarray, isotropic: bool = False) -> "Normalizer":
+        """Per-coordinate z-scoring, or (``isotropic``) centring and one scale for all coordinates,
+        chosen so that the mean variance per coordinate is 1 (Sohl-Dickstein's "scaled to unit variance")."""
         mean = x.mean(axis=0)
         scale = x.std(axis=0)
+        if isotropic:
+            scale = np.full_like(scale, np.sqrt(np.mean(scale ** 2)))
         const = np.flatnonzero(scale <= 1e-12 * np.maximum(1.0, np.abs(mean)))
         if const.size:
             raise ValueError(f"data column(s) {const.tolist()} are constant: nothing to model there; drop them")

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from .forward import extract, q_mean_variance, q_posterior, q_sample
-from .param import mean_from_output, p_log_variance
+from .param import check_compatible, mean_from_output, p_log_variance
 from .schedule import Schedule
 
 __all__ = ["LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl",
@@ -126,6 +126,7 @@ def bound(predict, sched: Schedule, x0, rng: np.random.Generator, parametrizatio
     filled (rows 0 and 1 zero), ``total`` (N,).
     """
     x0 = np.asarray(x0, dtype=np.float64)
+    check_compatible(sched, parametrization)
     N, D = x0.shape
     T = sched.T
     L_T = prior_kl(sched, x0)

@@ -15,7 +15,7 @@ backprop needs.
 Reverse variance σ_t² (``var_type``): "beta" (β_t), "beta_tilde" (β̃_t; at t = 1, where β̃_1 = 0, the
 log-variance is clipped to log β̃_2 as in Improved DDPM so that the decoder has a density), or
 "learned" (Nichol & Dhariwal 2021, Eq. 15): the network outputs D more numbers v ∈ ℝ and
-log σ_t² = f·log β_t + (1 − f)·log β̃_t with f = (v + 1)/2.
+log σ_t² = f·log β_t + (1 − f)·log β̃_t with f = (v + 1)/2, clipped to [0, 1] (see p_log_variance).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from .schedule import Schedule
 
 __all__ = ["PARAMETRIZATIONS", "VAR_TYPES", "x0_from_eps", "eps_from_x0", "v_from_x0_eps", "x0_from_v",
            "eps_from_v", "x0_from_mean", "target", "predict_x0", "mean_from_output", "log_beta_tilde_clipped",
-           "p_log_variance", "out_dim"]
+           "p_log_variance", "out_dim", "check_compatible"]
 
 PARAMETRIZATIONS = ("eps", "x0", "v", "mu")
 VAR_TYPES = ("beta", "beta_tilde", "learned")
@@ -41,6 +41,15 @@ def _check_param(parametrization: str) -> None:
 def _check_var(var_type: str) -> None:
     if var_type not in VAR_TYPES:
         raise ValueError(f"unknown variance choice {var_type!r}; choose one of {', '.join(VAR_TYPES)}")
+
+
+def check_compatible(sched: Schedule, parametrization: str) -> None:
+    """ε-prediction cannot give x_0 at a step with ᾱ_t = 0 (x_t is pure noise, x̂_0 = (x_t − ε)/0):
+    refuse that pairing up front rather than produce inf/NaN deep inside sampling."""
+    _check_param(parametrization)
+    if parametrization == "eps" and sched.alpha_bar[-1] <= 0:
+        raise ValueError(f"schedule {sched.name!r} ends at alpha_bar_T = 0 (beta_T = 1): the eps "
+                         f"parametrization cannot recover x_0 there; use x0, v or mu")
 
 
 def out_dim(dim: int, var_type: str) -> int:
@@ -148,5 +157,10 @@ def p_log_variance(sched: Schedule, var_type: str, t, xt, v=None):
     if v is None:
         raise ValueError("var_type 'learned' needs the network's variance outputs v")
     hi, lo = extract(log_beta, t, xt), extract(log_bt, t, xt)
-    f = (v + 1.0) / 2.0
-    return f * hi + (1.0 - f) * lo, 0.5 * (hi - lo) * np.ones_like(v)
+    # Deviation from Improved DDPM: f is clipped to [0, 1], so σ_t² stays between β̃_t and β_t — the
+    # two bounds on the optimal reverse variance (Ho et al. Sec. 3.2). Unclipped, an untrained
+    # network's extrapolated v overflows exp(log σ²) within a few sampling steps. ∂/∂v is 0 outside.
+    f_raw = (v + 1.0) / 2.0
+    f = np.clip(f_raw, 0.0, 1.0)
+    inside = (f_raw >= 0.0) & (f_raw <= 1.0)
+    return f * hi + (1.0 - f) * lo, np.where(inside, 0.5 * (hi - lo), 0.0)

@@ -19,7 +19,7 @@ import numpy as np
 
 from .forward import extract
 from .mlp import MLPConfig, forward
-from .param import VAR_TYPES, _check_param, _check_var, mean_from_output, p_log_variance, x0_from_eps
+from .param import VAR_TYPES, _check_var, check_compatible, mean_from_output, p_log_variance, x0_from_eps
 from .schedule import Schedule
 
 __all__ = ["VAR_TYPES", "predict_x0_from_eps", "p_mean_variance", "p_sample", "p_sample_loop"]
@@ -70,7 +70,7 @@ def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray
     if x.ndim != 2 or x.shape[1] != cfg.dim:
         raise ValueError(f"x_T must have shape (N, {cfg.dim}), got {x.shape}")
     _check_var(var_type)
-    _check_param(parametrization)
+    check_compatible(sched, parametrization)
     T = sched.T
     if (z is None) == (rng is None):
         raise ValueError("pass exactly one noise source: z (an array of shape (T, N, D)) or rng")

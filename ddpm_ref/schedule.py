@@ -85,10 +85,13 @@ def schedule_from_betas(beta: np.ndarray, name: str = "custom", params: dict | N
     if not np.all(np.isfinite(b)):
         bad = int(np.flatnonzero(~np.isfinite(b))[0]) + 1
         raise ValueError(f"beta must be finite; beta_{bad} = {b[bad - 1]}")
-    if np.any(b <= 0) or np.any(b >= 1):
-        bad = int(np.flatnonzero((b <= 0) | (b >= 1))[0]) + 1
-        raise ValueError(f"every beta_t must satisfy 0 < beta_t < 1 (a variance of one forward step); "
-                         f"beta_{bad} = {float(b[bad - 1])!r}")
+    # β_T = 1 is allowed (ᾱ_T = 0: zero terminal SNR, x_T is pure noise); β_t = 1 earlier would erase
+    # the data before the chain ends, and β_t ≥ 1 or ≤ 0 is not a variance of a contraction step.
+    upper_ok = np.concatenate([b[:-1] < 1, b[-1:] <= 1])
+    if np.any(b <= 0) or not np.all(upper_ok):
+        bad = int(np.flatnonzero((b <= 0) | ~upper_ok)[0]) + 1
+        raise ValueError(f"every beta_t must satisfy 0 < beta_t < 1 (a variance of one forward step; only "
+                         f"beta_T may equal 1); beta_{bad} = {float(b[bad - 1])!r}")
 
     beta = np.concatenate([[0.0], b])                        # (T+1,), beta[0] = 0
     alpha = 1.0 - beta                                       # α_t
@@ -146,7 +149,15 @@ def _cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarr
     return np.minimum(1.0 - alpha_bar[1:] / alpha_bar[:-1], max_beta)
 
 
-SCHEDULES = {"linear": _linear_betas, "cosine": _cosine_betas}
+def _sohl_dickstein_betas(T: int) -> np.ndarray:
+    # β_t = 1/(T − t + 1): β_1 = 1/T small, β_T = 1 (ᾱ_T = 0 exactly). The fixed schedule the
+    # issue names after Sohl-Dickstein et al. 2015 (in their paper it is the binomial-diffusion
+    # schedule; their Gaussian runs learned β_2..T with β_1 fixed).
+    t = np.arange(1, T + 1, dtype=np.float64)
+    return 1.0 / (T - t + 1.0)
+
+
+SCHEDULES = {"linear": _linear_betas, "cosine": _cosine_betas, "sohl_dickstein": _sohl_dickstein_betas}
 
 
 def make_schedule(name: str, T: int, warn: bool = True, **params) -> Schedule:
@@ -155,6 +166,7 @@ def make_schedule(name: str, T: int, warn: bool = True, **params) -> Schedule:
     ``linear``: β_t evenly spaced from 1e-4·(1000/T) to 0.02·(1000/T) (Ho et al. at T = 1000,
     rescaled as Improved DDPM does; ``beta_start``/``beta_end`` override the ends).
     ``cosine``: Nichol & Dhariwal Eq. 17 (``s`` = 0.008, ``max_beta`` = 0.999).
+    ``sohl_dickstein``: β_t = 1/(T − t + 1), ending at β_T = 1 (ᾱ_T = 0).
     """
     if not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1:
         raise ValueError(f"T must be a positive integer number of steps, got {T!r}")

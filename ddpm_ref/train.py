@@ -29,7 +29,7 @@ from .bound import LN2, terms_at
 from .forward import q_sample
 from .mlp import MLPConfig, backward, forward, init_params
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update
-from .param import PARAMETRIZATIONS, VAR_TYPES, target
+from .param import PARAMETRIZATIONS, VAR_TYPES, check_compatible, target
 from .schedule import Schedule
 
 __all__ = ["TrainConfig", "OBJECTIVES", "loss_simple", "draw_batch", "init_state", "objective_and_grads",
@@ -196,6 +196,7 @@ def train(state: dict, data: np.ndarray, sched: Schedule, cfg: MLPConfig, tcfg: 
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2 or data.shape[1] != cfg.dim:
         raise ValueError(f"data must have shape (N, {cfg.dim}), got {data.shape}")
+    check_compatible(sched, tcfg.parametrization)
     if state["lt_hist"].shape[0] != sched.T + 1:
         raise ValueError(f"training state was made for T = {state['lt_hist'].shape[0] - 1}, schedule has T = {sched.T}")
     losses = np.empty(n_steps)

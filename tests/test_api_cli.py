@@ -168,3 +168,59 @@ def test_cli_reports_a_bad_data_file(tmp_path, capsys):
     assert main(["fit", "--data", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
     assert "bad.csv: line 2 has a non-numeric cell 'x'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_fit_reports_a_heldout_bound_and_eval_writes_json(tmp_path, capsys):
+    res = ddpm.fit("8gaussians", tmp_path / "g", steps=30, **SMALL)
+    hb = res.metrics["heldout_bound"]
+    for key in ("bound_bits_per_dim", "bound_bits_per_dim_se", "L_T_bits_per_dim", "L_t_sum_bits_per_dim",
+                "L_0_bits_per_dim", "n_points"):
+        assert key in hb, key
+    total = hb["L_T_bits_per_dim"] + hb["L_t_sum_bits_per_dim"] + hb["L_0_bits_per_dim"]
+    assert total == pytest.approx(hb["bound_bits_per_dim"], rel=1e-9)
+    assert (tmp_path / "g" / "bound_profile.png").is_file()
+    model = str(tmp_path / "g" / "model.npz")
+    assert main(["eval", model, "--data", "8gaussians", "-n", "300"]) == 0
+    ev = json.loads((tmp_path / "g" / "eval.json").read_text())
+    assert ev["n_points"] == 300 and "energy_distance" in ev and "true_nll_bits_per_dim" in ev
+    assert ev["bound_bits_per_dim"] > ev["true_nll_bits_per_dim"]             # 30 steps: a loose bound
+    capsys.readouterr()
+    assert main(["eval", model, "--data", "8gaussians", "-n", "300"]) == 2   # never overwrites silently
+    assert "eval.json exists" in capsys.readouterr().err
+
+
+def test_bound_is_reported_in_data_coordinates(tmp_path):
+    # Scaling the data by c adds log2(c) bits/dim to the density bound of the same model.
+    res = ddpm.fit("moons", steps=20, **SMALL)
+    x = np.random.default_rng(0).normal(size=(200, 2))
+    a = ddpm.likelihood_bound(res.model, x, seed=0)
+    m2 = ddpm.load_model  # same model, data and normaliser scaled by 8
+    import copy
+    scaled = copy.deepcopy(res.model)
+    scaled.norm = type(scaled.norm)(scaled.norm.mean * 8, scaled.norm.scale * 8)
+    b = ddpm.likelihood_bound(scaled, x * 8, seed=0)
+    assert b["bound_bits_per_dim"] - a["bound_bits_per_dim"] == pytest.approx(3.0, rel=1e-9)
+    assert b["L_t_sum_bits_per_dim"] == pytest.approx(a["L_t_sum_bits_per_dim"], rel=1e-9)
+
+
+def test_learned_variance_and_other_parametrisations_fit_and_sample(tmp_path):
+    for tc in (TrainConfig(objective="hybrid", var_type="learned"), TrainConfig(parametrization="v"),
+               TrainConfig(objective="vlb", parametrization="mu", var_type="learned", t_sampling="importance")):
+        res = ddpm.fit("moons", tmp_path / tc.objective / tc.parametrization, steps=40, train=tc, **SMALL)
+        assert np.all(np.isfinite(res.samples))
+        m = ddpm.load_model(tmp_path / tc.objective / tc.parametrization / "model.npz")
+        assert m.tcfg == res.model.tcfg and m.cfg.n_out == (4 if tc.var_type == "learned" else 2)
+        np.testing.assert_array_equal(m.state["lt_hist"], res.model.state["lt_hist"])
+
+
+def test_preset_sohl_dickstein_runs_from_the_cli(tmp_path):
+    out = tmp_path / "sd"
+    assert main(["fit", "swiss_roll", "--preset", "sohl_dickstein", "--out", str(out), "--steps", "30",
+                 "--hidden", "8", "--quiet"]) == 0
+    m = ddpm.load_model(out / "model.npz")
+    assert m.sched.T == 40 and m.sched.name == "sohl_dickstein"
+    assert m.tcfg.objective == "vlb" and m.tcfg.parametrization == "mu" and m.tcfg.var_type == "learned"
+    assert np.allclose(m.norm.scale, m.norm.scale[0])                          # one constant for all coordinates
+    from ddpm.presets import sohl_dickstein_report
+    rep = sohl_dickstein_report(m, np.random.default_rng(0).normal(size=(100, 2)))
+    assert rep["K_minus_L_null_bits"] == pytest.approx(rep["K_bits"] - rep["L_null_bits"])

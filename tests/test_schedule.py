@@ -64,7 +64,8 @@ def test_weak_schedule_warns_with_alpha_bar_T():
 
 @pytest.mark.parametrize("betas, match", [
     ([0.1, 0.0, 0.2], "beta_2 = 0.0"),
-    ([0.1, 1.0], "beta_2 = 1.0"),
+    ([0.1, 1.0, 0.2], "beta_2 = 1.0"),
+    ([0.1, 1.5], "only beta_T may equal 1"),
     ([0.1, -0.3], "0 < beta_t < 1"),
     ([0.1, float("nan")], "finite"),
     ([0.1, float("inf")], "finite"),
@@ -95,3 +96,19 @@ def test_bad_schedule_parameter_is_named():
 def test_linear_schedule_with_too_few_steps_is_impossible():
     with pytest.raises(ValueError, match=r"needs T > 20 .* got T = 10"):
         make_schedule("linear", 10)
+
+
+def test_sohl_dickstein_schedule_ends_at_pure_noise():
+    s = make_schedule("sohl_dickstein", 40)
+    np.testing.assert_allclose(s.beta[1:], 1.0 / (40 - np.arange(1, 41) + 1))
+    np.testing.assert_allclose(s.alpha_bar, 1 - np.arange(41) / 40, atol=1e-15)   # ᾱ_t = 1 − t/T
+    assert s.alpha_bar[-1] == 0 and s.posterior_mean_coef_xt[-1] == 0
+
+
+def test_eps_parametrization_refuses_a_schedule_with_alpha_bar_T_zero():
+    s = make_schedule("sohl_dickstein", 10)
+    cfg = ddpm_ref.MLPConfig(hidden=4, depth=1)
+    params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="eps parametrization cannot recover x_0"):
+        ddpm_ref.p_sample_loop(params, cfg, s, np.zeros((2, 2)), rng=np.random.default_rng(0))
+    ddpm_ref.p_sample_loop(params, cfg, s, np.zeros((2, 2)), rng=np.random.default_rng(0), parametrization="mu")

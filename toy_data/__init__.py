@@ -18,7 +18,7 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["draw", "load", "NAMES", "DataError", "log_density_8gaussians", "EIGHT_GAUSSIANS"]
+__all__ = ["draw", "load", "NAMES", "DataError", "log_density_8gaussians", "EIGHT_GAUSSIANS", "LOG_DENSITIES"]
 
 
 class DataError(ValueError):
@@ -136,6 +136,7 @@ _GENERATORS = {
     "2spirals": _2spirals, "checkerboard": _checkerboard, "line": _line,
 }
 NAMES = tuple(_GENERATORS)
+LOG_DENSITIES = {"8gaussians": log_density_8gaussians}   # datasets whose exact density is known
 
 
 def draw(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
