@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+import ddpm_fast
 import ddpm_ref
 import toy_data
 from ddpm_ref import MLPConfig, TrainConfig
@@ -27,9 +28,10 @@ from .model import Model, Normalizer, data_fingerprint
 __all__ = ["fit", "sample", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
            "OUTPUT_FILES"]
 
-BACKENDS = ("numpy",)
+BACKENDS = ddpm_fast.BACKENDS
 OUTPUT_FILES = ("model.npz", "samples.npy", "samples.png", "loss.png", "bound_profile.png", "metrics.json")
-N_TRAIN_DEFAULT = 10_000      # points drawn from a built-in generator for training
+N_TRAIN_DEFAULT = 100_000     # points drawn from a built-in generator for training: enough that the
+                              # training set's own sampling error is small next to the evaluation floor
 N_EVAL = 5_000                # samples and fresh data points compared by the energy distance
 FINAL_LOSS_WINDOW = 200       # final_loss = mean L_simple over the last steps (one step is noisy)
 N_BOUND = 1_000               # held-out points on which fit reports the likelihood bound (SE ≈ 0.02 bits/dim)
@@ -45,9 +47,21 @@ class FitResult:
     out: str | None
 
 
-def _check_backend(backend: str) -> None:
+def _choose_backend(backend: str | None, tcfg: TrainConfig | None = None) -> str:
+    """The backend to run: the one asked for (checked), or by default numba when it is installed and
+    implements the configuration, else the numpy reference."""
+    if backend is None:
+        backend = ddpm_fast.default_backend()
+        if backend == "numba" and tcfg is not None and ddpm_fast.supports(tcfg):
+            backend = "numpy"
+        return backend
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
+    if backend not in ddpm_fast.available_backends():
+        raise ValueError(f"backend {backend!r} is not installed: pip install 'ddpm[cpu]' (or pip install numba)")
+    if backend == "numba" and tcfg is not None and ddpm_fast.supports(tcfg):
+        raise ValueError(ddpm_fast.supports(tcfg))
+    return backend
 
 
 def resolve_data(data, seed: int = 0, n_train: int = N_TRAIN_DEFAULT, n_eval: int = N_EVAL):
@@ -94,7 +108,7 @@ def _progress(total: int, initial: int, enabled: bool):
 
 
 def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000, schedule: str = "linear",
-        seed: int = 0, backend: str = "numpy", model: MLPConfig | None = None, train: TrainConfig | None = None,
+        seed: int = 0, backend: str | None = None, model: MLPConfig | None = None, train: TrainConfig | None = None,
         n_train: int = N_TRAIN_DEFAULT, n_eval: int = N_EVAL, progress: bool = True,
         overwrite: bool = False, resume=None, checkpoint_every: int = 2000, callback=None,
         normalize: str = "per_dim") -> FitResult:
@@ -109,7 +123,8 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
     ``normalize``: "per_dim" (z-score each coordinate) or "isotropic" (centre, one scale for all).
     Returns a :class:`FitResult`.
     """
-    _check_backend(backend)
+    if backend is not None:
+        _choose_backend(backend)                                           # fail early on unknown names
     if normalize not in ("per_dim", "isotropic"):
         raise ValueError(f"unknown normalize {normalize!r}; choose per_dim or isotropic")
     if out is not None:
@@ -148,6 +163,8 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
                   {"data_source": source, "data_sha256": data_fingerprint(train_x), "seed": seed,
                    "n_train": int(train_x.shape[0]), "backend": backend, "normalize": normalize})
 
+    backend = _choose_backend(backend, m.tcfg)
+    m.info["backend"] = backend
     u = m.norm.to_model(train_x)
     bar = _progress(m.tcfg.steps, m.step, progress)
     t0 = time.perf_counter()
@@ -163,7 +180,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
     try:
         while m.step < m.tcfg.steps:
             n = min(checkpoint_every, m.tcfg.steps - m.step) if out is not None else m.tcfg.steps - m.step
-            m.state, chunk = ddpm_ref.train(m.state, u, m.sched, m.cfg, m.tcfg, rng, n, callback=cb)
+            m.state, chunk = ddpm_fast.train(m.state, u, m.sched, m.cfg, m.tcfg, rng, n, callback=cb, backend=backend)
             m.losses = np.concatenate([m.losses, chunk])
             m.rng_state = rng.bit_generator.state
             if out is not None:
@@ -174,7 +191,8 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
     train_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    samples = sample(m, held.shape[0], seed=int(ss_eval.generate_state(1)[0]))
+    samples = sample(m, held.shape[0], seed=int(ss_eval.generate_state(1)[0]),
+                     backend="numpy" if backend == "numpy" else None)
     sample_seconds = time.perf_counter() - t0
     metrics = {
         "dataset": source, "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]),
@@ -212,13 +230,14 @@ def load_model(path) -> Model:
 
 
 def sample(model, n: int, *, seed: int = 0, var_type: str | None = None, use_ema: bool = True,
-           backend: str = "numpy", return_trajectory: bool = False):
+           backend: str | None = None, return_trajectory: bool = False):
     """Draw n points with Algorithm 2 from a fitted model (a :class:`Model` or a checkpoint path).
 
     Returns points (n, D) in the data's own coordinates (and the trajectory (T+1, n, D), also in data
-    coordinates, if ``return_trajectory``). Uses the EMA weights unless ``use_ema=False``.
+    coordinates, if ``return_trajectory``). Uses the EMA weights unless ``use_ema=False``. The
+    default backend is numba when installed and it implements the model (ε, fixed σ²), else numpy;
+    the numba sampler draws z in-kernel from a seed taken from the same rng.
     """
-    _check_backend(backend)
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
     m = model if isinstance(model, Model) else Model.load(model)
@@ -228,8 +247,14 @@ def sample(model, n: int, *, seed: int = 0, var_type: str | None = None, use_ema
     rng = np.random.default_rng(seed)
     weights = m.state["ema"] if use_ema else m.state["params"]
     x_T = rng.standard_normal((int(n), m.cfg.dim))                         # Alg. 2 line 1
-    res = ddpm_ref.p_sample_loop(weights, m.cfg, m.sched, x_T, rng=rng, var_type=var_type,
-                                 parametrization=m.tcfg.parametrization, return_trajectory=return_trajectory)
+    fused_ok = m.tcfg.parametrization == "eps" and var_type in ("beta", "beta_tilde") and not return_trajectory
+    if backend is None:
+        backend = ddpm_fast.default_backend() if fused_ok else "numpy"
+    else:
+        _choose_backend(backend)
+    res = ddpm_fast.p_sample_loop(weights, m.cfg, m.sched, x_T, rng=rng, var_type=var_type,
+                                  parametrization=m.tcfg.parametrization, return_trajectory=return_trajectory,
+                                  backend=backend)
     if return_trajectory:
         x0, traj = res
         return m.norm.to_data(x0), m.norm.to_data(traj)

@@ -45,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--steps", type=_positive_int, default=None, help=f"training steps (default {d_train.steps})")
     f.add_argument("--T", type=_positive_int, default=1000, help="diffusion steps T (default %(default)s)")
     f.add_argument("--schedule", choices=sorted(SCHEDULES), default="linear", help="β schedule (default %(default)s)")
-    f.add_argument("--backend", choices=api.BACKENDS, default="numpy", help="compute backend (default %(default)s)")
+    f.add_argument("--backend", choices=api.BACKENDS, default=None,
+                   help="compute backend (default: numba when installed and it implements the settings, else numpy)")
     f.add_argument("--seed", type=int, default=0, help="seed for data, training and evaluation (default %(default)s)")
     f.add_argument("--batch-size", type=_positive_int, default=d_train.batch_size)
     f.add_argument("--lr", type=float, default=d_train.lr)
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--var", choices=VAR_TYPES, default=None, help="sampling variance (default: the fit's)")
 
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
+    s.add_argument("--backend", choices=api.BACKENDS, default=None, help="compute backend (default: as fit)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     e = sub.add_parser("eval", help="likelihood bound (bits/dim) and sample statistics of a fitted model on data")
@@ -130,7 +132,8 @@ def _cmd_sample(args) -> int:
         raise ValueError(f"--out must name a .npy file, got {args.out!r}")
     if os.path.exists(args.out) and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
-    x = api.sample(args.model, args.n, seed=args.seed, var_type=args.var, use_ema=not args.no_ema)
+    x = api.sample(args.model, args.n, seed=args.seed, var_type=args.var, use_ema=not args.no_ema,
+                   backend=args.backend)
     folder = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(folder, exist_ok=True)
     tmp = args.out + ".tmp.npy"

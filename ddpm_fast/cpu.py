@@ -1,0 +1,294 @@
+"""Numba kernels for the CPU: Algorithm 1 (K fused training steps) and Algorithm 2 (all T reverse steps).
+
+No new math: every kernel computes what a ``ddpm_ref`` function computes (named in its docstring),
+in float32 or float64. Parameters live in one flat vector θ with fixed offsets per layer, so
+Adam, clipping and the EMA are single loops and no Python object is touched inside a compiled loop.
+
+Layout of θ for L = depth + 1 linear layers of widths w_0 = D + E, w_1..w_{L−1} = H, w_L = n_out:
+    W_l (w_l, w_{l+1}) row-major, then b_l (w_{l+1},), for l = 0..L−1, in that order.
+
+Random numbers: training takes its draws (data indices, t, ε) as arrays, so it can be fed exactly
+the numbers the reference draws; the sampler takes z either as an array (parity) or draws it
+in-kernel from a counter-based generator keyed by (seed, t, point, coordinate) — SplitMix64 of the
+key, then Box–Muller — so the result does not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+ACT_CODES = {"relu": 0, "silu": 1, "gelu": 2, "tanh": 3}
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+# --- flat parameter layout ----------------------------------------------------------------------------
+
+def layout(widths):
+    """Offsets of W_l and b_l in θ: array (L, 2) of start indices, and the total size."""
+    offs = []
+    o = 0
+    for fi, fo in zip(widths[:-1], widths[1:]):
+        offs.append((o, o + fi * fo))
+        o += fi * fo + fo
+    return np.array(offs, dtype=np.int64), o
+
+
+def pack(params: dict, widths, dtype) -> np.ndarray:
+    """dict of W{l}, b{l} -> flat θ (see module docstring)."""
+    offs, n = layout(widths)
+    theta = np.empty(n, dtype=dtype)
+    for l in range(len(widths) - 1):
+        w, b = params[f"W{l}"], params[f"b{l}"]
+        theta[offs[l, 0]:offs[l, 0] + w.size] = w.ravel()
+        theta[offs[l, 1]:offs[l, 1] + b.size] = b
+    return theta
+
+
+def unpack(theta: np.ndarray, widths) -> dict:
+    """flat θ -> dict of float64 W{l}, b{l}."""
+    offs, _ = layout(widths)
+    out = {}
+    for l, (fi, fo) in enumerate(zip(widths[:-1], widths[1:])):
+        out[f"W{l}"] = theta[offs[l, 0]:offs[l, 0] + fi * fo].reshape(fi, fo).astype(np.float64)
+        out[f"b{l}"] = theta[offs[l, 1]:offs[l, 1] + fo].astype(np.float64)
+    return out
+
+
+# --- activations (same formulas as ddpm_ref.mlp) ---------------------------------------------------------
+
+@nb.njit(inline="always", fastmath=False)
+def _act(a, code):
+    if code == 0:
+        return a if a > 0 else 0.0 * a
+    if code == 1:
+        if a >= 0:
+            return a / (1.0 + math.exp(-a))
+        e = math.exp(a)
+        return a * e / (1.0 + e)
+    if code == 2:
+        return 0.5 * a * (1.0 + math.tanh(_GELU_C * (a + 0.044715 * a * a * a)))
+    return math.tanh(a)
+
+
+@nb.njit(inline="always", fastmath=False)
+def _dact(a, h, code):
+    if code == 0:
+        return 1.0 if a > 0 else 0.0
+    if code == 1:
+        if a >= 0:
+            s = 1.0 / (1.0 + math.exp(-a))
+        else:
+            e = math.exp(a)
+            s = e / (1.0 + e)
+        return s * (1.0 + a * (1.0 - s))
+    if code == 2:
+        u = _GELU_C * (a + 0.044715 * a * a * a)
+        th = math.tanh(u)
+        return 0.5 * (1.0 + th) + 0.5 * a * (1.0 - th * th) * _GELU_C * (1.0 + 3 * 0.044715 * a * a)
+    return 1.0 - h * h
+
+
+# --- counter-based normal numbers ---------------------------------------------------------------------
+
+@nb.njit(inline="always")
+def _splitmix64(x):
+    x = (x + np.uint64(0x9E3779B97F4A7C15))
+    z = x
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@nb.njit(inline="always")
+def counter_normal(seed, step, index):
+    """A standard normal number that is a pure function of (seed, step, index) (SplitMix64 + Box–Muller)."""
+    key = _splitmix64(np.uint64(seed) ^ _splitmix64(np.uint64(step) * np.uint64(0x100000001B3) + np.uint64(index)))
+    k2 = _splitmix64(key)
+    u1 = ((key >> np.uint64(11)) + np.uint64(1)) * (1.0 / 9007199254740993.0)  # (0, 1]
+    u2 = (k2 >> np.uint64(11)) * (1.0 / 9007199254740992.0)                   # [0, 1)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+# --- Algorithm 1: K fused training steps ----------------------------------------------------------------
+
+@nb.njit(cache=True)
+def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data, idx, tt, eps, emb_table,
+                       sqrt_ab, sqrt_1mab, lrs, beta1, beta2, adam_eps, grad_clip, ema_decay, losses):
+    """K steps of ``ddpm_ref.train_step`` (objective simple, ε-parametrisation), all in one call.
+
+    θ, m, v, ema (P,) are updated in place; ``losses`` (K,) receives L_simple per step. Draws for
+    step k: x_0 = data[idx[k]], t = tt[k], ε = eps[k]. Returns the Adam step count after the K steps.
+    Workspaces are allocated once per call as flat vectors whose slices are reshaped into contiguous
+    (B, width) views, so the K-step loop allocates nothing.
+    """
+    K, B = idx.shape
+    D = data.shape[1]
+    L = widths.shape[0] - 1
+    hoff = np.zeros(L + 1, dtype=np.int64)                 # h_l: input of linear layer l, (B, w_l)
+    aoff = np.zeros(L + 1, dtype=np.int64)                 # a_l: its output, (B, w_{l+1})
+    wmax = 0
+    for l in range(L):
+        hoff[l + 1] = hoff[l] + B * widths[l]
+        aoff[l + 1] = aoff[l] + B * widths[l + 1]
+    for l in range(L + 1):
+        wmax = max(wmax, widths[l])
+    dt = theta.dtype
+    hws = np.zeros(hoff[L], dtype=dt)
+    aws = np.zeros(aoff[L], dtype=dt)
+    d1 = np.zeros(B * wmax, dtype=dt)
+    d2 = np.zeros(B * wmax, dtype=dt)
+    grad = np.zeros(theta.shape[0], dtype=dt)
+    n_out = widths[L]
+    for k in range(K):
+        # forward: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε (Eq. 4); input [x_t, emb(t)]
+        h0 = hws[0:B * widths[0]].reshape((B, widths[0]))
+        for b in range(B):
+            t = tt[k, b]
+            for d in range(D):
+                h0[b, d] = sqrt_ab[t] * data[idx[k, b], d] + sqrt_1mab[t] * eps[k, b, d]
+            for e in range(widths[0] - D):
+                h0[b, D + e] = emb_table[t, e]
+        for l in range(L):
+            fi, fo = widths[l], widths[l + 1]
+            W = theta[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
+            bias = theta[offs[l, 1]:offs[l, 1] + fo]
+            h = hws[hoff[l]:hoff[l + 1]].reshape((B, fi))
+            a = aws[aoff[l]:aoff[l + 1]].reshape((B, fo))
+            np.dot(h, W, a)                                                   # (B, fo)
+            for b in range(B):
+                for j in range(fo):
+                    a[b, j] += bias[j]
+            if l < L - 1:
+                hn = hws[hoff[l + 1]:hoff[l + 2]].reshape((B, fo))
+                for b in range(B):
+                    for j in range(fo):
+                        hn[b, j] = _act(a[b, j], act_code)
+        # L_simple = mean (ε_θ − ε)², ∂/∂ε_θ = 2(ε_θ − ε)/(B·D)
+        out = aws[aoff[L - 1]:aoff[L]].reshape((B, n_out))
+        dcur = d1[0:B * n_out].reshape((B, n_out))
+        loss = 0.0
+        for b in range(B):
+            for j in range(n_out):
+                diff = out[b, j] - eps[k, b, j]
+                loss += diff * diff
+                dcur[b, j] = 2.0 * diff / (B * n_out)
+        losses[k] = loss / (B * n_out)
+        # backward (ddpm_ref.mlp.backward); dcur holds ∂loss/∂a_l on entry to layer l
+        src, dst = d1, d2
+        for l in range(L - 1, -1, -1):
+            fi, fo = widths[l], widths[l + 1]
+            dA = src[0:B * fo].reshape((B, fo))
+            h = hws[hoff[l]:hoff[l + 1]].reshape((B, fi))
+            gW = grad[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
+            np.dot(h.T, dA, gW)                                               # (fi, fo)
+            gb = grad[offs[l, 1]:offs[l, 1] + fo]
+            for j in range(fo):
+                gb[j] = 0.0
+            for b in range(B):
+                for j in range(fo):
+                    gb[j] += dA[b, j]
+            if l > 0:
+                W = theta[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
+                dH = dst[0:B * fi].reshape((B, fi))
+                np.dot(dA, W.T, dH)                                           # ∂loss/∂h_l (B, fi)
+                a_prev = aws[aoff[l - 1]:aoff[l]].reshape((B, fi))
+                for b in range(B):
+                    for j in range(fi):
+                        dH[b, j] *= _dact(a_prev[b, j], h[b, j], act_code)   # → ∂loss/∂a_{l−1}
+                src, dst = dst, src
+        # global-norm clipping, Adam (Kingma & Ba Alg. 1), EMA — ddpm_ref.optim
+        nrm = 0.0
+        for i in range(grad.shape[0]):
+            nrm += grad[i] * grad[i]
+        nrm = math.sqrt(nrm)
+        scale = 1.0
+        if grad_clip > 0 and nrm > grad_clip:
+            scale = grad_clip / (nrm + 1e-12)
+        adam_step += 1
+        bc1 = 1.0 - beta1 ** adam_step
+        bc2 = 1.0 - beta2 ** adam_step
+        lr = lrs[k]
+        for i in range(grad.shape[0]):
+            g = grad[i] * scale
+            m[i] = beta1 * m[i] + (1.0 - beta1) * g
+            v[i] = beta2 * v[i] + (1.0 - beta2) * g * g
+            theta[i] = theta[i] - lr * (m[i] / bc1) / (math.sqrt(v[i] / bc2) + adam_eps)
+            ema[i] = ema_decay * ema[i] + (1.0 - ema_decay) * theta[i]
+    return adam_step
+
+
+# --- Algorithm 2: all T reverse steps for tiles of points ------------------------------------------------
+
+@nb.njit(parallel=True, cache=True)
+def sample_kernel(theta, widths, offs, act_code, x, t_table, coef_eps, inv_sqrt_alpha, sigma, z, seed, tile):
+    """``ddpm_ref.p_sample_loop`` (ε-parametrisation, fixed σ_t) for x = x_T (N, D), in place.
+
+    ``t_table`` (T+1, H) = emb(t) @ W_0[D:] + b_0 (precomputed: it does not depend on the point);
+    ``coef_eps[t]`` = β_t/√(1−ᾱ_t), ``inv_sqrt_alpha[t]`` = 1/√α_t, ``sigma[t]`` = σ_t. Noise from
+    ``z`` (T, N, D) when it has T rows, else from the counter-based generator with ``seed``.
+    Tiles of ``tile`` points run all T steps in parallel, each in its own small workspace.
+    """
+    N, D = x.shape
+    T = t_table.shape[0] - 1
+    L = widths.shape[0] - 1
+    H = widths[1]
+    use_z = z.shape[0] == T
+    n_tiles = (N + tile - 1) // tile
+    for ti in nb.prange(n_tiles):
+        lo = ti * tile
+        hi = min(N, lo + tile)
+        n = hi - lo
+        hA = np.empty((tile, H), dtype=x.dtype)
+        hB = np.empty((tile, H), dtype=x.dtype)
+        out = np.empty((tile, D), dtype=x.dtype)
+        for t in range(T, 0, -1):
+            # layer 0: x W_0[:D] + table[t], activation
+            W0 = theta[offs[0, 0]:offs[0, 0] + widths[0] * H].reshape((widths[0], H))
+            for i in range(n):
+                for j in range(H):
+                    hA[i, j] = t_table[t, j]
+                for d in range(D):
+                    xv = x[lo + i, d]
+                    for j in range(H):
+                        hA[i, j] += xv * W0[d, j]
+                for j in range(H):
+                    hA[i, j] = _act(hA[i, j], act_code)
+            # hidden layers
+            for l in range(1, L - 1):
+                W = theta[offs[l, 0]:offs[l, 0] + H * H].reshape((H, H))
+                bias = theta[offs[l, 1]:offs[l, 1] + H]
+                for i in range(n):
+                    for j in range(H):
+                        hB[i, j] = bias[j]
+                    for kk in range(H):
+                        a = hA[i, kk]
+                        for j in range(H):
+                            hB[i, j] += a * W[kk, j]
+                    for j in range(H):
+                        hB[i, j] = _act(hB[i, j], act_code)
+                for i in range(n):
+                    for j in range(H):
+                        hA[i, j] = hB[i, j]
+            # read-out ε_θ and Alg. 2 line 4
+            WL = theta[offs[L - 1, 0]:offs[L - 1, 0] + H * D].reshape((H, D))
+            bL = theta[offs[L - 1, 1]:offs[L - 1, 1] + D]
+            for i in range(n):
+                for d in range(D):
+                    out[i, d] = bL[d]
+                for kk in range(H):
+                    a = hA[i, kk]
+                    for d in range(D):
+                        out[i, d] += a * WL[kk, d]
+                for d in range(D):
+                    mean = (x[lo + i, d] - coef_eps[t] * out[i, d]) * inv_sqrt_alpha[t]     # Eq. 11
+                    if t > 1:                                                             # z = 0 at t = 1
+                        if use_z:
+                            zz = z[t - 1, lo + i, d]
+                        else:
+                            zz = counter_normal(seed, t, (lo + i) * D + d)
+                        mean += sigma[t] * zz
+                    x[lo + i, d] = mean
+    return x
