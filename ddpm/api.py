@@ -173,7 +173,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
         if bar is not None:
             bar.update(1)
             if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss:.4f}")
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
         if callback is not None:
             callback(step, loss)
 

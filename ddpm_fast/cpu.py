@@ -21,6 +21,8 @@ import numba as nb
 import numpy as np
 
 ACT_CODES = {"relu": 0, "silu": 1, "gelu": 2, "tanh": 3}
+# Reassociation only (no "fast" NaN/inf assumptions): lets LLVM vectorise the reductions and loops.
+FASTMATH = {"reassoc", "contract", "arcp"}
 _GELU_C = math.sqrt(2.0 / math.pi)
 
 
@@ -114,7 +116,7 @@ def counter_normal(seed, step, index):
 
 # --- Algorithm 1: K fused training steps ----------------------------------------------------------------
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, fastmath=FASTMATH)
 def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data, idx, tt, eps, emb_table,
                        sqrt_ab, sqrt_1mab, lrs, beta1, beta2, adam_eps, grad_clip, ema_decay, losses):
     """K steps of ``ddpm_ref.train_step`` (objective simple, ε-parametrisation), all in one call.
@@ -222,7 +224,7 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data
 
 # --- Algorithm 2: all T reverse steps for tiles of points ------------------------------------------------
 
-@nb.njit(parallel=True, cache=True)
+@nb.njit(parallel=True, cache=True, fastmath=FASTMATH)
 def sample_kernel(theta, widths, offs, act_code, x, t_table, coef_eps, inv_sqrt_alpha, sigma, z, seed, tile):
     """``ddpm_ref.p_sample_loop`` (ε-parametrisation, fixed σ_t) for x = x_T (N, D), in place.
 
