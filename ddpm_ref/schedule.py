@@ -149,12 +149,15 @@ def _cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarr
     return np.minimum(1.0 - alpha_bar[1:] / alpha_bar[:-1], max_beta)
 
 
-def _sohl_dickstein_betas(T: int) -> np.ndarray:
-    # β_t = 1/(T − t + 1): β_1 = 1/T small, β_T = 1 (ᾱ_T = 0 exactly). The fixed schedule the
-    # issue names after Sohl-Dickstein et al. 2015 (in their paper it is the binomial-diffusion
-    # schedule; their Gaussian runs learned β_2..T with β_1 fixed).
+def _sohl_dickstein_betas(T: int, beta_1: float | None = None) -> np.ndarray:
+    # β_t = 1/(T − t + 1), β_T = 1 (ᾱ_T = 0 exactly); β_1 = 1/T unless ``beta_1`` sets it smaller
+    # (Sohl-Dickstein et al. 2015 fix β_1 to a small constant so the last reverse step can be
+    # sharp; their Gaussian runs learned β_2..T, 1/(T − t + 1) is their binomial schedule).
     t = np.arange(1, T + 1, dtype=np.float64)
-    return 1.0 / (T - t + 1.0)
+    beta = 1.0 / (T - t + 1.0)
+    if beta_1 is not None:
+        beta[0] = beta_1
+    return beta
 
 
 SCHEDULES = {"linear": _linear_betas, "cosine": _cosine_betas, "sohl_dickstein": _sohl_dickstein_betas}
@@ -166,7 +169,7 @@ def make_schedule(name: str, T: int, warn: bool = True, **params) -> Schedule:
     ``linear``: β_t evenly spaced from 1e-4·(1000/T) to 0.02·(1000/T) (Ho et al. at T = 1000,
     rescaled as Improved DDPM does; ``beta_start``/``beta_end`` override the ends).
     ``cosine``: Nichol & Dhariwal Eq. 17 (``s`` = 0.008, ``max_beta`` = 0.999).
-    ``sohl_dickstein``: β_t = 1/(T − t + 1), ending at β_T = 1 (ᾱ_T = 0).
+    ``sohl_dickstein``: β_t = 1/(T − t + 1), ending at β_T = 1 (ᾱ_T = 0); ``beta_1`` overrides β_1.
     """
     if not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1:
         raise ValueError(f"T must be a positive integer number of steps, got {T!r}")
