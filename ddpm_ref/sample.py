@@ -28,13 +28,15 @@ predict_x0_from_eps = x0_from_eps
 
 
 def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t,
-                    var_type: str = "beta", parametrization: str = "eps") -> tuple[np.ndarray, np.ndarray]:
+                    var_type: str = "beta", parametrization: str = "eps",
+                    t_model: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean μ_θ(x_t, t) (Eq. 11 for "eps") and variance σ_t² of p_θ(x_{t−1} | x_t).
 
-    σ_t² is β_t, β̃_t (exactly; 0 at t = 1) or learned (from the network's extra outputs).
+    σ_t² is β_t, β̃_t (exactly; 0 at t = 1) or learned (from the network's extra outputs). On a
+    respaced schedule ``t_model[t]`` is the original step the network was trained with.
     """
     _check_var(var_type)
-    out, _ = forward(params, xt, t, cfg)                                   # (B, n_out)
+    out, _ = forward(params, xt, t if t_model is None else t_model[t], cfg)   # (B, n_out)
     D = xt.shape[1]
     mean, _ = mean_from_output(parametrization, sched, xt, t, out[:, :D])
     if var_type == "beta":
@@ -47,10 +49,10 @@ def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarra
 
 
 def p_sample(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t: int, *, z: np.ndarray,
-             var_type: str = "beta", parametrization: str = "eps") -> np.ndarray:
+             var_type: str = "beta", parametrization: str = "eps", t_model: np.ndarray | None = None) -> np.ndarray:
     """Alg. 2 lines 3–4: x_{t−1} = μ_θ(x_t, t) + σ_t·z, with z forced to 0 at t = 1 (Alg. 2 line 3)."""
     t = int(t)
-    mean, var = p_mean_variance(params, cfg, sched, xt, t, var_type, parametrization)
+    mean, var = p_mean_variance(params, cfg, sched, xt, t, var_type, parametrization, t_model)
     if t == 1:
         return mean
     return mean + np.sqrt(var) * z
@@ -58,13 +60,15 @@ def p_sample(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t: i
 
 def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray | None = None,
                   rng: np.random.Generator | None = None, var_type: str = "beta",
-                  parametrization: str = "eps", return_trajectory: bool = False):
+                  parametrization: str = "eps", return_trajectory: bool = False,
+                  t_model: np.ndarray | None = None):
     """Algorithm 2 from a given x_T (N, D) down to x_0.
 
     The noise of line 3 comes either from ``z`` of shape (T, N, D), where ``z[t-1]`` is used at step
     t (``z[0]`` is ignored: z = 0 at t = 1), or is drawn step by step from ``rng`` — exactly one of
     the two. Returns x_0 (N, D), or (x_0, trajectory) with the trajectory (T + 1, N, D) indexed by t
-    (``trajectory[T]`` is x_T, ``trajectory[0]`` is x_0) when ``return_trajectory``.
+    (``trajectory[T]`` is x_T, ``trajectory[0]`` is x_0) when ``return_trajectory``. For a respaced
+    schedule (``respace.respace``) pass its ``t_model`` map: the network sees the original steps.
     """
     x = np.array(x_T, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != cfg.dim:
@@ -87,7 +91,8 @@ def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray
             z_t = None                                                     # Alg. 2 line 3: z = 0 at t = 1
         else:
             z_t = z[t - 1] if z is not None else rng.standard_normal(x.shape)
-        x = p_sample(params, cfg, sched, x, t, z=z_t, var_type=var_type, parametrization=parametrization)
+        x = p_sample(params, cfg, sched, x, t, z=z_t, var_type=var_type, parametrization=parametrization,
+                     t_model=t_model)
         if traj is not None:
             traj[t - 1] = x
     return (x, traj) if return_trajectory else x

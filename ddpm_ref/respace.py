@@ -1,0 +1,160 @@
+"""Sampling in K < T steps: which timesteps, the schedule of that subsequence, and DDIM.
+
+    timesteps(T, K, spacing)  K strictly decreasing steps in 1..T ("even", "leading", "trailing", "quad")
+    respace(sched, ts)        the schedule of the subsequence, built from ᾱ (Improved DDPM, Sec. 4):
+                              ᾱ'_k = ᾱ_{τ_k}, β'_k = 1 − ᾱ'_k/ᾱ'_{k−1}, so ancestral sampling on the K
+                              steps is exact for that subsequence; the network is still called with τ_k.
+    ddim_sample_loop          DDIM (Song et al. 2021, Eq. 12) with η ∈ [0, 1] on any subsequence
+    ddim_invert               deterministic DDIM run upwards, x_0 → x_T (η = 0)
+
+DDIM step from τ to the previous step τ' (ᾱ' = ᾱ_{τ'}, ᾱ_0 = 1):
+    x̂_0 from the network, ε̂ = (x_τ − √ᾱ_τ x̂_0)/√(1 − ᾱ_τ)
+    σ = η √((1 − ᾱ')/(1 − ᾱ_τ)) √(1 − ᾱ_τ/ᾱ')
+    x_τ' = √ᾱ' x̂_0 + √(1 − ᾱ' − σ²) ε̂ + σ z
+η = 1 on the full schedule is ancestral sampling with σ_t² = β̃_t; η = 0 is deterministic.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .mlp import MLPConfig, forward
+from .param import check_compatible, eps_from_x0, predict_x0
+from .schedule import Schedule, schedule_from_betas
+
+__all__ = ["SPACINGS", "timesteps", "respace", "network", "ddim_step", "ddim_sample_loop", "ddim_invert"]
+
+SPACINGS = ("even", "leading", "trailing", "quad")
+
+
+def _strictly_increasing_in(s: np.ndarray, T: int) -> np.ndarray:
+    """Nudge an increasing integer sequence to be strictly increasing within 1..T (needs len ≤ T)."""
+    s = np.clip(s.astype(np.int64), 1, T)
+    for i in range(1, len(s)):                       # forward: at least one more than the previous
+        s[i] = max(s[i], s[i - 1] + 1)
+    s[-1] = min(s[-1], T)
+    for i in range(len(s) - 2, -1, -1):              # backward: at most one less than the next
+        s[i] = min(s[i], s[i + 1] - 1)
+    return s
+
+
+def timesteps(T: int, K: int, spacing: str = "even") -> np.ndarray:
+    """K timesteps τ_1 > τ_2 > ... > τ_K in 1..T (descending, as the sampler visits them).
+
+    even: round(linspace(1, T, K)); leading: 1, 1 + c, 1 + 2c, ... with c = T // K (DDIM's "uniform");
+    trailing: T, T − T/K, ... (ends exactly at T); quad: 1 + (T − 1)·(i/(K − 1))² (DDIM's quadratic,
+    dense near t = 1). Collisions from rounding are resolved so the result is strictly decreasing.
+    """
+    for name, v in (("T", T), ("K", K)):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be a positive integer, got {v!r}")
+    if K > T:
+        raise ValueError(f"cannot take K = {K} steps out of T = {T}")
+    if spacing == "even":
+        s = np.floor(np.linspace(1, T, K) + 0.5)
+    elif spacing == "leading":
+        s = np.arange(K) * (T // K) + 1
+    elif spacing == "trailing":
+        s = np.floor(np.arange(T, 0, -T / K)[:K][::-1] + 0.5)
+    elif spacing == "quad":
+        s = np.floor(1 + (T - 1) * (np.arange(K) / max(K - 1, 1)) ** 2 + 0.5) if K > 1 else np.array([T])
+    else:
+        raise ValueError(f"unknown spacing {spacing!r}; choose one of {', '.join(SPACINGS)}")
+    return _strictly_increasing_in(np.asarray(s), T)[::-1].copy()
+
+
+def respace(sched: Schedule, ts: np.ndarray) -> tuple[Schedule, np.ndarray]:
+    """The schedule of the subsequence ``ts`` (descending steps of ``sched``) and the map k → τ_k.
+
+    Returns (sched_K, t_model) where sched_K has K steps with ᾱ'_k = ᾱ_{τ_k} and t_model (K + 1,)
+    holds the original step to give the network at new step k (t_model[0] = 0).
+    """
+    ts = np.asarray(ts)
+    up = np.sort(ts)
+    if up.size < 1 or np.any(np.diff(up) <= 0) or up[0] < 1 or up[-1] > sched.T:
+        raise ValueError(f"timesteps must be unique integers in 1..{sched.T}")
+    ab = sched.alpha_bar[up]                                             # ᾱ'_1..ᾱ'_K
+    ab_prev = np.concatenate([[1.0], ab[:-1]])
+    prev_step = np.concatenate([[0], up[:-1]])
+    # A new step that spans one original step keeps its β exactly; longer spans come from ᾱ.
+    beta = np.where(up - prev_step == 1, sched.beta[up], 1.0 - ab / ab_prev)
+    new = schedule_from_betas(beta, name=f"{sched.name}[{len(up)} of {sched.T}]",
+                              params={**sched.params, "respaced_from": sched.T}, warn=False)
+    return new, np.concatenate([[0], up])
+
+
+def network(params: dict, cfg: MLPConfig):
+    """The MLP as a function ``predict(x_t, t) -> out`` (what the DDIM functions and ``bound`` take)."""
+    return lambda xt, t: forward(params, xt, t, cfg)[0]
+
+
+def _x0_eps(predict, sched, xt, t, t_model, parametrization):
+    out = predict(xt, t_model)[:, :xt.shape[1]]
+    if parametrization == "eps":
+        eps = out
+        x0 = predict_x0("eps", sched, xt, t, out)
+    else:
+        x0 = predict_x0(parametrization, sched, xt, t, out)
+        eps = eps_from_x0(sched, xt, t, x0)
+    return x0, eps
+
+
+def ddim_step(sched: Schedule, xt, t: int, t_prev: int, x0_hat, eps_hat, eta: float, z):
+    """One DDIM update from step t to t_prev < t of the same schedule (Song et al. Eq. 12); z may be None if η = 0."""
+    ab_t, ab_p = sched.alpha_bar[t], sched.alpha_bar[t_prev]
+    sigma = eta * np.sqrt((1.0 - ab_p) / (1.0 - ab_t)) * np.sqrt(max(1.0 - ab_t / ab_p, 0.0))
+    x = np.sqrt(ab_p) * x0_hat + np.sqrt(max(1.0 - ab_p - sigma ** 2, 0.0)) * eps_hat
+    if sigma > 0:
+        x = x + sigma * z
+    return x
+
+
+def ddim_sample_loop(predict, sched: Schedule, x_T, *, ts=None, eta: float = 0.0,
+                     z=None, rng: np.random.Generator | None = None, parametrization: str = "eps"):
+    """DDIM from x_T (N, D) down the steps ``ts`` (descending; default all T) to x_0.
+
+    ``predict(x_t, t) -> out`` is the network (``network(params, cfg)`` for the MLP).
+
+    Noise for η > 0: ``z`` of shape (K, N, D) (z[k] used at the k-th visited step) or ``rng``.
+    """
+    if not (0.0 <= eta <= 1.0):
+        raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
+    check_compatible(sched, parametrization)
+    ts = np.arange(sched.T, 0, -1) if ts is None else np.asarray(ts)
+    x = np.array(x_T, dtype=np.float64)
+    if eta > 0 and (z is None) == (rng is None):
+        raise ValueError("with eta > 0 pass exactly one noise source: z (K, N, D) or rng")
+    if z is not None and np.shape(z) != (len(ts),) + x.shape:
+        raise ValueError(f"z must have shape (K, N, D) = {(len(ts),) + x.shape}, got {np.shape(z)}")
+    for k, t in enumerate(ts):
+        t = int(t)
+        t_prev = int(ts[k + 1]) if k + 1 < len(ts) else 0
+        x0_hat, eps_hat = _x0_eps(predict, sched, x, t, t, parametrization)
+        zk = None
+        if eta > 0:
+            zk = z[k] if z is not None else rng.standard_normal(x.shape)
+        x = ddim_step(sched, x, t, t_prev, x0_hat, eps_hat, eta, zk)
+    return x
+
+
+def ddim_invert(predict, sched: Schedule, x0, *, ts=None, parametrization: str = "eps"):
+    """Deterministic DDIM run upwards (η = 0): x_0 → x_{τ_1} through the steps ``ts`` (descending, as
+    for sampling; default all T). Sampling back with the same ``ts`` and η = 0 returns ≈ x_0, with an
+    error that shrinks as the steps get finer."""
+    check_compatible(sched, parametrization)
+    ts = np.arange(sched.T, 0, -1) if ts is None else np.asarray(ts)
+    x = np.array(x0, dtype=np.float64)
+    prev = 0
+    for t in ts[::-1]:
+        t = int(t)
+        if prev == 0:
+            # The network has no step 0: evaluate it at the first step, at √ᾱ_t x_0 — one fixed-point
+            # iteration of the implicit x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε̂(x_t, t).
+            ab = sched.alpha_bar[t]
+            _, eps_hat = _x0_eps(predict, sched, np.sqrt(ab) * x, t, t, parametrization)
+            x = np.sqrt(ab) * x + np.sqrt(1.0 - ab) * eps_hat
+        else:                                        # explicit step: ε̂ at the lower step (standard inversion)
+            x0_hat, eps_hat = _x0_eps(predict, sched, x, prev, prev, parametrization)
+            x = ddim_step(sched, x, prev, t, x0_hat, eps_hat, 0.0, None)
+        prev = t
+    return x
