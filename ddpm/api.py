@@ -230,13 +230,18 @@ def load_model(path) -> Model:
 
 
 def sample(model, n: int, *, seed: int = 0, var_type: str | None = None, use_ema: bool = True,
-           backend: str | None = None, return_trajectory: bool = False):
+           backend: str | None = None, return_trajectory: bool = False, sampler: str = "ancestral",
+           steps: int | None = None, eta: float = 0.0, spacing: str = "even"):
     """Draw n points with Algorithm 2 from a fitted model (a :class:`Model` or a checkpoint path).
 
     Returns points (n, D) in the data's own coordinates (and the trajectory (T+1, n, D), also in data
     coordinates, if ``return_trajectory``). Uses the EMA weights unless ``use_ema=False``. The
     default backend is numba when installed and it implements the model (ε, fixed σ²), else numpy;
     the numba sampler draws z in-kernel from a seed taken from the same rng.
+
+    ``sampler``: "ancestral" (Algorithm 2; with ``steps`` = K < T on the respaced schedule of K
+    steps chosen by ``spacing``) or "ddim" (η = ``eta``, K = ``steps`` or T). Both with K < T, and
+    DDIM always, run on the numpy reference.
     """
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
@@ -247,6 +252,26 @@ def sample(model, n: int, *, seed: int = 0, var_type: str | None = None, use_ema
     rng = np.random.default_rng(seed)
     weights = m.state["ema"] if use_ema else m.state["params"]
     x_T = rng.standard_normal((int(n), m.cfg.dim))                         # Alg. 2 line 1
+    if sampler not in ("ancestral", "ddim"):
+        raise ValueError(f"unknown sampler {sampler!r}; choose ancestral or ddim")
+    T = m.sched.T
+    K = T if steps is None else steps
+    if not isinstance(K, (int, np.integer)) or not 1 <= K <= T:
+        raise ValueError(f"steps must be an integer in 1..T = 1..{T}, got {steps!r}")
+    ts = ddpm_ref.timesteps(T, int(K), spacing)
+    if sampler == "ddim" or K < T:
+        if return_trajectory:
+            raise ValueError("trajectories are available for full ancestral sampling only")
+        if backend not in (None, "numpy"):
+            raise ValueError("DDIM and respaced sampling run on the numpy backend")
+        if sampler == "ddim":
+            x0 = ddpm_ref.ddim_sample_loop(ddpm_ref.network(weights, m.cfg), m.sched, x_T, ts=ts, eta=eta, rng=rng,
+                                           parametrization=m.tcfg.parametrization)
+        else:
+            sched_k, t_model = ddpm_ref.respace(m.sched, ts)
+            x0 = ddpm_ref.p_sample_loop(weights, m.cfg, sched_k, x_T, rng=rng, var_type=var_type,
+                                        parametrization=m.tcfg.parametrization, t_model=t_model)
+        return m.norm.to_data(x0)
     fused_ok = m.tcfg.parametrization == "eps" and var_type in ("beta", "beta_tilde") and not return_trajectory
     if backend is None:
         backend = ddpm_fast.default_backend() if fused_ok else "numpy"

@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
 
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     s.add_argument("--backend", choices=api.BACKENDS, default=None, help="compute backend (default: as fit)")
+    s.add_argument("--sampler", choices=("ancestral", "ddim"), default="ancestral",
+                   help="Algorithm 2 (ancestral) or DDIM (default %(default)s)")
+    s.add_argument("--steps", type=_positive_int, default=None, help="number of reverse steps K ≤ T (default T)")
+    s.add_argument("--eta", type=float, default=0.0, help="DDIM's η in [0, 1] (default %(default)s)")
+    s.add_argument("--spacing", choices=("even", "leading", "trailing", "quad"), default="even",
+                   help="which K of the T steps (default %(default)s)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
     e = sub.add_parser("eval", help="likelihood bound (bits/dim) and sample statistics of a fitted model on data")
@@ -133,7 +139,7 @@ def _cmd_sample(args) -> int:
     if os.path.exists(args.out) and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     x = api.sample(args.model, args.n, seed=args.seed, var_type=args.var, use_ema=not args.no_ema,
-                   backend=args.backend)
+                   backend=args.backend, sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing)
     folder = os.path.dirname(os.path.abspath(args.out))
     os.makedirs(folder, exist_ok=True)
     tmp = args.out + ".tmp.npy"

@@ -224,3 +224,17 @@ def test_preset_sohl_dickstein_runs_from_the_cli(tmp_path):
     from ddpm.presets import sohl_dickstein_report
     rep = sohl_dickstein_report(m, np.random.default_rng(0).normal(size=(100, 2)))
     assert rep["K_minus_L_null_bits"] == pytest.approx(rep["K_bits"] - rep["L_null_bits"])
+
+
+def test_cli_samples_with_ddim_and_respaced_ancestral(tmp_path):
+    out = tmp_path / "m"
+    assert main(["fit", "moons", "--out", str(out), "--steps", "20", "--T", "50", "--hidden", "8", "--quiet"]) == 0
+    for extra in (["--sampler", "ddim", "--steps", "10", "--eta", "0"], ["--sampler", "ddim", "--eta", "1"],
+                  ["--steps", "7", "--spacing", "trailing"]):
+        f = tmp_path / f"s{len(extra)}{extra[-1]}.npy"
+        assert main(["sample", str(out / "model.npz"), "-n", "30", "--out", str(f)] + extra) == 0
+        assert np.load(f).shape == (30, 2) and np.all(np.isfinite(np.load(f)))
+    with pytest.raises(ValueError, match="steps must be an integer in 1..T"):
+        ddpm.sample(out / "model.npz", 5, steps=51)
+    with pytest.raises(ValueError, match="eta must lie in"):
+        ddpm.sample(out / "model.npz", 5, sampler="ddim", eta=2.0)
