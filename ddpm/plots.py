@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["save_samples_plot", "save_loss_plot", "save_profile_plot"]
+__all__ = ["save_samples_plot", "save_loss_plot", "save_profile_plot", "save_schedule_plot"]
 
 
 def _plt():
@@ -90,6 +90,27 @@ def save_profile_plot(path, res: dict) -> None:
     ax.set_ylabel("bits per dimension")
     ax.set_title(f"bound {res['bound_bits_per_dim']:.3f} ± {res['bound_bits_per_dim_se']:.3f} bits/dim")
     ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_schedule_plot(path, schedules) -> None:
+    """ᾱ_t (left) and log SNR = log(ᾱ_t/(1 − ᾱ_t)) (right) against t/T for several schedules."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    for s in schedules:
+        t = np.arange(1, s.T + 1) / s.T
+        ab = np.asarray(s.alpha_bar[1:])
+        label = f"{s.name} (T = {s.T})"
+        a1.plot(t, ab, label=label)
+        with np.errstate(divide="ignore"):
+            a2.plot(t, np.log(ab) - np.log1p(-ab), label=label)
+    a1.set_xlabel("t / T")
+    a1.set_ylabel("ᾱ_t")
+    a2.set_xlabel("t / T")
+    a2.set_ylabel("log SNR")
+    a1.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

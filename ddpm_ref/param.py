@@ -27,7 +27,7 @@ from .schedule import Schedule
 
 __all__ = ["PARAMETRIZATIONS", "VAR_TYPES", "x0_from_eps", "eps_from_x0", "v_from_x0_eps", "x0_from_v",
            "eps_from_v", "x0_from_mean", "target", "predict_x0", "mean_from_output", "log_beta_tilde_clipped",
-           "p_log_variance", "out_dim", "check_compatible"]
+           "p_log_variance", "out_dim", "check_compatible", "threshold_x0"]
 
 PARAMETRIZATIONS = ("eps", "x0", "v", "mu")
 VAR_TYPES = ("beta", "beta_tilde", "learned")
@@ -164,3 +164,22 @@ def p_log_variance(sched: Schedule, var_type: str, t, xt, v=None):
     f = np.clip(f_raw, 0.0, 1.0)
     inside = (f_raw >= 0.0) & (f_raw <= 1.0)
     return f * hi + (1.0 - f) * lo, np.where(inside, 0.5 * (hi - lo), 0.0)
+
+
+def threshold_x0(x0, clip: float | None = None, dynamic: float | None = None):
+    """Optional processing of x̂_0 before it forms the mean — both off by default, because toy data are
+    not confined to [−1, 1] and clipping them silently distorts the distribution.
+
+    ``clip=c``: x̂_0 ← clip(x̂_0, −c, c). ``dynamic=p`` (Saharia et al. 2022): per point,
+    s = max(1, p-th percentile of |x̂_0|), x̂_0 ← clip(x̂_0, −s, s)/s.
+    """
+    if clip is not None:
+        if not clip > 0:
+            raise ValueError(f"clip must be > 0, got {clip!r}")
+        x0 = np.clip(x0, -clip, clip)
+    if dynamic is not None:
+        if not 0 < dynamic <= 100:
+            raise ValueError(f"dynamic thresholding percentile must lie in (0, 100], got {dynamic!r}")
+        s = np.maximum(1.0, np.percentile(np.abs(x0), dynamic, axis=1, keepdims=True))
+        x0 = np.clip(x0, -s, s) / s
+    return x0

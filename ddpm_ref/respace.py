@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from .mlp import MLPConfig, forward
-from .param import check_compatible, eps_from_x0, predict_x0
+from .param import check_compatible, eps_from_x0, predict_x0, threshold_x0
 from .schedule import Schedule, schedule_from_betas
 
 __all__ = ["SPACINGS", "timesteps", "respace", "network", "ddim_step", "ddim_sample_loop", "ddim_invert"]
@@ -110,10 +110,12 @@ def ddim_step(sched: Schedule, xt, t: int, t_prev: int, x0_hat, eps_hat, eta: fl
 
 
 def ddim_sample_loop(predict, sched: Schedule, x_T, *, ts=None, eta: float = 0.0,
-                     z=None, rng: np.random.Generator | None = None, parametrization: str = "eps"):
+                     z=None, rng: np.random.Generator | None = None, parametrization: str = "eps",
+                     clip_x0: float | None = None, dynamic_threshold: float | None = None):
     """DDIM from x_T (N, D) down the steps ``ts`` (descending; default all T) to x_0.
 
-    ``predict(x_t, t) -> out`` is the network (``network(params, cfg)`` for the MLP).
+    ``predict(x_t, t) -> out`` is the network (``network(params, cfg)`` for the MLP). ``clip_x0`` /
+    ``dynamic_threshold`` process x̂_0 (``param.threshold_x0``) and ε̂ is recomputed from it; both off by default.
 
     Noise for η > 0: ``z`` of shape (K, N, D) (z[k] used at the k-th visited step) or ``rng``.
     """
@@ -130,6 +132,9 @@ def ddim_sample_loop(predict, sched: Schedule, x_T, *, ts=None, eta: float = 0.0
         t = int(t)
         t_prev = int(ts[k + 1]) if k + 1 < len(ts) else 0
         x0_hat, eps_hat = _x0_eps(predict, sched, x, t, t, parametrization)
+        if clip_x0 is not None or dynamic_threshold is not None:
+            x0_hat = threshold_x0(x0_hat, clip_x0, dynamic_threshold)
+            eps_hat = eps_from_x0(sched, x, t, x0_hat)
         zk = None
         if eta > 0:
             zk = z[k] if z is not None else rng.standard_normal(x.shape)

@@ -19,7 +19,8 @@ import numpy as np
 
 from .forward import extract
 from .mlp import MLPConfig, forward
-from .param import VAR_TYPES, _check_var, check_compatible, mean_from_output, p_log_variance, x0_from_eps
+from .param import (VAR_TYPES, _check_var, check_compatible, mean_from_output, p_log_variance, predict_x0,
+                    threshold_x0, x0_from_eps)
 from .schedule import Schedule
 
 __all__ = ["VAR_TYPES", "predict_x0_from_eps", "p_mean_variance", "p_sample", "p_sample_loop"]
@@ -29,7 +30,8 @@ predict_x0_from_eps = x0_from_eps
 
 def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t,
                     var_type: str = "beta", parametrization: str = "eps",
-                    t_model: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    t_model: np.ndarray | None = None, clip_x0: float | None = None,
+                    dynamic_threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean μ_θ(x_t, t) (Eq. 11 for "eps") and variance σ_t² of p_θ(x_{t−1} | x_t).
 
     σ_t² is β_t, β̃_t (exactly; 0 at t = 1) or learned (from the network's extra outputs). On a
@@ -38,7 +40,11 @@ def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarra
     _check_var(var_type)
     out, _ = forward(params, xt, t if t_model is None else t_model[t], cfg)   # (B, n_out)
     D = xt.shape[1]
-    mean, _ = mean_from_output(parametrization, sched, xt, t, out[:, :D])
+    if clip_x0 is None and dynamic_threshold is None:
+        mean, _ = mean_from_output(parametrization, sched, xt, t, out[:, :D])
+    else:                                                                  # μ̃_t(x_t, processed x̂_0), Eq. 7
+        x0 = threshold_x0(predict_x0(parametrization, sched, xt, t, out[:, :D]), clip_x0, dynamic_threshold)
+        mean = extract(sched.posterior_mean_coef_x0, t, xt) * x0 + extract(sched.posterior_mean_coef_xt, t, xt) * xt
     if var_type == "beta":
         var = extract(sched.beta, t, xt)
     elif var_type == "beta_tilde":
@@ -49,10 +55,12 @@ def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarra
 
 
 def p_sample(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t: int, *, z: np.ndarray,
-             var_type: str = "beta", parametrization: str = "eps", t_model: np.ndarray | None = None) -> np.ndarray:
+             var_type: str = "beta", parametrization: str = "eps", t_model: np.ndarray | None = None,
+             clip_x0: float | None = None, dynamic_threshold: float | None = None) -> np.ndarray:
     """Alg. 2 lines 3–4: x_{t−1} = μ_θ(x_t, t) + σ_t·z, with z forced to 0 at t = 1 (Alg. 2 line 3)."""
     t = int(t)
-    mean, var = p_mean_variance(params, cfg, sched, xt, t, var_type, parametrization, t_model)
+    mean, var = p_mean_variance(params, cfg, sched, xt, t, var_type, parametrization, t_model, clip_x0,
+                                dynamic_threshold)
     if t == 1:
         return mean
     return mean + np.sqrt(var) * z
@@ -61,7 +69,8 @@ def p_sample(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t: i
 def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray | None = None,
                   rng: np.random.Generator | None = None, var_type: str = "beta",
                   parametrization: str = "eps", return_trajectory: bool = False,
-                  t_model: np.ndarray | None = None):
+                  t_model: np.ndarray | None = None, clip_x0: float | None = None,
+                  dynamic_threshold: float | None = None):
     """Algorithm 2 from a given x_T (N, D) down to x_0.
 
     The noise of line 3 comes either from ``z`` of shape (T, N, D), where ``z[t-1]`` is used at step
@@ -69,6 +78,7 @@ def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray
     the two. Returns x_0 (N, D), or (x_0, trajectory) with the trajectory (T + 1, N, D) indexed by t
     (``trajectory[T]`` is x_T, ``trajectory[0]`` is x_0) when ``return_trajectory``. For a respaced
     schedule (``respace.respace``) pass its ``t_model`` map: the network sees the original steps.
+    ``clip_x0`` / ``dynamic_threshold`` process x̂_0 (``param.threshold_x0``); both off by default.
     """
     x = np.array(x_T, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != cfg.dim:
@@ -92,7 +102,7 @@ def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray
         else:
             z_t = z[t - 1] if z is not None else rng.standard_normal(x.shape)
         x = p_sample(params, cfg, sched, x, t, z=z_t, var_type=var_type, parametrization=parametrization,
-                     t_model=t_model)
+                     t_model=t_model, clip_x0=clip_x0, dynamic_threshold=dynamic_threshold)
         if traj is not None:
             traj[t - 1] = x
     return (x, traj) if return_trajectory else x

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Schedule", "make_schedule", "schedule_from_betas", "SCHEDULES", "TerminalSNRWarning"]
+__all__ = ["Schedule", "make_schedule", "schedule_from_betas", "SCHEDULES", "TerminalSNRWarning",
+           "rescale_zero_terminal_snr"]
 
 # Above this ᾱ_T the prior term L_T = KL(q(x_T|x_0) ‖ N(0, I)) is no longer negligible
 # (≈ ᾱ_T/2 · (|x_0|² − 1) nats per dimension for small ᾱ_T) and samples started from N(0, I) are
@@ -160,16 +161,52 @@ def _sohl_dickstein_betas(T: int, beta_1: float | None = None) -> np.ndarray:
     return beta
 
 
-SCHEDULES = {"linear": _linear_betas, "cosine": _cosine_betas, "sohl_dickstein": _sohl_dickstein_betas}
+def _rescaled_ends(T: int, beta_start, beta_end):
+    scale = 1000.0 / T
+    b0 = scale * 1e-4 if beta_start is None else beta_start
+    b1 = scale * 0.02 if beta_end is None else beta_end
+    if b1 >= 1:
+        raise ValueError(f"the rescaled schedule needs T > 20 (β_T = 0.02·1000/T = {b1:.3g} must be < 1); "
+                         f"got T = {T}: pass beta_end or use 'cosine'")
+    return b0, b1
 
 
-def make_schedule(name: str, T: int, warn: bool = True, **params) -> Schedule:
+def _quadratic_betas(T: int, beta_start: float | None = None, beta_end: float | None = None) -> np.ndarray:
+    # √β evenly spaced between √β_1 and √β_T (Ho et al.'s "quad" option), ends as the linear schedule.
+    b0, b1 = _rescaled_ends(T, beta_start, beta_end)
+    return np.linspace(math.sqrt(b0), math.sqrt(b1), T) ** 2
+
+
+def _sigmoid_betas(T: int, beta_start: float | None = None, beta_end: float | None = None) -> np.ndarray:
+    # β_t = β_1 + (β_T − β_1)·σ(s_t), s_t evenly spaced in [−6, 6] (the "sigmoid" schedule of GeoDiff).
+    b0, b1 = _rescaled_ends(T, beta_start, beta_end)
+    return b0 + (b1 - b0) / (1.0 + np.exp(-np.linspace(-6.0, 6.0, T)))
+
+
+def rescale_zero_terminal_snr(beta: np.ndarray) -> np.ndarray:
+    """Shift and scale √ᾱ_t so that √ᾱ_T = 0 and √ᾱ_1 is unchanged (Lin et al. 2024, Alg. 1);
+    returns the new β_1..β_T (β_T = 1)."""
+    sab = np.sqrt(np.cumprod(1.0 - np.asarray(beta, dtype=np.float64)))
+    s1, sT = sab[0], sab[-1]
+    sab = (sab - sT) * s1 / (s1 - sT)
+    ab = sab ** 2
+    ab_prev = np.concatenate([[1.0], ab[:-1]])
+    return 1.0 - ab / ab_prev
+
+
+SCHEDULES = {"linear": _linear_betas, "cosine": _cosine_betas, "quadratic": _quadratic_betas,
+             "sigmoid": _sigmoid_betas, "sohl_dickstein": _sohl_dickstein_betas}
+
+
+def make_schedule(name: str, T: int, warn: bool = True, zero_terminal_snr: bool = False, **params) -> Schedule:
     """Build a named schedule with T steps.
 
     ``linear``: β_t evenly spaced from 1e-4·(1000/T) to 0.02·(1000/T) (Ho et al. at T = 1000,
     rescaled as Improved DDPM does; ``beta_start``/``beta_end`` override the ends).
     ``cosine``: Nichol & Dhariwal Eq. 17 (``s`` = 0.008, ``max_beta`` = 0.999).
+    ``quadratic``: √β evenly spaced; ``sigmoid``: β follows a sigmoid between the linear ends.
     ``sohl_dickstein``: β_t = 1/(T − t + 1), ending at β_T = 1 (ᾱ_T = 0); ``beta_1`` overrides β_1.
+    ``zero_terminal_snr=True`` rescales any of them so that ᾱ_T = 0 (Lin et al. 2024).
     """
     if not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1:
         raise ValueError(f"T must be a positive integer number of steps, got {T!r}")
@@ -182,4 +219,7 @@ def make_schedule(name: str, T: int, warn: bool = True, **params) -> Schedule:
         betas = make_betas(T, **params)
     except TypeError as e:
         raise ValueError(f"bad parameters for schedule {name!r}: {e}") from None
+    if zero_terminal_snr:
+        betas = rescale_zero_terminal_snr(betas)
+        params = {**params, "zero_terminal_snr": True}
     return schedule_from_betas(betas, name=name, params=params, warn=warn)

@@ -103,3 +103,17 @@ def test_inversion_then_sampling_returns_x0_better_as_K_grows():
         errors.append(np.abs(back - x0).max())
     assert errors[0] > errors[1] > errors[2], errors
     assert errors[2] < 0.2 * errors[0], errors
+
+
+def test_x0_processing_is_off_by_default_and_does_what_it_says(model):
+    cfg, params = model
+    s = make_schedule("linear", 30)
+    x_T = 3 * np.random.default_rng(0).standard_normal((8, 2))
+    z = np.random.default_rng(1).standard_normal((30, 8, 2))
+    plain = ddpm_ref.p_sample_loop(params, cfg, s, x_T, z=z)
+    huge = ddpm_ref.p_sample_loop(params, cfg, s, x_T, z=z, clip_x0=1e9)       # a clip that never acts
+    np.testing.assert_allclose(huge, plain, rtol=1e-9, atol=1e-9)
+    x0 = np.array([[3.0, -0.5], [0.2, 0.1]])
+    np.testing.assert_array_equal(ddpm_ref.threshold_x0(x0, clip=1.0), [[1.0, -0.5], [0.2, 0.1]])
+    d = ddpm_ref.threshold_x0(x0, dynamic=100)
+    np.testing.assert_allclose(d, [[1.0, -0.5 / 3], [0.2, 0.1]])               # s = max(1, max|x̂_0|)

@@ -112,3 +112,31 @@ def test_eps_parametrization_refuses_a_schedule_with_alpha_bar_T_zero():
     with pytest.raises(ValueError, match="eps parametrization cannot recover x_0"):
         ddpm_ref.p_sample_loop(params, cfg, s, np.zeros((2, 2)), rng=np.random.default_rng(0))
     ddpm_ref.p_sample_loop(params, cfg, s, np.zeros((2, 2)), rng=np.random.default_rng(0), parametrization="mu")
+
+
+@pytest.mark.parametrize("name", ["quadratic", "sigmoid"])
+def test_new_schedules_share_the_linear_ends_and_reach_small_alpha_bar(name):
+    s = make_schedule(name, 1000)
+    assert s.beta[1] == pytest.approx(1e-4, rel=0.6) and s.beta[-1] == pytest.approx(0.02, rel=0.01)
+    assert np.all(np.diff(s.beta[1:]) > 0) and s.alpha_bar[-1] < 1e-3
+
+
+def test_quadratic_schedule_has_evenly_spaced_square_roots():
+    s = make_schedule("quadratic", 100)
+    np.testing.assert_allclose(np.diff(np.sqrt(s.beta[1:])), np.diff(np.sqrt(s.beta[1:]))[0], rtol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine", "quadratic", "sigmoid"])
+def test_zero_terminal_snr_rescaling_ends_at_pure_noise_and_keeps_the_first_step(name):
+    s0 = make_schedule(name, 200)
+    s = make_schedule(name, 200, zero_terminal_snr=True)
+    assert s.alpha_bar[-1] == pytest.approx(0.0, abs=1e-15) and s.beta[-1] == pytest.approx(1.0)
+    assert s.sqrt_alpha_bar[1] == pytest.approx(s0.sqrt_alpha_bar[1], rel=1e-12)
+    assert np.all(np.diff(s.alpha_bar) < 0)
+
+
+def test_schedule_plot_is_written(tmp_path):
+    pytest.importorskip("matplotlib")
+    from ddpm.plots import save_schedule_plot
+    save_schedule_plot(tmp_path / "s.png", [make_schedule(n, 100) for n in ("linear", "cosine", "sigmoid")])
+    assert (tmp_path / "s.png").stat().st_size > 1000
