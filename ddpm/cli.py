@@ -79,8 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     s.add_argument("--backend", choices=api.BACKENDS, default=None, help="compute backend (default: as fit)")
-    s.add_argument("--sampler", choices=("ancestral", "ddim"), default="ancestral",
-                   help="Algorithm 2 (ancestral) or DDIM (default %(default)s)")
+    s.add_argument("--sampler", choices=("ancestral", "ddim", "ode"), default="ancestral",
+                   help="Algorithm 2 (ancestral), DDIM or the probability-flow ODE (default %(default)s)")
     s.add_argument("--steps", type=_positive_int, default=None, help="number of reverse steps K ≤ T (default T)")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM's η in [0, 1] (default %(default)s)")
     s.add_argument("--spacing", choices=("even", "leading", "trailing", "quad"), default="even",
@@ -94,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--bin-width", type=float, default=None,
                    help="use Ho's discretised decoder with this bin width (data units); default: continuous")
+    e.add_argument("--exact", action="store_true",
+                   help="also the exact NLL under the probability-flow ODE (D backward passes per step)")
     e.add_argument("--out", metavar="FILE.json", help="also write the JSON here (default: next to the model)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     return p
@@ -157,7 +159,7 @@ def _cmd_eval(args) -> int:
     data = args.data
     if data not in toy_data.NAMES and not os.path.exists(data):
         raise ValueError(f"--data {data!r} is neither a built-in dataset ({', '.join(toy_data.NAMES)}) nor a file")
-    res = api.evaluate(args.model, data, seed=args.seed, n=args.n, bin_width=args.bin_width)
+    res = api.evaluate(args.model, data, seed=args.seed, n=args.n, bin_width=args.bin_width, exact=args.exact)
     tmp = out + ".tmp"
     with open(tmp, "w") as f:
         json.dump(res, f, indent=2)

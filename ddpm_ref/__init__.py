@@ -12,6 +12,7 @@ et al. 2015; modules follow the paper's order:
     bound.py      the variational bound L_T + Σ L_t + L_0 (Eq. 5), Gaussian KL, decoders
     sample.py     p_θ(x_{t−1}|x_t) (Eqs. 1, 11) and Algorithm 2
     respace.py    K < T steps: timestep spacings, respaced schedules, DDIM and its inversion
+    ode.py        the probability-flow ODE and its exact log-likelihood
     checkpoint.py arrays + JSON config in one .npz, no pickle, atomic writes
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every
@@ -39,6 +40,7 @@ from .mlp import ACTIVATIONS, MLPConfig, backward, forward, init_params, timeste
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update, global_norm
 from .param import (PARAMETRIZATIONS, VAR_TYPES, eps_from_v, eps_from_x0, mean_from_output, p_log_variance,
                     predict_x0, target, threshold_x0, v_from_x0_eps, x0_from_eps, x0_from_mean, x0_from_v)
+from .ode import mlp_eps_div, ode_log_likelihood, ode_sample, sigma_of_t, sigmas, t_of_sigma
 from .respace import SPACINGS, ddim_invert, ddim_sample_loop, ddim_step, network, respace, timesteps
 from .sample import p_mean_variance, p_sample, p_sample_loop, predict_x0_from_eps
 from .schedule import (SCHEDULES, Schedule, TerminalSNRWarning, make_schedule, rescale_zero_terminal_snr,
@@ -55,6 +57,7 @@ __all__ = [
     "HISTORY", "OBJECTIVES", "importance_probs", "objective_and_grads", "PARAMETRIZATIONS", "VAR_TYPES", "predict_x0", "target", "mean_from_output",
     "p_log_variance", "threshold_x0", "x0_from_eps", "eps_from_x0", "v_from_x0_eps", "x0_from_v", "eps_from_v", "x0_from_mean",
     "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "bound",
-    "predict_x0_from_eps", "SPACINGS", "timesteps", "respace", "network", "ddim_step", "ddim_sample_loop", "ddim_invert", "p_mean_variance", "p_sample", "p_sample_loop",
+    "predict_x0_from_eps", "SPACINGS", "timesteps", "respace", "network", "mlp_eps_div", "ode_log_likelihood", "ode_sample",
+    "sigma_of_t", "sigmas", "t_of_sigma", "ddim_step", "ddim_sample_loop", "ddim_invert", "p_mean_variance", "p_sample", "p_sample_loop",
     "save_checkpoint", "load_checkpoint", "CheckpointError",
 ]

@@ -238,3 +238,14 @@ def test_cli_samples_with_ddim_and_respaced_ancestral(tmp_path):
         ddpm.sample(out / "model.npz", 5, steps=51)
     with pytest.raises(ValueError, match="eta must lie in"):
         ddpm.sample(out / "model.npz", 5, sampler="ddim", eta=2.0)
+
+
+def test_cli_ode_sampler_and_exact_eval(tmp_path, capsys):
+    out = tmp_path / "m"
+    assert main(["fit", "8gaussians", "--out", str(out), "--steps", "20", "--T", "50", "--hidden", "8", "--quiet"]) == 0
+    f = tmp_path / "ode.npy"
+    assert main(["sample", str(out / "model.npz"), "-n", "30", "--out", str(f), "--sampler", "ode", "--steps", "20"]) == 0
+    assert np.all(np.isfinite(np.load(f)))
+    assert main(["eval", str(out / "model.npz"), "--data", "8gaussians", "-n", "50", "--exact"]) == 0
+    ev = json.loads((out / "eval.json").read_text())
+    assert np.isfinite(ev["ode_nll_bits_per_dim"]) and "bound_minus_ode_nll_bits_per_dim" in ev

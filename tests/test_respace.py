@@ -117,3 +117,57 @@ def test_x0_processing_is_off_by_default_and_does_what_it_says(model):
     np.testing.assert_array_equal(ddpm_ref.threshold_x0(x0, clip=1.0), [[1.0, -0.5], [0.2, 0.1]])
     d = ddpm_ref.threshold_x0(x0, dynamic=100)
     np.testing.assert_allclose(d, [[1.0, -0.5 / 3], [0.2, 0.1]])               # s = max(1, max|x̂_0|)
+
+
+# --- the probability-flow ODE -------------------------------------------------------------------------
+
+from ddpm_ref.ode import mlp_eps_div, ode_log_likelihood, ode_sample, sigma_of_t, t_of_sigma  # noqa: E402
+
+
+def _gaussian_eps_div(sched, s):
+    """Exact E[ε | x] and its divergence for data N(0, s² I), at the σ that the ODE asks about."""
+    def eps_div(x, t, need):
+        sig = float(sigma_of_t(sched, t))
+        ab = 1.0 / (1.0 + sig * sig)
+        c = np.sqrt(1 - ab) / (ab * s * s + 1 - ab)
+        return c * x, (np.full(x.shape[0], c * x.shape[1]) if need else None)
+    return eps_div
+
+
+def test_ode_exact_likelihood_equals_the_true_gaussian_log_density():
+    from scipy.stats import norm
+    s = 0.6
+    sched = make_schedule("linear", 1000)
+    x0 = s * np.random.default_rng(0).standard_normal((500, 2))
+    ll, _ = ode_log_likelihood(_gaussian_eps_div(sched, s), sched, x0, steps=100)
+    err = ll - norm.logpdf(x0, 0, s).sum(axis=1)
+    assert abs(err.mean()) < 1e-4 and np.abs(err).max() < 5e-3, (err.mean(), np.abs(err).max())
+
+
+def test_ode_samples_have_the_data_distribution_for_the_exact_denoiser():
+    s = 0.6
+    sched = make_schedule("linear", 1000)
+    x = ode_sample(_gaussian_eps_div(sched, s), sched, np.random.default_rng(1).standard_normal((20000, 2)), 50)
+    np.testing.assert_allclose(x.std(axis=0), s, rtol=0.03)
+    assert np.all(np.abs(x.mean(axis=0)) < 0.02)
+
+
+def test_sigma_and_t_maps_are_inverse():
+    sched = make_schedule("cosine", 100)
+    t = np.linspace(1, 100, 37)
+    np.testing.assert_allclose(t_of_sigma(sched, sigma_of_t(sched, t)), t, rtol=1e-10)
+
+
+def test_divergence_by_backward_passes_equals_a_finite_difference_jacobian_trace():
+    cfg = MLPConfig(dim=3, hidden=8, depth=2, activation="gelu")
+    params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    eps, div = mlp_eps_div(params, cfg)(x, 17.5, True)
+    h, fd = 1e-6, np.zeros(4)
+    for d in range(3):
+        xp, xm = x.copy(), x.copy()
+        xp[:, d] += h
+        xm[:, d] -= h
+        fd += (ddpm_ref.forward(params, xp, np.full(4, 17.5), cfg)[0][:, d]
+               - ddpm_ref.forward(params, xm, np.full(4, 17.5), cfg)[0][:, d]) / (2 * h)
+    np.testing.assert_allclose(div, fd, rtol=1e-6, atol=1e-8)
