@@ -153,7 +153,8 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
         if steps is not None:
             tcfg = replace(tcfg, steps=steps)
         D = int(train_x.shape[1])                                          # D is the data's, not a choice
-        cfg = replace(model or MLPConfig(), dim=D, out_dim=2 * D if tcfg.var_type == "learned" else None)
+        n_out = ddpm_ref.param.out_dim(D, tcfg.var_type)
+        cfg = replace(model or MLPConfig(), dim=D, out_dim=None if n_out == D else n_out)
         sched = ddpm_ref.make_schedule(schedule, T)
         rng = np.random.default_rng(ss_train)
         ddpm_ref.param.check_compatible(sched, tcfg.parametrization)

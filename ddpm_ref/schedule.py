@@ -129,15 +129,20 @@ def schedule_from_betas(beta: np.ndarray, name: str = "custom", params: dict | N
     return sched
 
 
-def _linear_betas(T: int, beta_start: float | None = None, beta_end: float | None = None) -> np.ndarray:
-    # Ho et al.: β from 1e-4 to 0.02 at T = 1000. Improved DDPM (Nichol & Dhariwal 2021, Sec. 3 and
-    # their code) scales both ends by 1000/T so that ᾱ_T ≈ 0 for any T.
+def _rescaled_ends(T: int, beta_start, beta_end):
     scale = 1000.0 / T
     b0 = scale * 1e-4 if beta_start is None else beta_start
     b1 = scale * 0.02 if beta_end is None else beta_end
-    if beta_end is None and b1 >= 1:
-        raise ValueError(f"the rescaled linear schedule needs T > 20 (β_T = 0.02·1000/T = {b1:.3g} must be < 1); "
-                         f"got T = {T}: use the 'cosine' schedule for so few steps, or pass beta_end")
+    if b1 >= 1:
+        raise ValueError(f"the rescaled schedule needs T > 20 (β_T = 0.02·1000/T = {b1:.3g} must be < 1); "
+                         f"got T = {T}: pass beta_end or use 'cosine'")
+    return b0, b1
+
+
+def _linear_betas(T: int, beta_start: float | None = None, beta_end: float | None = None) -> np.ndarray:
+    # Ho et al.: β from 1e-4 to 0.02 at T = 1000. Improved DDPM (Nichol & Dhariwal 2021, Sec. 3 and
+    # their code) scales both ends by 1000/T so that ᾱ_T ≈ 0 for any T.
+    b0, b1 = _rescaled_ends(T, beta_start, beta_end)
     return np.linspace(b0, b1, T, dtype=np.float64)
 
 
@@ -159,16 +164,6 @@ def _sohl_dickstein_betas(T: int, beta_1: float | None = None) -> np.ndarray:
     if beta_1 is not None:
         beta[0] = beta_1
     return beta
-
-
-def _rescaled_ends(T: int, beta_start, beta_end):
-    scale = 1000.0 / T
-    b0 = scale * 1e-4 if beta_start is None else beta_start
-    b1 = scale * 0.02 if beta_end is None else beta_end
-    if b1 >= 1:
-        raise ValueError(f"the rescaled schedule needs T > 20 (β_T = 0.02·1000/T = {b1:.3g} must be < 1); "
-                         f"got T = {T}: pass beta_end or use 'cosine'")
-    return b0, b1
 
 
 def _quadratic_betas(T: int, beta_start: float | None = None, beta_end: float | None = None) -> np.ndarray:

@@ -194,8 +194,7 @@ def test_bound_is_reported_in_data_coordinates(tmp_path):
     res = ddpm.fit("moons", steps=20, **SMALL)
     x = np.random.default_rng(0).normal(size=(200, 2))
     a = ddpm.likelihood_bound(res.model, x, seed=0)
-    m2 = ddpm.load_model  # same model, data and normaliser scaled by 8
-    import copy
+    import copy  # the same model with its data normaliser scaled by 8
     scaled = copy.deepcopy(res.model)
     scaled.norm = type(scaled.norm)(scaled.norm.mean * 8, scaled.norm.scale * 8)
     b = ddpm.likelihood_bound(scaled, x * 8, seed=0)
