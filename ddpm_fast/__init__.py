@@ -128,7 +128,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
 
 def p_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, z: np.ndarray | None = None,
                   rng: np.random.Generator | None = None, var_type: str = "beta", parametrization: str = "eps",
-                  return_trajectory: bool = False, backend: str = "numba", dtype=np.float32, tile: int = 64):
+                  return_trajectory: bool = False, backend: str = "numba", dtype=np.float32, tile: int = 256):
     """``ddpm_ref.p_sample_loop`` on the chosen backend (numba: all T steps in one compiled call)."""
     _check_backend(backend)
     if backend == "numpy":
@@ -166,5 +166,7 @@ def p_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, z: np.ndarray | 
         inv_sqrt_alpha = np.asarray(1.0 / np.sqrt(sched.alpha), dtype=dtype)
     sigma2 = sched.beta if var_type == "beta" else sched.beta_tilde
     sigma = np.sqrt(np.asarray(sigma2)).astype(dtype)
-    return cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], x, table, coef_eps,
-                             inv_sqrt_alpha, sigma, z, np.uint64(seed), tile).astype(np.float64)
+    with _one_blas_thread():
+        x = cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], x, table, coef_eps,
+                              inv_sqrt_alpha, sigma, z, np.uint64(seed), tile)
+    return x.astype(np.float64)

@@ -243,8 +243,8 @@ def sample_kernel(theta, widths, offs, act_code, x, t_table, coef_eps, inv_sqrt_
         lo = ti * tile
         hi = min(N, lo + tile)
         n = hi - lo
-        hA = np.empty((tile, H), dtype=x.dtype)
-        hB = np.empty((tile, H), dtype=x.dtype)
+        hA = np.zeros((tile, H), dtype=x.dtype)
+        hB = np.zeros((tile, H), dtype=x.dtype)
         out = np.empty((tile, D), dtype=x.dtype)
         for t in range(T, 0, -1):
             # layer 0: x W_0[:D] + table[t], activation
@@ -258,22 +258,14 @@ def sample_kernel(theta, widths, offs, act_code, x, t_table, coef_eps, inv_sqrt_
                         hA[i, j] += xv * W0[d, j]
                 for j in range(H):
                     hA[i, j] = _act(hA[i, j], act_code)
-            # hidden layers
+            # hidden layers: the (tile × H) @ (H × H) product through BLAS, then bias and activation
             for l in range(1, L - 1):
                 W = theta[offs[l, 0]:offs[l, 0] + H * H].reshape((H, H))
                 bias = theta[offs[l, 1]:offs[l, 1] + H]
+                np.dot(hA, W, hB)
                 for i in range(n):
                     for j in range(H):
-                        hB[i, j] = bias[j]
-                    for kk in range(H):
-                        a = hA[i, kk]
-                        for j in range(H):
-                            hB[i, j] += a * W[kk, j]
-                    for j in range(H):
-                        hB[i, j] = _act(hB[i, j], act_code)
-                for i in range(n):
-                    for j in range(H):
-                        hA[i, j] = hB[i, j]
+                        hA[i, j] = _act(hB[i, j] + bias[j], act_code)
             # read-out ε_θ and Alg. 2 line 4
             WL = theta[offs[L - 1, 0]:offs[L - 1, 0] + H * D].reshape((H, D))
             bL = theta[offs[L - 1, 1]:offs[L - 1, 1] + D]
