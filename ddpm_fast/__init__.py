@@ -110,10 +110,10 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
         lrs = np.array([ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)], dtype=np.float64)
         chunk_losses = np.empty(K, dtype=np.float64)
         with _one_blas_thread():
-                step = cpu.train_steps_kernel(theta, m, v, ema, step, widths, offs, cpu.ACT_CODES[cfg.activation], data_c,
-                                          idx, tt, eps.astype(dtype), emb, sab, s1m, lrs, tcfg.adam_beta1,
-                                          tcfg.adam_beta2, tcfg.adam_eps, tcfg.grad_clip, tcfg.ema_decay,
-                                          chunk_losses)
+            step = cpu.train_steps_kernel(theta, m, v, ema, step, widths, offs, cpu.ACT_CODES[cfg.activation],
+                                          np.dtype(dtype) == np.float32, data_c, idx, tt, eps.astype(dtype), emb,
+                                          sab, s1m, lrs, tcfg.adam_beta1, tcfg.adam_beta2, tcfg.adam_eps,
+                                          tcfg.grad_clip, tcfg.ema_decay, chunk_losses)
         losses[done:done + K] = chunk_losses
         if callback is not None:
             for k in range(K):
@@ -167,6 +167,7 @@ def p_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, z: np.ndarray | 
     sigma2 = sched.beta if var_type == "beta" else sched.beta_tilde
     sigma = np.sqrt(np.asarray(sigma2)).astype(dtype)
     with _one_blas_thread():
-        x = cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], x, table, coef_eps,
+        x = cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], np.dtype(dtype) == np.float32, x,
+                              table, coef_eps,
                               inv_sqrt_alpha, sigma, z, np.uint64(seed), tile)
     return x.astype(np.float64)

@@ -94,3 +94,12 @@ def _run_with_threads(n):
 
 def test_same_seed_gives_identical_results_on_1_and_2_threads():
     assert _run_with_threads(1) == _run_with_threads(2)
+
+
+def test_fast_tanh_of_the_float32_kernels_is_within_3e_7_of_tanh():
+    from ddpm_fast.cpu import _tanh_fast
+    import numba as nb
+
+    f = nb.njit(lambda xs: np.array([_tanh_fast(x) for x in xs]))
+    x = np.linspace(-30, 30, 200_001)
+    assert np.abs(f(x) - np.tanh(x)).max() < 3e-7
