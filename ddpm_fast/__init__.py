@@ -66,6 +66,13 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def _n_chunks(batch: int) -> int:
+    """How many fixed slices the batch is split into for parallel training: a function of the batch
+    only (never of the thread count), so results are the same on any number of threads. Small
+    batches stay in one slice: below ~128 rows a slice's matrix products are too small to share."""
+    return 1 if batch < 256 else 4
+
+
 def _widths(cfg: ddpm_ref.MLPConfig) -> np.ndarray:
     return np.array([cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out], dtype=np.int64)
 
@@ -113,7 +120,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
             step = cpu.train_steps_kernel(theta, m, v, ema, step, widths, offs, cpu.ACT_CODES[cfg.activation],
                                           np.dtype(dtype) == np.float32, data_c, idx, tt, eps.astype(dtype), emb,
                                           sab, s1m, lrs, tcfg.adam_beta1, tcfg.adam_beta2, tcfg.adam_eps,
-                                          tcfg.grad_clip, tcfg.ema_decay, chunk_losses)
+                                          tcfg.grad_clip, tcfg.ema_decay, chunk_losses, _n_chunks(B))
         losses[done:done + K] = chunk_losses
         if callback is not None:
             for k in range(K):

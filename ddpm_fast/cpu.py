@@ -148,94 +148,114 @@ def counter_normal(seed, step, index):
 
 # --- Algorithm 1: K fused training steps ----------------------------------------------------------------
 
-@nb.njit(cache=True, fastmath=FASTMATH)
+@nb.njit(parallel=True, cache=True, fastmath=FASTMATH)
 def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, fast, data, idx, tt, eps, emb_table,
-                       sqrt_ab, sqrt_1mab, lrs, beta1, beta2, adam_eps, grad_clip, ema_decay, losses):
+                       sqrt_ab, sqrt_1mab, lrs, beta1, beta2, adam_eps, grad_clip, ema_decay, losses, n_chunks):
     """K steps of ``ddpm_ref.train_step`` (objective simple, ε-parametrisation), all in one call.
 
     θ, m, v, ema (P,) are updated in place; ``losses`` (K,) receives L_simple per step. Draws for
     step k: x_0 = data[idx[k]], t = tt[k], ε = eps[k]. Returns the Adam step count after the K steps.
-    Workspaces are allocated once per call as flat vectors whose slices are reshaped into contiguous
-    (B, width) views, so the K-step loop allocates nothing.
+    The batch is split into ``n_chunks`` fixed slices processed in parallel, each with its own
+    workspace and partial gradient; the partials are then summed in chunk order, so the result does
+    not depend on the number of threads. Workspaces are allocated once per call (flat vectors whose
+    slices are reshaped into contiguous (rows, width) views): the K-step loop allocates nothing.
     """
     K, B = idx.shape
     D = data.shape[1]
     L = widths.shape[0] - 1
-    hoff = np.zeros(L + 1, dtype=np.int64)                 # h_l: input of linear layer l, (B, w_l)
-    aoff = np.zeros(L + 1, dtype=np.int64)                 # a_l: its output, (B, w_{l+1})
+    P = theta.shape[0]
+    rows = (B + n_chunks - 1) // n_chunks
+    hoff = np.zeros(L + 1, dtype=np.int64)                 # h_l: input of linear layer l, (rows, w_l)
+    aoff = np.zeros(L + 1, dtype=np.int64)                 # a_l: its output, (rows, w_{l+1})
     wmax = 0
     for l in range(L):
-        hoff[l + 1] = hoff[l] + B * widths[l]
-        aoff[l + 1] = aoff[l] + B * widths[l + 1]
+        hoff[l + 1] = hoff[l] + rows * widths[l]
+        aoff[l + 1] = aoff[l] + rows * widths[l + 1]
     for l in range(L + 1):
         wmax = max(wmax, widths[l])
     dt = theta.dtype
-    hws = np.zeros(hoff[L], dtype=dt)
-    aws = np.zeros(aoff[L], dtype=dt)
-    d1 = np.zeros(B * wmax, dtype=dt)
-    d2 = np.zeros(B * wmax, dtype=dt)
-    grad = np.zeros(theta.shape[0], dtype=dt)
+    hws = np.zeros((n_chunks, hoff[L]), dtype=dt)
+    aws = np.zeros((n_chunks, aoff[L]), dtype=dt)
+    d1 = np.zeros((n_chunks, rows * wmax), dtype=dt)
+    d2 = np.zeros((n_chunks, rows * wmax), dtype=dt)
+    grads = np.zeros((n_chunks, P), dtype=dt)
+    part_loss = np.zeros(n_chunks)
+    grad = np.zeros(P, dtype=dt)
     n_out = widths[L]
     for k in range(K):
-        # forward: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε (Eq. 4); input [x_t, emb(t)]
-        h0 = hws[0:B * widths[0]].reshape((B, widths[0]))
-        for b in range(B):
-            t = tt[k, b]
-            for d in range(D):
-                h0[b, d] = sqrt_ab[t] * data[idx[k, b], d] + sqrt_1mab[t] * eps[k, b, d]
-            for e in range(widths[0] - D):
-                h0[b, D + e] = emb_table[t, e]
-        for l in range(L):
-            fi, fo = widths[l], widths[l + 1]
-            W = theta[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
-            bias = theta[offs[l, 1]:offs[l, 1] + fo]
-            h = hws[hoff[l]:hoff[l + 1]].reshape((B, fi))
-            a = aws[aoff[l]:aoff[l + 1]].reshape((B, fo))
-            np.dot(h, W, a)                                                   # (B, fo)
-            for b in range(B):
-                for j in range(fo):
-                    a[b, j] += bias[j]
-            if l < L - 1:
-                hn = hws[hoff[l + 1]:hoff[l + 2]].reshape((B, fo))
-                for b in range(B):
-                    for j in range(fo):
-                        hn[b, j] = _act(a[b, j], act_code, fast)
-        # L_simple = mean (ε_θ − ε)², ∂/∂ε_θ = 2(ε_θ − ε)/(B·D)
-        out = aws[aoff[L - 1]:aoff[L]].reshape((B, n_out))
-        dcur = d1[0:B * n_out].reshape((B, n_out))
-        loss = 0.0
-        for b in range(B):
-            for j in range(n_out):
-                diff = out[b, j] - eps[k, b, j]
-                loss += diff * diff
-                dcur[b, j] = 2.0 * diff / (B * n_out)
-        losses[k] = loss / (B * n_out)
-        # backward (ddpm_ref.mlp.backward); dcur holds ∂loss/∂a_l on entry to layer l
-        src, dst = d1, d2
-        for l in range(L - 1, -1, -1):
-            fi, fo = widths[l], widths[l + 1]
-            dA = src[0:B * fo].reshape((B, fo))
-            h = hws[hoff[l]:hoff[l + 1]].reshape((B, fi))
-            gW = grad[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
-            np.dot(h.T, dA, gW)                                               # (fi, fo)
-            gb = grad[offs[l, 1]:offs[l, 1] + fo]
-            for j in range(fo):
-                gb[j] = 0.0
-            for b in range(B):
-                for j in range(fo):
-                    gb[j] += dA[b, j]
-            if l > 0:
+        for c in nb.prange(n_chunks):
+            lo = c * rows
+            nb_ = min(B, lo + rows) - lo                   # rows in this chunk (the last may be short)
+            hw, aw, g = hws[c], aws[c], grads[c]
+            # forward: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε (Eq. 4); input [x_t, emb(t)]
+            h0 = hw[0:nb_ * widths[0]].reshape((nb_, widths[0]))
+            for b in range(nb_):
+                t = tt[k, lo + b]
+                for d in range(D):
+                    h0[b, d] = sqrt_ab[t] * data[idx[k, lo + b], d] + sqrt_1mab[t] * eps[k, lo + b, d]
+                for e in range(widths[0] - D):
+                    h0[b, D + e] = emb_table[t, e]
+            for l in range(L):
+                fi, fo = widths[l], widths[l + 1]
                 W = theta[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
-                dH = dst[0:B * fi].reshape((B, fi))
-                np.dot(dA, W.T, dH)                                           # ∂loss/∂h_l (B, fi)
-                a_prev = aws[aoff[l - 1]:aoff[l]].reshape((B, fi))
-                for b in range(B):
-                    for j in range(fi):
-                        dH[b, j] *= _dact(a_prev[b, j], h[b, j], act_code, fast)   # → ∂loss/∂a_{l−1}
-                src, dst = dst, src
+                bias = theta[offs[l, 1]:offs[l, 1] + fo]
+                h = hw[hoff[l]:hoff[l] + nb_ * fi].reshape((nb_, fi))
+                a = aw[aoff[l]:aoff[l] + nb_ * fo].reshape((nb_, fo))
+                np.dot(h, W, a)                                               # (rows, fo)
+                for b in range(nb_):
+                    for j in range(fo):
+                        a[b, j] += bias[j]
+                if l < L - 1:
+                    hn = hw[hoff[l + 1]:hoff[l + 1] + nb_ * fo].reshape((nb_, fo))
+                    for b in range(nb_):
+                        for j in range(fo):
+                            hn[b, j] = _act(a[b, j], act_code, fast)
+            # L_simple = mean (ε_θ − ε)², ∂/∂ε_θ = 2(ε_θ − ε)/(B·D) — B is the whole batch
+            out = aw[aoff[L - 1]:aoff[L - 1] + nb_ * n_out].reshape((nb_, n_out))
+            dcur = d1[c][0:nb_ * n_out].reshape((nb_, n_out))
+            sl = 0.0
+            for b in range(nb_):
+                for j in range(n_out):
+                    diff = out[b, j] - eps[k, lo + b, j]
+                    sl += diff * diff
+                    dcur[b, j] = 2.0 * diff / (B * n_out)
+            part_loss[c] = sl
+            # backward (ddpm_ref.mlp.backward) into this chunk's partial gradient
+            src, dst = d1[c], d2[c]
+            for l in range(L - 1, -1, -1):
+                fi, fo = widths[l], widths[l + 1]
+                dA = src[0:nb_ * fo].reshape((nb_, fo))
+                h = hw[hoff[l]:hoff[l] + nb_ * fi].reshape((nb_, fi))
+                gW = g[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
+                np.dot(h.T, dA, gW)                                           # (fi, fo)
+                gb = g[offs[l, 1]:offs[l, 1] + fo]
+                for j in range(fo):
+                    gb[j] = 0.0
+                for b in range(nb_):
+                    for j in range(fo):
+                        gb[j] += dA[b, j]
+                if l > 0:
+                    W = theta[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
+                    dH = dst[0:nb_ * fi].reshape((nb_, fi))
+                    np.dot(dA, W.T, dH)                                       # ∂loss/∂h_l (rows, fi)
+                    a_prev = aw[aoff[l - 1]:aoff[l - 1] + nb_ * fi].reshape((nb_, fi))
+                    for b in range(nb_):
+                        for j in range(fi):
+                            dH[b, j] *= _dact(a_prev[b, j], h[b, j], act_code, fast)   # → ∂loss/∂a_{l−1}
+                    src, dst = dst, src
+        # reduce the partials in chunk order (deterministic), then the loss
+        loss = 0.0
+        for c in range(n_chunks):
+            loss += part_loss[c]
+        losses[k] = loss / (B * n_out)
+        for i in range(P):
+            s_ = grads[0, i]
+            for c in range(1, n_chunks):
+                s_ += grads[c, i]
+            grad[i] = s_
         # global-norm clipping, Adam (Kingma & Ba Alg. 1), EMA — ddpm_ref.optim
         nrm = 0.0
-        for i in range(grad.shape[0]):
+        for i in range(P):
             nrm += grad[i] * grad[i]
         nrm = math.sqrt(nrm)
         scale = 1.0
@@ -245,10 +265,10 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, fast
         bc1 = 1.0 - beta1 ** adam_step
         bc2 = 1.0 - beta2 ** adam_step
         lr = lrs[k]
-        for i in range(grad.shape[0]):
-            g = grad[i] * scale
-            m[i] = beta1 * m[i] + (1.0 - beta1) * g
-            v[i] = beta2 * v[i] + (1.0 - beta2) * g * g
+        for i in range(P):
+            gi = grad[i] * scale
+            m[i] = beta1 * m[i] + (1.0 - beta1) * gi
+            v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi
             theta[i] = theta[i] - lr * (m[i] / bc1) / (math.sqrt(v[i] / bc2) + adam_eps)
             ema[i] = ema_decay * ema[i] + (1.0 - ema_decay) * theta[i]
     return adam_step

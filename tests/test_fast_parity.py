@@ -54,6 +54,14 @@ def test_fused_k_steps_equal_k_reference_steps_including_adam_and_ema():
     _check(ENTRIES["train"], size, np.float64, 7)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batch_split_into_parallel_chunks_equals_the_reference(dtype):
+    # batch ≥ 256 is split into 4 slices (the last one short here: 301 = 3·76 + 73)
+    size = {"hidden": 24, "depth": 2, "activation": "silu", "batch": 301, "T": 50, "steps": 4, "dim": 2}
+    assert ddpm_fast._n_chunks(301) == 4
+    _check(ENTRIES["train"], size, dtype, 11)
+
+
 def test_in_kernel_noise_is_standard_normal():
     from scipy import stats
     cfg = ddpm_ref.MLPConfig(hidden=4, depth=1)
@@ -75,7 +83,7 @@ _DETERMINISM = """
 import numpy as np, ddpm_ref, ddpm_fast
 cfg = ddpm_ref.MLPConfig(hidden=32, depth=2)
 sched = ddpm_ref.make_schedule("linear", 50)
-tcfg = ddpm_ref.TrainConfig(steps=40, batch_size=64)
+tcfg = ddpm_ref.TrainConfig(steps=40, batch_size=300)   # ≥ 256: the parallel, chunked path
 rng = np.random.default_rng(0)
 state = ddpm_ref.init_state(cfg, rng, sched.T)
 state, losses = ddpm_fast.train(state, rng.standard_normal((500, 2)), sched, cfg, tcfg, rng, 40, backend="numba")
