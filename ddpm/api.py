@@ -111,7 +111,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
         seed: int = 0, backend: str | None = None, model: MLPConfig | None = None, train: TrainConfig | None = None,
         n_train: int = N_TRAIN_DEFAULT, n_eval: int = N_EVAL, progress: bool = True,
         overwrite: bool = False, resume=None, checkpoint_every: int = 2000, callback=None,
-        normalize: str = "per_dim") -> FitResult:
+        normalize: str = "per_dim", schedule_params: dict | None = None) -> FitResult:
     """Fit ε_θ to ``data`` with Algorithm 1, then draw ``n_eval`` samples with Algorithm 2 and measure them.
 
     ``data``: a built-in name (``toy_data.NAMES``), a path to .npy/.csv, or an (N, D) array. With
@@ -121,6 +121,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
     checkpoint of an interrupted fit of the same data; training continues exactly as the
     uninterrupted run would have. ``model`` sets the architecture; its ``dim`` is taken from the data.
     ``normalize``: "per_dim" (z-score each coordinate) or "isotropic" (centre, one scale for all).
+    ``schedule_params`` are passed to ``ddpm_ref.make_schedule`` (e.g. ``{"beta_1": 1e-3}``).
     Returns a :class:`FitResult`.
     """
     if backend is not None:
@@ -155,7 +156,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
         D = int(train_x.shape[1])                                          # D is the data's, not a choice
         n_out = ddpm_ref.param.out_dim(D, tcfg.var_type)
         cfg = replace(model or MLPConfig(), dim=D, out_dim=None if n_out == D else n_out)
-        sched = ddpm_ref.make_schedule(schedule, T)
+        sched = ddpm_ref.make_schedule(schedule, T, **(schedule_params or {}))
         rng = np.random.default_rng(ss_train)
         ddpm_ref.param.check_compatible(sched, tcfg.parametrization)
         m = Model(cfg, tcfg, sched, ddpm_ref.init_state(cfg, rng, sched.T),
