@@ -86,7 +86,7 @@ def resolve_data(data, seed: int = 0, n_train: int = N_TRAIN_DEFAULT, n_eval: in
         x = toy_data.load(data)
         source = os.fspath(data)
     else:
-        x = toy_data._validate(np.asarray(data), "data array")
+        x = toy_data.validate(np.asarray(data), "data array")
         source = "array"
     if x.shape[0] < 10:
         raise ValueError(f"{source}: need at least 10 points to fit and hold out some, got {x.shape[0]}")
@@ -304,7 +304,7 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
     probability of x's bin, in bits, and no Jacobian applies. Also returns the per-t profile.
     """
     m = model if isinstance(model, Model) else Model.load(model)
-    x = toy_data._validate(np.asarray(x), "data")
+    x = toy_data.validate(np.asarray(x), "data")
     if x.shape[1] != m.cfg.dim:
         raise ValueError(f"data has {x.shape[1]} columns but the model was fitted to {m.cfg.dim}")
     if bin_width is not None and not (bin_width > 0):
@@ -370,7 +370,7 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
         refs = [toy_data.draw(data, n, np.random.default_rng(s_)) for s_ in ss_ref.spawn(N_FLOOR_DRAWS)]
         source = data
     else:
-        x_all = toy_data.load(data) if isinstance(data, (str, os.PathLike)) else toy_data._validate(np.asarray(data), "data")
+        x_all = toy_data.load(data) if isinstance(data, (str, os.PathLike)) else toy_data.validate(np.asarray(data), "data")
         perm = np.random.default_rng(ss_x).permutation(x_all.shape[0])
         half = max(1, min(n, x_all.shape[0] // 2))
         x, rest = x_all[perm[:half]], x_all[perm[half:]]

@@ -122,9 +122,10 @@ def mean_from_output(parametrization: str, sched: Schedule, xt, t, out):
     _check_param(parametrization)
     c0 = extract(sched.posterior_mean_coef_x0, t, xt)
     if parametrization == "eps":
-        a = -extract(sched.beta / (np.sqrt(sched.alpha) * np.maximum(sched.sqrt_one_minus_alpha_bar, 1e-300)), t, xt)
-        return (xt - extract(sched.beta / np.maximum(sched.sqrt_one_minus_alpha_bar, 1e-300), t, xt) * out) \
-            / extract(np.sqrt(sched.alpha), t, xt), a
+        # index first, then combine: no T-length temporaries per call (this runs once per sampling step)
+        coef = extract(sched.beta, t, xt) / extract(sched.sqrt_one_minus_alpha_bar, t, xt)  # β_t/√(1−ᾱ_t)
+        sqrt_alpha = np.sqrt(extract(sched.alpha, t, xt))
+        return (xt - coef * out) / sqrt_alpha, -coef / sqrt_alpha
     if parametrization == "x0":
         a = c0
     elif parametrization == "v":

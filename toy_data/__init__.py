@@ -18,7 +18,7 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["draw", "load", "NAMES", "DataError", "log_density_8gaussians", "EIGHT_GAUSSIANS", "LOG_DENSITIES"]
+__all__ = ["draw", "load", "NAMES", "DataError", "log_density_8gaussians", "EIGHT_GAUSSIANS", "LOG_DENSITIES", "validate"]
 
 
 class DataError(ValueError):
@@ -150,7 +150,9 @@ def draw(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(_GENERATORS[name](int(n), rng), dtype=np.float64)
 
 
-def _validate(x: np.ndarray, where: str) -> np.ndarray:
+def validate(x: np.ndarray, where: str) -> np.ndarray:
+    """Check an (N, D) data array (numeric, rank 2, ≥ 2 rows, finite) and return it as float64;
+    raises :class:`DataError` naming ``where`` and the problem."""
     if x.dtype.kind not in "biuf":
         raise DataError(f"{where}: expected numbers, got an array of dtype {x.dtype}")
     if x.ndim != 2:
@@ -218,4 +220,4 @@ def load(path) -> np.ndarray:
             raise DataError(f"{path}: not a text CSV file") from None
     else:
         raise DataError(f"{path}: unknown file type {ext!r}; use .npy or .csv")
-    return _validate(x, path)
+    return validate(x, path)
