@@ -146,9 +146,48 @@ def counter_normal(seed, step, index):
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
+@nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
+def _bias_act(a, bias, hn, code, fast):
+    """a += bias (pre-activation kept for backward); hn = act(a)."""
+    n, fo = a.shape
+    for b in range(n):
+        for j in range(fo):
+            s = a[b, j] + bias[j]
+            a[b, j] = s
+            hn[b, j] = _act(s, code, fast)
+
+
+@nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
+def _add_bias(a, bias):
+    n, fo = a.shape
+    for b in range(n):
+        for j in range(fo):
+            a[b, j] += bias[j]
+
+
+@nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
+def _mul_dact(dH, a, h, code, fast):
+    """dH ⊙= act'(a): ∂loss/∂h → ∂loss/∂a."""
+    n, fi = dH.shape
+    for b in range(n):
+        for j in range(fi):
+            dH[b, j] *= _dact(a[b, j], h[b, j], code, fast)
+
+
+@nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
+def _col_sum(dA, gb):
+    """gb = Σ_b dA[b, :] (the bias gradient)."""
+    n, fo = dA.shape
+    for j in range(fo):
+        gb[j] = 0.0
+    for b in range(n):
+        for j in range(fo):
+            gb[j] += dA[b, j]
+
+
 # --- Algorithm 1: K fused training steps ----------------------------------------------------------------
 
-@nb.njit(parallel=True, cache=True, fastmath=FASTMATH)
+@nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, fast, data, idx, tt, eps, emb_table,
                        sqrt_ab, sqrt_1mab, lrs, beta1, beta2, adam_eps, grad_clip, ema_decay, losses, n_chunks):
     """K steps of ``ddpm_ref.train_step`` (objective simple, ε-parametrisation), all in one call.
@@ -202,14 +241,10 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, fast
                 h = hw[hoff[l]:hoff[l] + nb_ * fi].reshape((nb_, fi))
                 a = aw[aoff[l]:aoff[l] + nb_ * fo].reshape((nb_, fo))
                 np.dot(h, W, a)                                               # (rows, fo)
-                for b in range(nb_):
-                    for j in range(fo):
-                        a[b, j] += bias[j]
                 if l < L - 1:
-                    hn = hw[hoff[l + 1]:hoff[l + 1] + nb_ * fo].reshape((nb_, fo))
-                    for b in range(nb_):
-                        for j in range(fo):
-                            hn[b, j] = _act(a[b, j], act_code, fast)
+                    _bias_act(a, bias, hw[hoff[l + 1]:hoff[l + 1] + nb_ * fo].reshape((nb_, fo)), act_code, fast)
+                else:
+                    _add_bias(a, bias)
             # L_simple = mean (ε_θ − ε)², ∂/∂ε_θ = 2(ε_θ − ε)/(B·D) — B is the whole batch
             out = aw[aoff[L - 1]:aoff[L - 1] + nb_ * n_out].reshape((nb_, n_out))
             dcur = d1[c][0:nb_ * n_out].reshape((nb_, n_out))
@@ -228,20 +263,13 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, fast
                 h = hw[hoff[l]:hoff[l] + nb_ * fi].reshape((nb_, fi))
                 gW = g[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
                 np.dot(h.T, dA, gW)                                           # (fi, fo)
-                gb = g[offs[l, 1]:offs[l, 1] + fo]
-                for j in range(fo):
-                    gb[j] = 0.0
-                for b in range(nb_):
-                    for j in range(fo):
-                        gb[j] += dA[b, j]
+                _col_sum(dA, g[offs[l, 1]:offs[l, 1] + fo])
                 if l > 0:
                     W = theta[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
                     dH = dst[0:nb_ * fi].reshape((nb_, fi))
                     np.dot(dA, W.T, dH)                                       # ∂loss/∂h_l (rows, fi)
                     a_prev = aw[aoff[l - 1]:aoff[l - 1] + nb_ * fi].reshape((nb_, fi))
-                    for b in range(nb_):
-                        for j in range(fi):
-                            dH[b, j] *= _dact(a_prev[b, j], h[b, j], act_code, fast)   # → ∂loss/∂a_{l−1}
+                    _mul_dact(dH, a_prev, h, act_code, fast)                   # → ∂loss/∂a_{l−1}
                     src, dst = dst, src
         # reduce the partials in chunk order (deterministic), then the loss
         loss = 0.0
@@ -262,21 +290,28 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, fast
         if grad_clip > 0 and nrm > grad_clip:
             scale = grad_clip / (nrm + 1e-12)
         adam_step += 1
-        bc1 = 1.0 - beta1 ** adam_step
-        bc2 = 1.0 - beta2 ** adam_step
-        lr = lrs[k]
+        # constants in θ's dtype, so the loop below runs in float32 vectors when θ is float32
+        step_size = dt.type(lrs[k] / (1.0 - beta1 ** adam_step))
+        inv_sqrt_bc2 = dt.type(1.0 / math.sqrt(1.0 - beta2 ** adam_step))
+        b1, b1c = dt.type(beta1), dt.type(1.0 - beta1)
+        b2, b2c = dt.type(beta2), dt.type(1.0 - beta2)
+        eps_a, sc = dt.type(adam_eps), dt.type(scale)
+        dec, decc = dt.type(ema_decay), dt.type(1.0 - ema_decay)
         for i in range(P):
-            gi = grad[i] * scale
-            m[i] = beta1 * m[i] + (1.0 - beta1) * gi
-            v[i] = beta2 * v[i] + (1.0 - beta2) * gi * gi
-            theta[i] = theta[i] - lr * (m[i] / bc1) / (math.sqrt(v[i] / bc2) + adam_eps)
-            ema[i] = ema_decay * ema[i] + (1.0 - ema_decay) * theta[i]
+            gi = grad[i] * sc
+            mi = b1 * m[i] + b1c * gi
+            vi = b2 * v[i] + b2c * gi * gi
+            m[i] = mi
+            v[i] = vi
+            th = theta[i] - step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps_a)
+            theta[i] = th
+            ema[i] = dec * ema[i] + decc * th
     return adam_step
 
 
 # --- Algorithm 2: all T reverse steps for tiles of points ------------------------------------------------
 
-@nb.njit(parallel=True, cache=True, fastmath=FASTMATH)
+@nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def sample_kernel(theta, widths, offs, act_code, fast, x, t_table, coef_eps, inv_sqrt_alpha, sigma, z, seed, tile):
     """``ddpm_ref.p_sample_loop`` (ε-parametrisation, fixed σ_t) for x = x_T (N, D), in place.
 
