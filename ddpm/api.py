@@ -243,8 +243,8 @@ def sample(model, n: int, *, seed: int = 0, var_type: str | None = None, use_ema
 
     ``sampler``: "ancestral" (Algorithm 2; with ``steps`` = K < T on the respaced schedule of K
     steps chosen by ``spacing``), "ddim" (η = ``eta``, K = ``steps`` or T) or "ode" (the
-    probability-flow ODE, RK4 with ``steps`` or 100 steps in log σ). All but full ancestral sampling
-    run on the numpy reference.
+    probability-flow ODE, RK4 with ``steps`` or 100 steps in log σ). Ancestral and DDIM sampling of
+    ε-models with fixed σ² run on the numba kernels by default; the ODE runs on the numpy reference.
     """
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
@@ -267,25 +267,23 @@ def sample(model, n: int, *, seed: int = 0, var_type: str | None = None, use_ema
     if not isinstance(K, (int, np.integer)) or not 1 <= K <= T:
         raise ValueError(f"steps must be an integer in 1..T = 1..{T}, got {steps!r}")
     ts = ddpm_ref.timesteps(T, int(K), spacing)
-    if sampler == "ddim" or K < T:
-        if return_trajectory:
-            raise ValueError("trajectories are available for full ancestral sampling only")
-        if backend not in (None, "numpy"):
-            raise ValueError("DDIM and respaced sampling run on the numpy backend")
-        if sampler == "ddim":
-            x0 = ddpm_ref.ddim_sample_loop(ddpm_ref.network(weights, m.cfg), m.sched, x_T, ts=ts, eta=eta, rng=rng,
-                                           parametrization=m.tcfg.parametrization)
-        else:
-            sched_k, t_model = ddpm_ref.respace(m.sched, ts)
-            x0 = ddpm_ref.p_sample_loop(weights, m.cfg, sched_k, x_T, rng=rng, var_type=var_type,
-                                        parametrization=m.tcfg.parametrization, t_model=t_model)
-        return m.norm.to_data(x0)
-    fused_ok = m.tcfg.parametrization == "eps" and var_type in ("beta", "beta_tilde") and not return_trajectory
+    # the numba kernels implement ε-models with fixed σ² (every sampler here but the ODE)
+    fused_ok = m.tcfg.parametrization == "eps" and (sampler == "ddim" or var_type in ("beta", "beta_tilde"))
     if backend is None:
         backend = ddpm_fast.default_backend() if fused_ok else "numpy"
     else:
         _choose_backend(backend)
-    res = ddpm_fast.p_sample_loop(weights, m.cfg, m.sched, x_T, rng=rng, var_type=var_type,
+        if backend != "numpy" and not fused_ok:
+            raise ValueError(f"the {backend} sampler implements eps-models with var_type beta or beta_tilde "
+                             f"(this model: {m.tcfg.parametrization!r}, {var_type!r}); use backend 'numpy'")
+    if sampler == "ddim":
+        if return_trajectory:
+            raise ValueError("trajectories are available for ancestral sampling only")
+        x0 = ddpm_fast.ddim_sample_loop(weights, m.cfg, m.sched, x_T, ts=ts, eta=eta, rng=rng if eta > 0 else None,
+                                        parametrization=m.tcfg.parametrization, backend=backend)
+        return m.norm.to_data(x0)
+    sched, t_model = (m.sched, None) if K == T else ddpm_ref.respace(m.sched, ts)
+    res = ddpm_fast.p_sample_loop(weights, m.cfg, sched, x_T, rng=rng, var_type=var_type, t_model=t_model,
                                   parametrization=m.tcfg.parametrization, return_trajectory=return_trajectory,
                                   backend=backend)
     if return_trajectory:

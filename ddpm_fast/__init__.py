@@ -23,7 +23,8 @@ import numpy as np
 
 import ddpm_ref
 
-__all__ = ["BACKENDS", "available_backends", "default_backend", "train", "p_sample_loop", "supports", "CHUNK"]
+__all__ = ["BACKENDS", "available_backends", "default_backend", "train", "p_sample_loop", "ddim_sample_loop",
+           "supports", "CHUNK"]
 
 BACKENDS = ("numpy", "numba")
 CHUNK = 500        # training steps per compiled call: long enough to amortise the call, short for progress
@@ -118,7 +119,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
         chunk_losses = np.empty(K, dtype=np.float64)
         with _one_blas_thread():
             step = cpu.train_steps_kernel(theta, m, v, ema, step, widths, offs, cpu.ACT_CODES[cfg.activation],
-                                          np.dtype(dtype) == np.float32, data_c, idx, tt, eps.astype(dtype), emb,
+                                          data_c, idx, tt, eps.astype(dtype), emb,
                                           sab, s1m, lrs, tcfg.adam_beta1, tcfg.adam_beta2, tcfg.adam_eps,
                                           tcfg.grad_clip, tcfg.ema_decay, chunk_losses, _n_chunks(B))
         losses[done:done + K] = chunk_losses
@@ -133,48 +134,114 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     return new, losses
 
 
-def p_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, z: np.ndarray | None = None,
-                  rng: np.random.Generator | None = None, var_type: str = "beta", parametrization: str = "eps",
-                  return_trajectory: bool = False, backend: str = "numba", dtype=np.float32, tile: int = 256):
-    """``ddpm_ref.p_sample_loop`` on the chosen backend (numba: all T steps in one compiled call)."""
+def _check_sampler_backend(backend: str, parametrization: str, what: str) -> None:
     _check_backend(backend)
-    if backend == "numpy":
-        return ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z, rng=rng, var_type=var_type,
-                                      parametrization=parametrization, return_trajectory=return_trajectory)
-    if parametrization != "eps" or var_type not in ("beta", "beta_tilde") or return_trajectory:
-        raise ValueError("the numba sampler implements parametrization 'eps' with var_type beta or beta_tilde "
-                         "and no trajectory; use backend 'numpy' for the others")
+    if backend != "numpy" and parametrization != "eps":
+        raise ValueError(f"the numba {what} implements parametrization 'eps'; use backend 'numpy' for "
+                         f"{parametrization!r}")
+
+
+def _noise(z, rng, shape, dtype, needed: bool):
+    """(z as the kernel wants it, seed): z checked against ``shape``, or an empty z and a seed from ``rng``."""
+    if not needed:
+        return np.zeros((0, 1, 1), dtype=dtype), 0
+    if (z is None) == (rng is None):
+        raise ValueError(f"pass exactly one noise source: z (an array of shape {shape}) or rng")
+    if z is not None:
+        z = np.asarray(z, dtype=dtype)
+        if z.shape != shape:
+            raise ValueError(f"z must have shape {shape}, got {z.shape}")
+        return z, 0
+    return np.zeros((0, 1, 1), dtype=dtype), int(rng.integers(0, 2**63 - 1))
+
+
+def _run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, tile, keep_traj):
+    """Run ``cpu.sample_kernel`` for the model steps ``t_steps`` (K,) with the given coefficients."""
     from . import cpu
 
     x = np.array(x_T, dtype=dtype)
     if x.ndim != 2 or x.shape[1] != cfg.dim:
         raise ValueError(f"x_T must have shape (N, {cfg.dim}), got {x.shape}")
-    if (z is None) == (rng is None):
-        raise ValueError("pass exactly one noise source: z (an array of shape (T, N, D)) or rng")
-    T = sched.T
-    if z is not None:
-        z = np.asarray(z, dtype=dtype)
-        if z.shape != (T,) + x.shape:
-            raise ValueError(f"z must have shape (T, N, D) = {(T,) + x.shape}, got {z.shape}")
-        seed = 0
-    else:
-        z = np.zeros((0, 1, 1), dtype=dtype)
-        seed = int(rng.integers(0, 2**63 - 1))
-    ddpm_ref.param.check_compatible(sched, parametrization)
+    if not (isinstance(tile, (int, np.integer)) and tile >= 1):
+        raise ValueError(f"tile must be a positive integer, got {tile!r}")
     widths = _widths(cfg)
     offs, _ = cpu.layout(widths)
     theta = cpu.pack(params, widths, dtype)
-    D, H = cfg.dim, cfg.hidden
-    # Per-t first-layer table: emb(t) @ W_0[D:] + b_0 — the time embedding's contribution.
-    emb = ddpm_ref.timestep_embedding(np.arange(T + 1), cfg.emb_dim, cfg.max_period)
-    table = (emb @ params["W0"][D:] + params["b0"]).astype(dtype)                    # (T+1, H)
-    with np.errstate(divide="ignore"):
-        coef_eps = np.asarray(sched.beta / np.maximum(sched.sqrt_one_minus_alpha_bar, 1e-300), dtype=dtype)
-        inv_sqrt_alpha = np.asarray(1.0 / np.sqrt(sched.alpha), dtype=dtype)
-    sigma2 = sched.beta if var_type == "beta" else sched.beta_tilde
-    sigma = np.sqrt(np.asarray(sigma2)).astype(dtype)
+    # Layer 0's time part per step: emb(t_k) @ W_0[D:] + b_0 — it does not depend on the point.
+    emb = ddpm_ref.timestep_embedding(np.asarray(t_steps), cfg.emb_dim, cfg.max_period)
+    table = np.ascontiguousarray(emb @ params["W0"][cfg.dim:] + params["b0"], dtype=dtype)     # (K, H)
+    K = len(t_steps)
+    traj = np.empty((K + 1,) + x.shape, dtype=dtype) if keep_traj else np.zeros((0, 1, 1), dtype=dtype)
+    if keep_traj:
+        traj[K] = x
+    as_dt = lambda a: np.ascontiguousarray(a, dtype=dtype)
     with _one_blas_thread():
-        x = cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], np.dtype(dtype) == np.float32, x,
-                              table, coef_eps,
-                              inv_sqrt_alpha, sigma, z, np.uint64(seed), tile)
-    return x.astype(np.float64)
+        cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], x,
+                          table, as_dt(c_x), as_dt(c_eps), as_dt(sigma), z, np.uint64(seed), int(tile), traj)
+    x = x.astype(np.float64)
+    return (x, traj.astype(np.float64)) if keep_traj else x
+
+
+def p_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, z: np.ndarray | None = None,
+                  rng: np.random.Generator | None = None, var_type: str = "beta", parametrization: str = "eps",
+                  return_trajectory: bool = False, t_model: np.ndarray | None = None,
+                  backend: str = "numba", dtype=np.float32, tile: int = 256):
+    """``ddpm_ref.p_sample_loop`` (Algorithm 2) on the chosen backend; numba: all T steps in one compiled call.
+
+    Line 4 (Eq. 11) for t = T..1 of ``sched`` (respaced schedules with their ``t_model`` map too), with
+    σ_t² = β_t or β̃_t and z = 0 at t = 1. ``z`` (T, N, D) uses z[t−1] at step t like the reference;
+    with ``rng`` the kernel draws its own counter-based normals from one seed taken from ``rng``.
+    """
+    _check_sampler_backend(backend, parametrization, "sampler")
+    if backend == "numpy":
+        return ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z, rng=rng, var_type=var_type,
+                                      parametrization=parametrization, return_trajectory=return_trajectory,
+                                      t_model=t_model)
+    if var_type not in ("beta", "beta_tilde"):
+        raise ValueError(f"the numba sampler implements var_type 'beta' or 'beta_tilde' (got {var_type!r}); "
+                         "use backend 'numpy' for learned variances")
+    ddpm_ref.param.check_compatible(sched, parametrization)
+    T = sched.T
+    t = np.arange(T, 0, -1)                                          # kernel step k ↔ t = T − k
+    t_steps = t if t_model is None else np.asarray(t_model)[t]
+    if len(t_steps) != T:
+        raise ValueError(f"t_model must map steps 0..T of the schedule (length T + 1 = {T + 1})")
+    x_shape = np.shape(x_T)
+    z, seed = _noise(z, rng, (T,) + tuple(x_shape), dtype, needed=T > 1)
+    if z.shape[0] == T:
+        z = np.ascontiguousarray(z[::-1])                            # the reference reads z[t−1] at step t
+    with np.errstate(divide="ignore"):
+        inv_sqrt_alpha = 1.0 / np.sqrt(sched.alpha[t])
+        c_eps = sched.beta[t] / np.maximum(sched.sqrt_one_minus_alpha_bar[t], 1e-300) * inv_sqrt_alpha
+    sigma2 = (sched.beta if var_type == "beta" else sched.beta_tilde)[t]
+    sigma = np.where(t > 1, np.sqrt(sigma2), 0.0)                    # Alg. 2 line 3: z = 0 at t = 1
+    return _run_sampler(params, cfg, x_T, t_steps, inv_sqrt_alpha, c_eps, sigma, z, seed, dtype, tile,
+                        return_trajectory)
+
+
+def ddim_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, ts: np.ndarray | None = None,
+                     eta: float = 0.0, z: np.ndarray | None = None, rng: np.random.Generator | None = None,
+                     parametrization: str = "eps", backend: str = "numba", dtype=np.float32, tile: int = 256):
+    """``ddpm_ref.ddim_sample_loop`` for the MLP ``params`` (the reference takes ``network(params, cfg)``).
+
+    DDIM (Song et al. Eq. 12) down the descending steps ``ts`` (default all T) with η = ``eta``:
+    x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε̂ + σ z, x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t, written in the kernel as
+    x_s = c_x x_t − c_eps ε̂ + σ z. ``z`` (K, N, D) uses z[k] at the k-th visited step like the reference.
+    """
+    _check_sampler_backend(backend, parametrization, "DDIM sampler")
+    if not (0.0 <= eta <= 1.0):
+        raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
+    if backend == "numpy":
+        return ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts, eta=eta, z=z, rng=rng,
+                                         parametrization=parametrization)
+    ddpm_ref.param.check_compatible(sched, parametrization)
+    ts = np.arange(sched.T, 0, -1) if ts is None else np.asarray(ts, dtype=np.int64)
+    if ts.ndim != 1 or len(ts) == 0 or np.any(np.diff(ts) >= 0) or ts[-1] < 1 or ts[0] > sched.T:
+        raise ValueError(f"ts must be strictly decreasing steps in 1..T = 1..{sched.T}, got {ts!r}")
+    prev = np.append(ts[1:], 0)
+    ab_t, ab_p = sched.alpha_bar[ts], sched.alpha_bar[prev]
+    sigma = eta * np.sqrt((1.0 - ab_p) / (1.0 - ab_t)) * np.sqrt(np.maximum(1.0 - ab_t / ab_p, 0.0))
+    c_x = np.sqrt(ab_p) / np.sqrt(ab_t)
+    c_eps = c_x * np.sqrt(1.0 - ab_t) - np.sqrt(np.maximum(1.0 - ab_p - sigma ** 2, 0.0))
+    z, seed = _noise(z, rng, (len(ts),) + tuple(np.shape(x_T)), dtype, needed=eta > 0)
+    return _run_sampler(params, cfg, x_T, ts, c_x, c_eps, sigma, z, seed, dtype, tile, False)

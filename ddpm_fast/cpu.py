@@ -1,4 +1,4 @@
-"""Numba kernels for the CPU: Algorithm 1 (K fused training steps) and Algorithm 2 (all T reverse steps).
+"""Numba kernels for the CPU: Algorithm 1 (K fused training steps), Algorithm 2 and DDIM (all reverse steps).
 
 No new math: every kernel computes what a ``ddpm_ref`` function computes (named in its docstring),
 in float32 or float64. Parameters live in one flat vector θ with fixed offsets per layer, so
@@ -9,8 +9,15 @@ Layout of θ for L = depth + 1 linear layers of widths w_0 = D + E, w_1..w_{L−
 
 Random numbers: training takes its draws (data indices, t, ε) as arrays, so it can be fed exactly
 the numbers the reference draws; the sampler takes z either as an array (parity) or draws it
-in-kernel from a counter-based generator keyed by (seed, t, point, coordinate) — SplitMix64 of the
-key, then Box–Muller — so the result does not depend on the number of threads.
+in-kernel from a counter-based generator keyed by (seed, step, point, coordinate pair) — SplitMix64
+of the key, then Box–Muller — so the result does not depend on the number of threads.
+
+What makes the loops vectorise (each measured; see benchmarks/cpu_bench.py):
+- ``error_model="numpy"``: with Python's error model every division checks for zero and may raise,
+  which keeps LLVM from vectorising any loop that divides (Adam went from 190 µs to 11 µs per step).
+- float32 constants in float32 code: a Python float literal promotes the arithmetic to float64.
+- element-wise passes (bias + activation, its derivative, column sums) as small non-inlined
+  functions on 2-D arrays: inlined into the big kernel the same loops stayed scalar (3× slower).
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import math
 
 import numba as nb
 import numpy as np
+from numba.extending import overload
 
 ACT_CODES = {"relu": 0, "silu": 1, "gelu": 2, "tanh": 3}
 # Reassociation only (no "fast" NaN/inf assumptions): lets LLVM vectorise the reductions and loops.
@@ -63,15 +71,24 @@ def unpack(theta: np.ndarray, widths) -> dict:
 
 # float32 kernels use a rational tanh (the minimax approximation Eigen uses for float: |error| < 3e-7
 # against tanh, within float32 rounding) and σ(a) = (1 + tanh(a/2))/2: only multiplies, adds and one
-# division, so the loops vectorise; libm's exp is a scalar call per unit. float64 kernels use math.*.
-_TA = (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05, 5.12229709037114e-08,
-       -8.60467152213735e-11, 2.00018790482477e-13, -2.76076847742355e-16)
-_TB = (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04, 1.19825839466702e-06)
+# division, all in float32 (constants included: a Python float literal would promote the arithmetic
+# to float64 and halve the vector width), so the loops vectorise; libm's exp is a scalar call per
+# unit. float64 kernels use math.*. The choice is made by the argument's type at compile time.
+_F = np.float32
+_TA = tuple(_F(c) for c in (4.89352455891786e-03, 6.37261928875436e-04, 1.48572235717979e-05,
+                            5.12229709037114e-08, -8.60467152213735e-11, 2.00018790482477e-13,
+                            -2.76076847742355e-16))
+_TB = tuple(_F(c) for c in (4.89352518554385e-03, 2.26843463243900e-03, 1.18534705686654e-04,
+                            1.19825839466702e-06))
+_TCLAMP = _F(7.90531110763549805)
+_H32, _ONE32, _ZERO32 = _F(0.5), _F(1.0), _F(0.0)
+_GELU_C32, _GELU_K32, _GELU_K3_32 = _F(_GELU_C), _F(0.044715), _F(3 * 0.044715)
 
 
-@nb.njit(inline="always")
+@nb.njit(inline="always", fastmath=FASTMATH, error_model="numpy")
 def _tanh_fast(x):
-    x = min(max(x, -7.90531110763549805), 7.90531110763549805)
+    """tanh for float32 by Eigen's rational minimax approximation (|error| < 3e-7)."""
+    x = min(max(x, -_TCLAMP), _TCLAMP)
     x2 = x * x
     p = x2 * _TA[6] + _TA[5]
     p = x2 * p + _TA[4]
@@ -85,10 +102,33 @@ def _tanh_fast(x):
     return p / q
 
 
+@nb.njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _act32(a, code):
+    if code == 0:
+        return max(a, _ZERO32)
+    if code == 1:
+        return a * (_H32 + _H32 * _tanh_fast(_H32 * a))
+    if code == 2:
+        return _H32 * a * (_ONE32 + _tanh_fast(_GELU_C32 * (a + _GELU_K32 * a * a * a)))
+    return _tanh_fast(a)
+
+
+@nb.njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _dact32(a, h, code):
+    if code == 0:
+        return _ONE32 if a > _ZERO32 else _ZERO32
+    if code == 1:
+        s = _H32 + _H32 * _tanh_fast(_H32 * a)
+        return s * (_ONE32 + a * (_ONE32 - s))
+    if code == 2:
+        th = _tanh_fast(_GELU_C32 * (a + _GELU_K32 * a * a * a))
+        return (_H32 * (_ONE32 + th)
+                + _H32 * a * (_ONE32 - th * th) * _GELU_C32 * (_ONE32 + _GELU_K3_32 * a * a))
+    return _ONE32 - h * h
+
+
 @nb.njit(inline="always")
-def _sigmoid(a, fast):
-    if fast:
-        return 0.5 * (1.0 + _tanh_fast(0.5 * a))
+def _sigmoid64(a):
     if a >= 0:
         return 1.0 / (1.0 + math.exp(-a))
     e = math.exp(a)
@@ -96,33 +136,49 @@ def _sigmoid(a, fast):
 
 
 @nb.njit(inline="always")
-def _tanh(a, fast):
-    return _tanh_fast(a) if fast else math.tanh(a)
-
-
-@nb.njit(inline="always")
-def _act(a, code, fast):
+def _act64(a, code):
     if code == 0:
-        return a if a > 0 else 0.0 * a
+        return a if a > 0 else 0.0
     if code == 1:
-        return a * _sigmoid(a, fast)
+        return a * _sigmoid64(a)
     if code == 2:
-        return 0.5 * a * (1.0 + _tanh(_GELU_C * (a + 0.044715 * a * a * a), fast))
-    return _tanh(a, fast)
+        return 0.5 * a * (1.0 + math.tanh(_GELU_C * (a + 0.044715 * a * a * a)))
+    return math.tanh(a)
 
 
 @nb.njit(inline="always")
-def _dact(a, h, code, fast):
+def _dact64(a, h, code):
     if code == 0:
         return 1.0 if a > 0 else 0.0
     if code == 1:
-        s = _sigmoid(a, fast)
+        s = _sigmoid64(a)
         return s * (1.0 + a * (1.0 - s))
     if code == 2:
         u = _GELU_C * (a + 0.044715 * a * a * a)
-        th = _tanh(u, fast)
+        th = math.tanh(u)
         return 0.5 * (1.0 + th) + 0.5 * a * (1.0 - th * th) * _GELU_C * (1.0 + 3 * 0.044715 * a * a)
     return 1.0 - h * h
+
+
+def _act(a, code):
+    """act(a) of ``ddpm_ref.mlp`` (code: ACT_CODES); float32 arguments take the rational-tanh forms."""
+    raise NotImplementedError("compiled only")
+
+
+def _dact(a, h, code):
+    """act'(a), given a and h = act(a)."""
+    raise NotImplementedError("compiled only")
+
+
+@overload(_act, inline="always")
+def _act_by_type(a, code):
+    return (lambda a, code: _act32(a, code)) if a == nb.types.float32 else (lambda a, code: _act64(a, code))
+
+
+@overload(_dact, inline="always")
+def _dact_by_type(a, h, code):
+    return ((lambda a, h, code: _dact32(a, h, code)) if a == nb.types.float32
+            else (lambda a, h, code: _dact64(a, h, code)))
 
 
 # --- counter-based normal numbers ---------------------------------------------------------------------
@@ -137,24 +193,29 @@ def _splitmix64(x):
 
 
 @nb.njit(inline="always")
-def counter_normal(seed, step, index):
-    """A standard normal number that is a pure function of (seed, step, index) (SplitMix64 + Box–Muller)."""
+def counter_normal_pair(seed, step, index):
+    """Two independent standard normals that are a pure function of (seed, step, index):
+    SplitMix64 of the key gives two uniforms, Box–Muller turns them into (r cos φ, r sin φ)."""
     key = _splitmix64(np.uint64(seed) ^ _splitmix64(np.uint64(step) * np.uint64(0x100000001B3) + np.uint64(index)))
     k2 = _splitmix64(key)
     u1 = ((key >> np.uint64(11)) + np.uint64(1)) * (1.0 / 9007199254740993.0)  # (0, 1]
     u2 = (k2 >> np.uint64(11)) * (1.0 / 9007199254740992.0)                   # [0, 1)
-    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+    r = math.sqrt(-2.0 * math.log(u1))
+    phi = 2.0 * math.pi * u2
+    return r * math.cos(phi), r * math.sin(phi)
 
+
+# --- Algorithm 1: K fused training steps ----------------------------------------------------------------
 
 @nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
-def _bias_act(a, bias, hn, code, fast):
+def _bias_act(a, bias, hn, code):
     """a += bias (pre-activation kept for backward); hn = act(a)."""
     n, fo = a.shape
     for b in range(n):
         for j in range(fo):
             s = a[b, j] + bias[j]
             a[b, j] = s
-            hn[b, j] = _act(s, code, fast)
+            hn[b, j] = _act(s, code)
 
 
 @nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
@@ -166,12 +227,12 @@ def _add_bias(a, bias):
 
 
 @nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
-def _mul_dact(dH, a, h, code, fast):
+def _mul_dact(dH, a, h, code):
     """dH ⊙= act'(a): ∂loss/∂h → ∂loss/∂a."""
     n, fi = dH.shape
     for b in range(n):
         for j in range(fi):
-            dH[b, j] *= _dact(a[b, j], h[b, j], code, fast)
+            dH[b, j] *= _dact(a[b, j], h[b, j], code)
 
 
 @nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
@@ -185,10 +246,8 @@ def _col_sum(dA, gb):
             gb[j] += dA[b, j]
 
 
-# --- Algorithm 1: K fused training steps ----------------------------------------------------------------
-
 @nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, fast, data, idx, tt, eps, emb_table,
+def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data, idx, tt, eps, emb_table,
                        sqrt_ab, sqrt_1mab, lrs, beta1, beta2, adam_eps, grad_clip, ema_decay, losses, n_chunks):
     """K steps of ``ddpm_ref.train_step`` (objective simple, ε-parametrisation), all in one call.
 
@@ -242,7 +301,7 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, fast
                 a = aw[aoff[l]:aoff[l] + nb_ * fo].reshape((nb_, fo))
                 np.dot(h, W, a)                                               # (rows, fo)
                 if l < L - 1:
-                    _bias_act(a, bias, hw[hoff[l + 1]:hoff[l + 1] + nb_ * fo].reshape((nb_, fo)), act_code, fast)
+                    _bias_act(a, bias, hw[hoff[l + 1]:hoff[l + 1] + nb_ * fo].reshape((nb_, fo)), act_code)
                 else:
                     _add_bias(a, bias)
             # L_simple = mean (ε_θ − ε)², ∂/∂ε_θ = 2(ε_θ − ε)/(B·D) — B is the whole batch
@@ -269,7 +328,7 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, fast
                     dH = dst[0:nb_ * fi].reshape((nb_, fi))
                     np.dot(dA, W.T, dH)                                       # ∂loss/∂h_l (rows, fi)
                     a_prev = aw[aoff[l - 1]:aoff[l - 1] + nb_ * fi].reshape((nb_, fi))
-                    _mul_dact(dH, a_prev, h, act_code, fast)                   # → ∂loss/∂a_{l−1}
+                    _mul_dact(dH, a_prev, h, act_code)                   # → ∂loss/∂a_{l−1}
                     src, dst = dst, src
         # reduce the partials in chunk order (deterministic), then the loss
         loss = 0.0
@@ -309,67 +368,81 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, fast
     return adam_step
 
 
-# --- Algorithm 2: all T reverse steps for tiles of points ------------------------------------------------
+# --- Algorithm 2 (and DDIM): all reverse steps for tiles of points ------------------------------------------
+
+@nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
+def _bias_act_into(src, n, bias, dst, code):
+    """dst[:n] = act(src[:n] + bias)."""
+    H = src.shape[1]
+    for i in range(n):
+        for j in range(H):
+            dst[i, j] = _act(src[i, j] + bias[j], code)
+
+
+@nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
+def _readout_update(hA, n, w_out_t, b_out, x, lo, c_x, c_eps, sig, z, k, use_z, seed, traj, k_traj):
+    """ε̂ = hA W_L + b_L, then x ← c_x·x − c_eps·ε̂ + σ·z for the tile's points (in place)."""
+    D = x.shape[1]
+    H = hA.shape[1]
+    half = (D + 1) // 2
+    for i in range(n):
+        z_odd = 0.0
+        for d in range(D):
+            e = b_out[d]
+            for kk in range(H):
+                e += hA[i, kk] * w_out_t[d, kk]
+            xn = c_x * x[lo + i, d] - c_eps * e
+            if sig > 0:
+                if use_z:
+                    zz = z[k, lo + i, d]
+                elif d % 2 == 0:                 # one Box–Muller pair per two coordinates
+                    zz, z_odd = counter_normal_pair(seed, k, (lo + i) * half + d // 2)
+                else:
+                    zz = z_odd
+                xn += sig * zz
+            x[lo + i, d] = xn
+            if k_traj >= 0:
+                traj[k_traj, lo + i, d] = xn
+
 
 @nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def sample_kernel(theta, widths, offs, act_code, fast, x, t_table, coef_eps, inv_sqrt_alpha, sigma, z, seed, tile):
-    """``ddpm_ref.p_sample_loop`` (ε-parametrisation, fixed σ_t) for x = x_T (N, D), in place.
+def sample_kernel(theta, widths, offs, act_code, x, t_table, c_x, c_eps, sigma, z, seed, tile, traj):
+    """K reverse steps of an ε-model for x = x_T (N, D), in place; one update rule covers them all:
 
-    ``t_table`` (T+1, H) = emb(t) @ W_0[D:] + b_0 (precomputed: it does not depend on the point);
-    ``coef_eps[t]`` = β_t/√(1−ᾱ_t), ``inv_sqrt_alpha[t]`` = 1/√α_t, ``sigma[t]`` = σ_t. Noise from
-    ``z`` (T, N, D) when it has T rows, else from the counter-based generator with ``seed``.
-    Tiles of ``tile`` points run all T steps in parallel, each in its own small workspace.
+        x ← c_x[k]·x − c_eps[k]·ε_θ(x, t_k) + sigma[k]·z_k,      k = 0..K−1,
+
+    which is Algorithm 2 line 4 (Eq. 11: c_x = 1/√α_t, c_eps = β_t/(√α_t √(1−ᾱ_t)), sigma = σ_t and 0 at
+    t = 1) on the full or a respaced schedule, and DDIM (Song et al. Eq. 12) for any η — the wrapper in
+    ``ddpm_fast`` computes the coefficients. ``t_table`` (K, H) = emb(t_k) @ W_0[D:] + b_0 is layer 0's
+    time part at step k (it does not depend on the point). Noise from ``z`` (K, N, D) when it has K rows, else
+    from the counter-based generator keyed by (seed, k, point, coordinate pair). ``traj`` (K+1, N, D)
+    receives x after step k at row K−1−k when it has K+1 rows (the trajectory, x_t at row t).
+    Tiles of ``tile`` points run all K steps in parallel, each in its own small workspace.
     """
     N, D = x.shape
-    T = t_table.shape[0] - 1
+    K = t_table.shape[0]
     L = widths.shape[0] - 1
     H = widths[1]
-    use_z = z.shape[0] == T
+    use_z = z.shape[0] == K
+    keep = traj.shape[0] == K + 1
     n_tiles = (N + tile - 1) // tile
+    W0 = theta[offs[0, 0]:offs[0, 0] + D * H].reshape((D, H))                 # W_0[:D], the x rows
+    n_out = widths[L]
+    w_out_t = np.ascontiguousarray(theta[offs[L - 1, 0]:offs[L - 1, 0] + H * n_out].reshape((H, n_out)).T)
+    b_out = theta[offs[L - 1, 1]:offs[L - 1, 1] + n_out]
     for ti in nb.prange(n_tiles):
         lo = ti * tile
-        hi = min(N, lo + tile)
-        n = hi - lo
+        n = min(N, lo + tile) - lo
         hA = np.zeros((tile, H), dtype=x.dtype)
         hB = np.zeros((tile, H), dtype=x.dtype)
-        out = np.empty((tile, D), dtype=x.dtype)
-        for t in range(T, 0, -1):
-            # layer 0: x W_0[:D] + table[t], activation
-            W0 = theta[offs[0, 0]:offs[0, 0] + widths[0] * H].reshape((widths[0], H))
-            for i in range(n):
-                for j in range(H):
-                    hA[i, j] = t_table[t, j]
-                for d in range(D):
-                    xv = x[lo + i, d]
-                    for j in range(H):
-                        hA[i, j] += xv * W0[d, j]
-                for j in range(H):
-                    hA[i, j] = _act(hA[i, j], act_code, fast)
-            # hidden layers: the (tile × H) @ (H × H) product through BLAS, then bias and activation
-            for l in range(1, L - 1):
+        for k in range(K):
+            # layer 0: x W_0[:D] (a rank-D product) + the step's table row, then the activation
+            np.dot(x[lo:lo + n], W0, hB[:n])
+            _bias_act_into(hB, n, t_table[k], hA, act_code)
+            for l in range(1, L - 1):                  # hidden layers: one (tile × H) @ (H × H) product each
                 W = theta[offs[l, 0]:offs[l, 0] + H * H].reshape((H, H))
-                bias = theta[offs[l, 1]:offs[l, 1] + H]
                 np.dot(hA, W, hB)
-                for i in range(n):
-                    for j in range(H):
-                        hA[i, j] = _act(hB[i, j] + bias[j], act_code, fast)
-            # read-out ε_θ and Alg. 2 line 4
-            WL = theta[offs[L - 1, 0]:offs[L - 1, 0] + H * D].reshape((H, D))
-            bL = theta[offs[L - 1, 1]:offs[L - 1, 1] + D]
-            for i in range(n):
-                for d in range(D):
-                    out[i, d] = bL[d]
-                for kk in range(H):
-                    a = hA[i, kk]
-                    for d in range(D):
-                        out[i, d] += a * WL[kk, d]
-                for d in range(D):
-                    mean = (x[lo + i, d] - coef_eps[t] * out[i, d]) * inv_sqrt_alpha[t]     # Eq. 11
-                    if t > 1:                                                             # z = 0 at t = 1
-                        if use_z:
-                            zz = z[t - 1, lo + i, d]
-                        else:
-                            zz = counter_normal(seed, t, (lo + i) * D + d)
-                        mean += sigma[t] * zz
-                    x[lo + i, d] = mean
+                _bias_act_into(hB, n, theta[offs[l, 1]:offs[l, 1] + H], hA, act_code)
+            _readout_update(hA, n, w_out_t, b_out, x, lo, c_x[k], c_eps[k], sigma[k], z, k, use_z, seed,
+                            traj, K - 1 - k if keep else -1)
     return x

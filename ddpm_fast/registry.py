@@ -15,7 +15,7 @@ import numpy as np
 
 import ddpm_ref
 
-from . import p_sample_loop, train
+from . import ddim_sample_loop, p_sample_loop, train
 
 # Documented tolerances of the fast backends against the float64 reference.
 TOLERANCES = {
@@ -53,11 +53,35 @@ def make_train_inputs(size: dict, rng: np.random.Generator):
 
 
 def make_sample_inputs(size: dict, rng: np.random.Generator):
+    """Algorithm 2 on the full schedule, or (size["respaced"]) on K = size["K"] respaced steps with the
+    t_model map; size["trajectory"] asks for the trajectory too."""
     cfg, sched = _model(size, rng)
     params = {k: v * 0.5 for k, v in ddpm_ref.init_params(cfg, rng).items()}
+    kw = {"var_type": size.get("var_type", "beta"), "return_trajectory": size.get("trajectory", False)}
+    if size.get("respaced", False):
+        sched, kw["t_model"] = ddpm_ref.respace(sched, ddpm_ref.timesteps(sched.T, min(size["K"], sched.T)))
     x_T = rng.standard_normal((size["n_points"], cfg.dim))
-    z = rng.standard_normal((sched.T, size["n_points"], cfg.dim)) if size.get("with_z", True) else None
-    return (lambda: (params, cfg, sched, x_T)), {"z": z, "var_type": size.get("var_type", "beta")}
+    kw["z"] = rng.standard_normal((sched.T, size["n_points"], cfg.dim))
+    return (lambda: (params, cfg, sched, x_T)), kw
+
+
+def make_ddim_inputs(size: dict, rng: np.random.Generator):
+    """DDIM down K = size["K"] steps (spacing size["spacing"]) with η = size["eta"] and its noise z (K, N, D)."""
+    cfg, sched = _model(size, rng)
+    params = {k: v * 0.5 for k, v in ddpm_ref.init_params(cfg, rng).items()}
+    ts = ddpm_ref.timesteps(sched.T, min(size["K"], sched.T), size.get("spacing", "even"))
+    x_T = rng.standard_normal((size["n_points"], cfg.dim))
+    z = rng.standard_normal((len(ts), size["n_points"], cfg.dim))
+    return (lambda: (params, cfg, sched, x_T)), {"ts": ts, "eta": size.get("eta", 0.0), "z": z}
+
+
+def _ddim_reference(params, cfg, sched, x_T, **kw):
+    """The reference takes the network as a function; the fast version takes the MLP's parameters."""
+    return ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, **kw)
+
+
+def _sample_outputs(res):
+    return list(res) if isinstance(res, tuple) else [res]
 
 
 def _train_outputs(res):
@@ -71,5 +95,6 @@ def _train_outputs(res):
 
 REGISTRY = [
     Entry("train", ddpm_ref.train, train, make_train_inputs, _train_outputs),
-    Entry("p_sample_loop", ddpm_ref.p_sample_loop, p_sample_loop, make_sample_inputs, lambda x: [x]),
+    Entry("p_sample_loop", ddpm_ref.p_sample_loop, p_sample_loop, make_sample_inputs, _sample_outputs),
+    Entry("ddim_sample_loop", _ddim_reference, ddim_sample_loop, make_ddim_inputs, _sample_outputs),
 ]

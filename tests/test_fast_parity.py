@@ -22,6 +22,8 @@ sizes = st.fixed_dictionaries({
     "batch": st.integers(1, 9), "T": st.integers(21, 60), "schedule": st.sampled_from(["linear", "cosine"]),
     "dim": st.integers(1, 3), "emb_dim": st.sampled_from([2, 8, 32]), "steps": st.integers(1, 6),
     "n_points": st.integers(1, 70), "var_type": st.sampled_from(["beta", "beta_tilde"]),
+    "K": st.integers(1, 60), "respaced": st.booleans(), "trajectory": st.booleans(),
+    "eta": st.sampled_from([0.0, 0.3, 1.0]), "spacing": st.sampled_from(["even", "leading", "trailing", "quad"]),
 })
 
 
@@ -109,5 +111,7 @@ def test_fast_tanh_of_the_float32_kernels_is_within_3e_7_of_tanh():
     import numba as nb
 
     f = nb.njit(lambda xs: np.array([_tanh_fast(x) for x in xs]))
-    x = np.linspace(-30, 30, 200_001)
-    assert np.abs(f(x) - np.tanh(x)).max() < 3e-7
+    x = np.linspace(-30, 30, 200_001).astype(np.float32)
+    y = f(x)
+    assert y.dtype == np.float32                      # float32 in, float32 arithmetic out
+    assert np.abs(y - np.tanh(x.astype(np.float64))).max() < 3e-7
