@@ -1,0 +1,316 @@
+// ddpm_fast's GPU kernels (loaded by ddpm_fast/gpu.py with cupy.RawModule; compiled for sm_90 by the
+// tests when nvcc is present; run on the CPU by tests/cuda_emu.h, which gives each thread of a block
+// its own std::thread and __syncthreads a barrier). float32 throughout; the flat parameter layout θ
+// is cpu.py's: for linear layer l, W_l (w_l × w_{l+1}) row-major at offs[2l], b_l at offs[2l+1].
+//
+//   ddpm_sample       all K reverse steps for a tile of TP points in one launch (Algorithm 2 / DDIM)
+//   ddpm_train_tiles  Algorithm 1's forward, L_simple and backward for tiles of the batch: per-block
+//                     partial gradients and losses (no atomics; each block owns its slot)
+//   ddpm_reduce       sums the partial gradients in block order and the squares for the global norm
+//   ddpm_adam         clipping, Adam (Kingma & Ba Alg. 1) and the EMA, one thread per parameter
+//
+// Compile-time sizes: DDPM_H (hidden width, a multiple of 16, at most 256) for the sampler.
+#include "ddpm_common.cuh"
+
+#ifndef DDPM_H
+#define DDPM_H 128
+#endif
+#define NT 256                 // threads per block, every kernel
+#define TP 128                 // points per block in the sampler
+#define RM 8                   // sampler: rows (points) per thread  (16 row groups × 8 = TP)
+#define CN (DDPM_H / 16)       // sampler: columns (units) per thread (16 column groups)
+
+// ---------------------------------------------------------------------------------------------------
+// Sampler: x ← c_x[k]·x − c_eps[k]·ε_θ(x, t_k) + sigma[k]·z_k for k = 0..K−1 (see cpu.sample_kernel).
+// table (K × H): emb(t_k) W_0[D:] + b_0. Activations of the tile stay in shared memory; hidden weights
+// too when w_in_smem (else read through L1/L2). Noise: z (K, N, D) when non-null, else counter-based.
+// traj (K+1, N, D) receives x after step k at row K−1−k when non-null.
+// Dynamic shared memory (floats): TP·H (activations) + TP·D (x) + NT·D (read-out halves)
+//                                 [+ (L−2)·H·H when w_in_smem].
+extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const long long* __restrict__ offs,
+                                       int L, int D, const float* __restrict__ table,
+                                       const float* __restrict__ c_x, const float* __restrict__ c_eps,
+                                       const float* __restrict__ sigma, const float* __restrict__ z,
+                                       unsigned long long seed, float* __restrict__ x, float* __restrict__ traj,
+                                       int N, int K, int act, int w_in_smem) {
+    extern __shared__ float smem[];
+    const int H = DDPM_H;
+    float* act_s = smem;                       // TP × H
+    float* xs = act_s + TP * H;                // TP × D
+    float* red = xs + TP * D;                  // NT × D
+    float* Ws = red + NT * D;                  // (L−2) × H × H
+    const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
+    const long long lo = (long long)blockIdx.x * TP;
+    const int n_out = (int)(offs[2 * (L - 1) + 1] - offs[2 * (L - 1)]) / H;
+    const float* W0 = theta + offs[0];         // rows 0..D−1 of W_0 (the x part)
+    const float* WL = theta + offs[2 * (L - 1)];
+    const float* bL = theta + offs[2 * (L - 1) + 1];
+    const int half = (D + 1) / 2;
+
+    for (int i = tid; i < TP * D; i += NT) {
+        long long p = lo + i / D;
+        xs[i] = p < N ? x[p * D + i % D] : 0.0f;
+    }
+    if (w_in_smem)
+        for (int l = 1; l < L - 1; ++l)
+            for (int i = tid; i < H * H; i += NT) Ws[(l - 1) * H * H + i] = theta[offs[2 * l] + i];
+    __syncthreads();
+
+    float acc[RM][CN];
+    for (int k = 0; k < K; ++k) {
+        // layer 0: act(x W_0[:D] + table[k])
+        for (int r = 0; r < RM; ++r) {
+            int p = ty * RM + r;
+            for (int c = 0; c < CN; ++c) {
+                int j = tx + 16 * c;
+                float s = table[(long long)k * H + j];
+                for (int d = 0; d < D; ++d) s += xs[p * D + d] * W0[d * H + j];
+                act_s[p * H + j] = ddpm_act(s, act);
+            }
+        }
+        __syncthreads();
+        // hidden layers: (TP × H) @ (H × H), 8 × CN outputs per thread in registers
+        for (int l = 1; l < L - 1; ++l) {
+            const float* W = w_in_smem ? Ws + (l - 1) * H * H : theta + offs[2 * l];
+            const float* b = theta + offs[2 * l + 1];
+            for (int r = 0; r < RM; ++r)
+                for (int c = 0; c < CN; ++c) acc[r][c] = 0.0f;
+            for (int kk = 0; kk < H; ++kk) {
+                float a[RM], w[CN];
+                for (int r = 0; r < RM; ++r) a[r] = act_s[(ty * RM + r) * H + kk];
+                for (int c = 0; c < CN; ++c) w[c] = W[kk * H + tx + 16 * c];
+                for (int r = 0; r < RM; ++r)
+                    for (int c = 0; c < CN; ++c) acc[r][c] += a[r] * w[c];
+            }
+            __syncthreads();                   // every read of act_s is done
+            for (int r = 0; r < RM; ++r)
+                for (int c = 0; c < CN; ++c) {
+                    int j = tx + 16 * c;
+                    act_s[(ty * RM + r) * H + j] = ddpm_act(acc[r][c] + b[j], act);
+                }
+            __syncthreads();
+        }
+        // read-out ε̂ = h W_L + b_L: two threads per point, each summing half of the units
+        {
+            int p = tid / 2, h0 = (tid % 2) * (H / 2);
+            for (int d = 0; d < D; ++d) {
+                float s = 0.0f;
+                for (int j = h0; j < h0 + H / 2; ++j) s += act_s[p * H + j] * WL[j * n_out + d];
+                red[tid * D + d] = s;
+            }
+        }
+        __syncthreads();
+        if (tid % 2 == 0) {
+            int p = tid / 2;
+            long long gp = lo + p;
+            double z_odd = 0.0;
+            for (int d = 0; d < D; ++d) {
+                float e = bL[d] + red[tid * D + d] + red[(tid + 1) * D + d];
+                float xn = c_x[k] * xs[p * D + d] - c_eps[k] * e;
+                if (sigma[k] > 0.0f) {
+                    float zz;
+                    if (z) {
+                        zz = gp < N ? z[((long long)k * N + gp) * D + d] : 0.0f;
+                    } else if (d % 2 == 0) {       // one Box–Muller pair per two coordinates
+                        double z0;
+                        ddpm_normal_pair(seed, (uint64_t)k, (uint64_t)(gp * half + d / 2), &z0, &z_odd);
+                        zz = (float)z0;
+                    } else {
+                        zz = (float)z_odd;
+                    }
+                    xn += sigma[k] * zz;
+                }
+                xs[p * D + d] = xn;
+                if (traj && gp < N) traj[((long long)(K - 1 - k) * N + gp) * D + d] = xn;
+            }
+        }
+        __syncthreads();
+    }
+    for (int i = tid; i < TP * D; i += NT) {
+        long long p = lo + i / D;
+        if (p < N) x[p * D + i % D] = xs[i];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Training. C (M × Nc) = A (M × Kd) · B (Kd × Nc) by the whole block, A(i, k) = A[i·ar + k·ac] and
+// B(k, j) = B[k·br + j·bc] (strides express the transposes); 4 × 4 outputs per thread per pass.
+// accumulate: C += instead of C =.
+__device__ void block_mm(const float* A, int ar, int ac, const float* B, int br, int bc, float* C, int ldc,
+                         int M, int Nc, int Kd, bool accumulate) {
+    int mb = (M + 3) / 4, nb = (Nc + 3) / 4;
+    for (int blk = threadIdx.x; blk < mb * nb; blk += blockDim.x) {
+        int i0 = (blk / nb) * 4, j0 = (blk % nb) * 4;
+        float s[4][4] = {{0}};
+        for (int k = 0; k < Kd; ++k) {
+            float a[4], b[4];
+            for (int r = 0; r < 4; ++r) a[r] = i0 + r < M ? A[(i0 + r) * ar + k * ac] : 0.0f;
+            for (int c = 0; c < 4; ++c) b[c] = j0 + c < Nc ? B[k * br + (j0 + c) * bc] : 0.0f;
+            for (int r = 0; r < 4; ++r)
+                for (int c = 0; c < 4; ++c) s[r][c] += a[r] * b[c];
+        }
+        for (int r = 0; r < 4; ++r)
+            for (int c = 0; c < 4; ++c)
+                if (i0 + r < M && j0 + c < Nc) {
+                    float* o = C + (i0 + r) * ldc + j0 + c;
+                    *o = accumulate ? *o + s[r][c] : s[r][c];
+                }
+    }
+}
+
+// Forward, L_simple and backward of ddpm_ref.train_step (ε-parametrisation) for tiles of `rows` batch
+// rows; block b handles tiles b, b + G, b + 2G, … (G = gridDim.x, fixed by the host, never by the
+// device), accumulating its partial gradient in part[b] (P floats) and its loss sum in lossp[b].
+// Draws for the step: x_0 = data[idx[i]], t = tt[i], ε = eps[i]. widths (L+1) are the layer widths.
+// Dynamic shared memory (floats): rows · (Σ_l w_l [inputs] + Σ_{l<L−1} w_{l+1} [pre-activations]
+//                                        + 2·wmax [two gradient buffers]) + NT.
+extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, const long long* __restrict__ offs,
+                                            const int* __restrict__ widths, int L, int D,
+                                            const float* __restrict__ data, const long long* __restrict__ idx,
+                                            const long long* __restrict__ tt, const float* __restrict__ eps,
+                                            const float* __restrict__ emb, const float* __restrict__ sab,
+                                            const float* __restrict__ s1m, int B, int rows, int P, int act,
+                                            float* __restrict__ part, float* __restrict__ lossp) {
+    extern __shared__ float smem[];
+    const int tid = threadIdx.x;
+    int wmax = 0, hsum = 0, asum = 0;
+    for (int l = 0; l <= L; ++l) wmax = max(wmax, widths[l]);
+    for (int l = 0; l < L; ++l) hsum += widths[l];
+    for (int l = 0; l < L - 1; ++l) asum += widths[l + 1];
+    float* hbuf = smem;                        // h_l: rows × w_l, l = 0..L−1, one after the other
+    float* abuf = hbuf + rows * hsum;          // a_l: rows × w_{l+1}, l = 0..L−2
+    float* g1 = abuf + rows * asum;            // rows × wmax
+    float* g2 = g1 + rows * wmax;              // rows × wmax
+    float* red = g2 + rows * wmax;             // NT
+    float* gpart = part + (long long)blockIdx.x * P;
+    const int n_out = widths[L], E = widths[0] - D;
+    for (int i = tid; i < P; i += NT) gpart[i] = 0.0f;
+    float loss = 0.0f;
+    __syncthreads();
+    const int n_tiles = (B + rows - 1) / rows;
+    for (int tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
+        const int lo = tile * rows, n = min(B, lo + rows) - lo;
+        // h_0 = [x_t, emb(t)], x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε (Eq. 4)
+        for (int i = tid; i < n * widths[0]; i += NT) {
+            int b = i / widths[0], c = i % widths[0];
+            long long t = tt[lo + b];
+            hbuf[i] = c < D ? sab[t] * data[idx[lo + b] * D + c] + s1m[t] * eps[(long long)(lo + b) * D + c]
+                            : emb[t * E + (c - D)];
+        }
+        __syncthreads();
+        // forward
+        float* h = hbuf;
+        float* a = abuf;
+        for (int l = 0; l < L; ++l) {
+            int fi = widths[l], fo = widths[l + 1];
+            const float* W = theta + offs[2 * l];
+            const float* bias = theta + offs[2 * l + 1];
+            float* out = l < L - 1 ? a : g1;          // the last layer's output goes to g1
+            block_mm(h, fi, 1, W, fo, 1, out, fo, n, fo, fi, false);
+            __syncthreads();
+            float* hn = h + rows * fi;
+            for (int i = tid; i < n * fo; i += NT) {
+                float s = out[i] + bias[i % fo];
+                out[i] = s;
+                if (l < L - 1) hn[i] = ddpm_act(s, act);
+            }
+            __syncthreads();
+            if (l < L - 1) { h = hn; a += rows * fo; }
+        }
+        // L_simple = mean (ε_θ − ε)²; ∂/∂ε_θ = 2(ε_θ − ε)/(B·n_out)
+        for (int i = tid; i < n * n_out; i += NT) {
+            int b = i / n_out, c = i % n_out;
+            float diff = g1[i] - eps[(long long)(lo + b) * D + c];
+            loss += diff * diff;
+            g1[i] = 2.0f * diff / (float)(B * n_out);
+        }
+        __syncthreads();
+        // backward
+        float* src = g1;
+        float* dst = g2;
+        for (int l = L - 1; l >= 0; --l) {
+            int fi = widths[l], fo = widths[l + 1];
+            // input of layer l: h_l; pre-activation of layer l−1: a_{l−1}
+            int hoff = 0, aoff = 0;
+            for (int q = 0; q < l; ++q) hoff += widths[q];
+            for (int q = 0; q < l - 1; ++q) aoff += widths[q + 1];
+            const float* hl = hbuf + rows * hoff;
+            block_mm(hl, 1, fi, src, fo, 1, gpart + offs[2 * l], fo, fi, fo, n, true);      // gW += h^T dA
+            for (int j = tid; j < fo; j += NT) {                                           // gb += Σ_b dA
+                float s = 0.0f;
+                for (int b = 0; b < n; ++b) s += src[b * fo + j];
+                gpart[offs[2 * l + 1] + j] += s;
+            }
+            if (l > 0) {
+                const float* W = theta + offs[2 * l];
+                block_mm(src, fo, 1, W, 1, fo, dst, fi, n, fi, fo, false);                   // dH = dA W^T
+                __syncthreads();
+                const float* al = abuf + rows * aoff;
+                for (int i = tid; i < n * fi; i += NT) dst[i] *= ddpm_dact(al[i], hl[i], act);
+                float* tmp = src; src = dst; dst = tmp;
+            }
+            __syncthreads();
+        }
+    }
+    // deterministic block sum of the loss
+    red[tid] = loss;
+    __syncthreads();
+    for (int s = NT / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] += red[tid + s];
+        __syncthreads();
+    }
+    if (tid == 0) lossp[blockIdx.x] = red[0];
+}
+
+// grad[i] = Σ_b part[b][i] in block order b = 0..G−1; normp[block] = Σ grad² over the block's entries.
+extern "C" __global__ void ddpm_reduce(const float* __restrict__ part, int G, int P, float* __restrict__ grad,
+                                       float* __restrict__ normp) {
+    __shared__ float red[NT];
+    int i = blockIdx.x * NT + threadIdx.x;
+    float g = 0.0f;
+    if (i < P) {
+        for (int b = 0; b < G; ++b) g += part[(long long)b * P + i];
+        grad[i] = g;
+    }
+    red[threadIdx.x] = g * g;
+    __syncthreads();
+    for (int s = NT / 2; s > 0; s >>= 1) {
+        if (threadIdx.x < s) red[threadIdx.x] += red[threadIdx.x + s];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) normp[blockIdx.x] = red[0];
+}
+
+// Global-norm clipping, Adam and the EMA (ddpm_ref.optim), one thread per parameter. The norm is summed
+// from normp in a fixed order by every thread (a few hundred numbers), so no further launch is needed.
+// Step k of the chunk: Adam's step count is base_step[0] + k + 1, the learning rate lrs[k]; block 0's
+// thread 0 also writes the step's loss, Σ lossp / (B·n_out), to losses[k].
+extern "C" __global__ void ddpm_adam(float* __restrict__ theta, float* __restrict__ m, float* __restrict__ v,
+                                     float* __restrict__ ema, const float* __restrict__ grad,
+                                     const float* __restrict__ normp, int n_norm, const float* __restrict__ lossp,
+                                     int G, float* __restrict__ losses, int k, const long long* __restrict__ base_step,
+                                     const double* __restrict__ lrs, double beta1, double beta2, double adam_eps,
+                                     double grad_clip, double ema_decay, int P, double loss_div) {
+    int i = blockIdx.x * NT + threadIdx.x;
+    double nrm = 0.0;
+    for (int b = 0; b < n_norm; ++b) nrm += normp[b];
+    nrm = sqrt(nrm);
+    double scale = (grad_clip > 0.0 && nrm > grad_clip) ? grad_clip / (nrm + 1e-12) : 1.0;
+    double step = (double)(base_step[0] + k + 1);
+    float step_size = (float)(lrs[k] / (1.0 - pow(beta1, step)));
+    float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, step)));
+    if (i == 0) {
+        double s = 0.0;
+        for (int b = 0; b < G; ++b) s += lossp[b];
+        losses[k] = (float)(s / loss_div);
+    }
+    if (i >= P) return;
+    float gi = grad[i] * (float)scale;
+    float mi = (float)beta1 * m[i] + (float)(1.0 - beta1) * gi;
+    float vi = (float)beta2 * v[i] + (float)(1.0 - beta2) * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    float th = theta[i] - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + (float)adam_eps);
+    theta[i] = th;
+    ema[i] = (float)ema_decay * ema[i] + (float)(1.0 - ema_decay) * th;
+}
