@@ -26,13 +26,15 @@ import ddpm_ref
 __all__ = ["BACKENDS", "available_backends", "default_backend", "train", "p_sample_loop", "ddim_sample_loop",
            "supports", "CHUNK"]
 
-BACKENDS = ("numpy", "numba")
+BACKENDS = ("numpy", "numba", "cupy")
 CHUNK = 500        # training steps per compiled call: long enough to amortise the call, short for progress
 
 
 def available_backends() -> tuple:
-    """The backends usable on this machine (numba only when it is installed)."""
-    return ("numpy",) + (("numba",) if importlib.util.find_spec("numba") is not None else ())
+    """The backends usable on this machine (numba when it is installed; cupy when CuPy sees a GPU)."""
+    from .gpu import gpu_status
+    return (("numpy",) + (("numba",) if importlib.util.find_spec("numba") is not None else ())
+            + (("cupy",) if gpu_status() is None else ()))
 
 
 def default_backend() -> str:
@@ -43,14 +45,17 @@ def default_backend() -> str:
 def _check_backend(backend: str) -> None:
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; known: {', '.join(BACKENDS)}")
-    if backend not in available_backends():
+    if backend == "cupy":
+        from .gpu import require_gpu
+        require_gpu()
+    elif backend not in available_backends():
         raise ValueError(f"backend {backend!r} needs numba: pip install 'ddpm[cpu]' (or pip install numba)")
 
 
 def supports(tcfg: ddpm_ref.TrainConfig) -> str | None:
-    """None if the fused numba training kernel implements ``tcfg``; else the reason it does not."""
+    """None if the fused training kernels (numba, cupy) implement ``tcfg``; else the reason they do not."""
     if tcfg.objective != "simple" or tcfg.parametrization != "eps":
-        return (f"the numba backend implements objective 'simple' with parametrization 'eps' "
+        return (f"the numba and cupy backends implement objective 'simple' with parametrization 'eps' "
                 f"(got {tcfg.objective!r}, {tcfg.parametrization!r}); use backend 'numpy'")
     return None
 
@@ -78,6 +83,19 @@ def _widths(cfg: ddpm_ref.MLPConfig) -> np.ndarray:
     return np.array([cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out], dtype=np.int64)
 
 
+def draw_chunk(rng: np.random.Generator, n_data: int, T: int, B: int, D: int, K: int):
+    """The random draws of K training steps — data indices (K, B), t (K, B), ε (K, B, D) — made
+    exactly as ``ddpm_ref.draw_batch`` makes them, step after step, from the same generator."""
+    idx = np.empty((K, B), dtype=np.int64)
+    tt = np.empty((K, B), dtype=np.int64)
+    eps = np.empty((K, B, D), dtype=np.float64)
+    for k in range(K):
+        idx[k] = rng.integers(0, n_data, size=B)
+        tt[k] = rng.integers(1, T + 1, size=B)
+        eps[k] = rng.standard_normal((B, D))
+    return idx, tt, eps
+
+
 def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Generator, n_steps: int,
           callback=None, backend: str = "numba", dtype=np.float32):
     """``ddpm_ref.train`` on the chosen backend. Returns (state, losses (n_steps,))."""
@@ -87,6 +105,11 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     reason = supports(tcfg)
     if reason:
         raise ValueError(reason)
+    if backend == "cupy":
+        from . import gpu
+        if np.dtype(dtype) != np.float32:
+            raise ValueError("the cupy backend computes in float32")
+        return gpu.train(state, data, sched, cfg, tcfg, rng, n_steps, callback)
     from . import cpu
 
     data = np.asarray(data, dtype=np.float64)
@@ -108,13 +131,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     done = 0
     while done < n_steps:
         K = min(CHUNK, n_steps - done)
-        idx = np.empty((K, B), dtype=np.int64)
-        tt = np.empty((K, B), dtype=np.int64)
-        eps = np.empty((K, B, D), dtype=np.float64)
-        for k in range(K):                                   # exactly ddpm_ref.draw_batch's draws, in order
-            idx[k] = rng.integers(0, data.shape[0], size=B)
-            tt[k] = rng.integers(1, T + 1, size=B)
-            eps[k] = rng.standard_normal((B, D))
+        idx, tt, eps = draw_chunk(rng, data.shape[0], T, B, D, K)
         lrs = np.array([ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)], dtype=np.float64)
         chunk_losses = np.empty(K, dtype=np.float64)
         with _one_blas_thread():
@@ -153,6 +170,14 @@ def _noise(z, rng, shape, dtype, needed: bool):
             raise ValueError(f"z must have shape {shape}, got {z.shape}")
         return z, 0
     return np.zeros((0, 1, 1), dtype=dtype), int(rng.integers(0, 2**63 - 1))
+
+
+def _sampler(backend: str):
+    """The function that runs K update steps with given coefficients on ``backend``."""
+    if backend == "cupy":
+        from . import gpu
+        return gpu.run_sampler
+    return _run_sampler
 
 
 def _run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, tile, keep_traj):
@@ -201,47 +226,35 @@ def p_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, z: np.ndarray | 
         raise ValueError(f"the numba sampler implements var_type 'beta' or 'beta_tilde' (got {var_type!r}); "
                          "use backend 'numpy' for learned variances")
     ddpm_ref.param.check_compatible(sched, parametrization)
+    t_steps, c_x, c_eps, sigma = ancestral_coefficients(sched, var_type, t_model)
     T = sched.T
-    t = np.arange(T, 0, -1)                                          # kernel step k ↔ t = T − k
+    z, seed = _noise(z, rng, (T,) + tuple(np.shape(x_T)), dtype, needed=T > 1)
+    if z.shape[0] == T:
+        z = np.ascontiguousarray(z[::-1])                            # the reference reads z[t−1] at step t
+    return _sampler(backend)(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, tile, return_trajectory)
+
+
+def ancestral_coefficients(sched, var_type: str, t_model=None):
+    """Algorithm 2 line 4 (Eq. 11) as the kernels' update x ← c_x·x − c_eps·ε̂ + σ·z, for steps
+    k = 0..T−1 ↔ t = T..1: returns (model steps t_model[t], c_x = 1/√α_t, c_eps = β_t/(√α_t √(1−ᾱ_t)),
+    σ_t with σ_1 = 0)."""
+    T = sched.T
+    t = np.arange(T, 0, -1)
     t_steps = t if t_model is None else np.asarray(t_model)[t]
     if len(t_steps) != T:
         raise ValueError(f"t_model must map steps 0..T of the schedule (length T + 1 = {T + 1})")
-    x_shape = np.shape(x_T)
-    z, seed = _noise(z, rng, (T,) + tuple(x_shape), dtype, needed=T > 1)
-    if z.shape[0] == T:
-        z = np.ascontiguousarray(z[::-1])                            # the reference reads z[t−1] at step t
     with np.errstate(divide="ignore"):
-        inv_sqrt_alpha = 1.0 / np.sqrt(sched.alpha[t])
-        c_eps = sched.beta[t] / np.maximum(sched.sqrt_one_minus_alpha_bar[t], 1e-300) * inv_sqrt_alpha
+        c_x = 1.0 / np.sqrt(sched.alpha[t])
+        c_eps = sched.beta[t] / np.maximum(sched.sqrt_one_minus_alpha_bar[t], 1e-300) * c_x
     sigma2 = (sched.beta if var_type == "beta" else sched.beta_tilde)[t]
     sigma = np.where(t > 1, np.sqrt(sigma2), 0.0)                    # Alg. 2 line 3: z = 0 at t = 1
-    return _run_sampler(params, cfg, x_T, t_steps, inv_sqrt_alpha, c_eps, sigma, z, seed, dtype, tile,
-                        return_trajectory)
+    return t_steps, c_x, c_eps, sigma
 
 
-def ddim_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, ts: np.ndarray | None = None,
-                     eta: float = 0.0, z: np.ndarray | None = None, rng: np.random.Generator | None = None,
-                     parametrization: str = "eps", backend: str = "numba", dtype=np.float32, tile: int = 256):
-    """``ddpm_ref.ddim_sample_loop`` for the MLP ``params`` (the reference takes ``network(params, cfg)``).
-
-    DDIM (Song et al. Eq. 12) down the descending steps ``ts`` (default all T) with η = ``eta``:
-    x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε̂ + σ z, x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t, written in the kernel as
-    x_s = c_x x_t − c_eps ε̂ + σ z. ``z`` (K, N, D) uses z[k] at the k-th visited step like the reference.
-    """
-    _check_sampler_backend(backend, parametrization, "DDIM sampler")
-    if not (0.0 <= eta <= 1.0):
-        raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
-    if backend == "numpy":
-        return ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts, eta=eta, z=z, rng=rng,
-                                         parametrization=parametrization)
-    ddpm_ref.param.check_compatible(sched, parametrization)
-    ts = np.arange(sched.T, 0, -1) if ts is None else np.asarray(ts, dtype=np.int64)
-    if ts.ndim != 1 or len(ts) == 0 or np.any(np.diff(ts) >= 0) or ts[-1] < 1 or ts[0] > sched.T:
-        raise ValueError(f"ts must be strictly decreasing steps in 1..T = 1..{sched.T}, got {ts!r}")
-    prev = np.append(ts[1:], 0)
-    ab_t, ab_p = sched.alpha_bar[ts], sched.alpha_bar[prev]
-    sigma = eta * np.sqrt((1.0 - ab_p) / (1.0 - ab_t)) * np.sqrt(np.maximum(1.0 - ab_t / ab_p, 0.0))
-    c_x = np.sqrt(ab_p) / np.sqrt(ab_t)
-    c_eps = c_x * np.sqrt(1.0 - ab_t) - np.sqrt(np.maximum(1.0 - ab_p - sigma ** 2, 0.0))
+def ddim_coefficients(sched, ts: np.ndarray, eta: float):
+    """DDIM (Song et al. Eq. 12) from t to s (the next of ``ts``, 0 after the last) as the kernels'
+    update x_s = c_x·x_t − c_eps·ε̂ + σ·z: with x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t,
+    c_x = √ᾱ_s/√ᾱ_t, c_eps = c_x √(1−ᾱ_t) − √(1−ᾱ_s−σ²), σ = η √((1−ᾱ_s)/(1−ᾱ_t)) √(1−ᾱ_t/ᾱ_s)."""
+    c_x, c_eps, sigma = ddim_coefficients(sched, ts, eta)
     z, seed = _noise(z, rng, (len(ts),) + tuple(np.shape(x_T)), dtype, needed=eta > 0)
-    return _run_sampler(params, cfg, x_T, ts, c_x, c_eps, sigma, z, seed, dtype, tile, False)
+    return _sampler(backend)(params, cfg, x_T, ts, c_x, c_eps, sigma, z, seed, dtype, tile, False)

@@ -1,8 +1,12 @@
 // Shared by the CUDA kernels (kernels.cu) and, compiled as plain C++, by the host-side checks.
 // Same formulas as ddpm_fast/cpu.py, so float32 results and in-kernel noise match the Numba backend.
 #pragma once
+#ifdef __CUDACC_RTC__            // NVRTC (CuPy's RawModule): no C headers; math functions are built in
+typedef unsigned long long uint64_t;
+#else
 #include <stdint.h>
 #include <math.h>
+#endif
 
 #ifndef __CUDACC__
 #define __host__

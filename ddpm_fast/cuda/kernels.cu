@@ -59,8 +59,10 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
     float acc[RM][CN];
     for (int k = 0; k < K; ++k) {
         // layer 0: act(x W_0[:D] + table[k])
+#pragma unroll
         for (int r = 0; r < RM; ++r) {
             int p = ty * RM + r;
+#pragma unroll
             for (int c = 0; c < CN; ++c) {
                 int j = tx + 16 * c;
                 float s = table[(long long)k * H + j];
@@ -73,17 +75,25 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
         for (int l = 1; l < L - 1; ++l) {
             const float* W = w_in_smem ? Ws + (l - 1) * H * H : theta + offs[2 * l];
             const float* b = theta + offs[2 * l + 1];
+#pragma unroll
             for (int r = 0; r < RM; ++r)
+#pragma unroll
                 for (int c = 0; c < CN; ++c) acc[r][c] = 0.0f;
             for (int kk = 0; kk < H; ++kk) {
                 float a[RM], w[CN];
+#pragma unroll
                 for (int r = 0; r < RM; ++r) a[r] = act_s[(ty * RM + r) * H + kk];
+#pragma unroll
                 for (int c = 0; c < CN; ++c) w[c] = W[kk * H + tx + 16 * c];
+#pragma unroll
                 for (int r = 0; r < RM; ++r)
+#pragma unroll
                     for (int c = 0; c < CN; ++c) acc[r][c] += a[r] * w[c];
             }
             __syncthreads();                   // every read of act_s is done
+#pragma unroll
             for (int r = 0; r < RM; ++r)
+#pragma unroll
                 for (int c = 0; c < CN; ++c) {
                     int j = tx + 16 * c;
                     act_s[(ty * RM + r) * H + j] = ddpm_act(acc[r][c] + b[j], act);
@@ -144,9 +154,13 @@ __device__ void block_mm(const float* A, int ar, int ac, const float* B, int br,
         float s[4][4] = {{0}};
         for (int k = 0; k < Kd; ++k) {
             float a[4], b[4];
+#pragma unroll
             for (int r = 0; r < 4; ++r) a[r] = i0 + r < M ? A[(i0 + r) * ar + k * ac] : 0.0f;
+#pragma unroll
             for (int c = 0; c < 4; ++c) b[c] = j0 + c < Nc ? B[k * br + (j0 + c) * bc] : 0.0f;
+#pragma unroll
             for (int r = 0; r < 4; ++r)
+#pragma unroll
                 for (int c = 0; c < 4; ++c) s[r][c] += a[r] * b[c];
         }
         for (int r = 0; r < 4; ++r)
@@ -263,9 +277,11 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
 }
 
 // grad[i] = Σ_b part[b][i] in block order b = 0..G−1; normp[block] = Σ grad² over the block's entries.
+// Dynamic shared memory: NT floats.
 extern "C" __global__ void ddpm_reduce(const float* __restrict__ part, int G, int P, float* __restrict__ grad,
                                        float* __restrict__ normp) {
-    __shared__ float red[NT];
+    extern __shared__ float smem[];
+    float* red = smem;                         // NT floats
     int i = blockIdx.x * NT + threadIdx.x;
     float g = 0.0f;
     if (i < P) {

@@ -1,0 +1,374 @@
+"""ddpm_fast on the GPU: the CUDA C kernels of ``cuda/kernels.cu`` launched through CuPy.
+
+Same functions as the CPU backend (reached through ``ddpm_fast.p_sample_loop``, ``ddim_sample_loop``
+and ``train`` with ``backend="cupy"``); CuPy is imported only when a GPU function is first called.
+
+- Sampling: one launch of ``ddpm_sample`` runs all K reverse steps for tiles of 128 points (weights
+  in shared memory, the per-step layer-0 table and coefficients read from global memory/L2); noise
+  is passed in (parity) or drawn in-kernel by the counter-based generator the Numba backend uses, so
+  the same seed gives the same samples on CPU and GPU up to float32 rounding.
+- Training: per step, ``ddpm_train_tiles`` (forward, L_simple, backward per tile; per-block partial
+  gradients, no atomics), ``ddpm_reduce`` (partials summed in block order, squares for the norm) and
+  ``ddpm_adam`` (clipping, Adam, EMA); the grid is fixed by the batch (never by the device), so results
+  are deterministic. On a GPU the K steps of a chunk are captured once in a CUDA graph and replayed.
+  ``train_baseline`` is the plain path to beat: CuPy matrix products (cuBLAS) and element-wise ops.
+
+Kernels go through a *launcher* with ``xp`` (the array module), ``max_smem`` and
+``launch(name, grid, smem_bytes, args)``: :class:`CupyLauncher` on a GPU; the tests pass a CPU
+emulator of the same kernels (tests/cuda_emu), so the host logic here and the kernels' logic are
+checked without a GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import numpy as np
+
+import ddpm_ref
+
+from .layout import layout, pack, unpack
+
+KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda", "kernels.cu")
+NT = 256            # threads per block (kernels.cu)
+TP = 128            # points per sampler block (kernels.cu)
+GRID_MAX = 256      # most blocks in a training step: partial-gradient slots, fixed for determinism
+ROWS_MAX = 32       # batch rows per training tile (fewer when shared memory is short)
+ACT_CODES = {"relu": 0, "silu": 1, "gelu": 2, "tanh": 3}
+NULL = np.uint64(0)  # a null pointer argument (the kernels test z and traj against nullptr)
+
+
+class GPUUnavailable(RuntimeError):
+    """The cupy backend cannot run here (CuPy missing or no GPU)."""
+
+
+def gpu_status() -> str | None:
+    """None when CuPy is installed and sees a GPU; else why not, in words."""
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed (pip install 'ddpm[gpu]', or cupy-cuda12x / cupy-cuda13x)"
+    try:
+        n = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:                                    # no driver, no device, broken install
+        return f"no GPU: CUDA reports {type(e).__name__}: {e}"
+    return None if n > 0 else "no GPU: CUDA sees no device"
+
+
+def require_gpu() -> None:
+    """Raise :class:`GPUUnavailable` with the reason when the cupy backend cannot run."""
+    reason = gpu_status()
+    if reason:
+        raise GPUUnavailable(f"backend 'cupy' cannot run here: {reason}")
+
+
+class CupyLauncher:
+    """Compiles kernels.cu with NVRTC for hidden width H (``-DDDPM_H``) and launches its kernels."""
+
+    def __init__(self, H: int):
+        require_gpu()
+        import cupy as cp
+        with open(KERNELS) as f:
+            code = f.read()
+        self.xp = cp
+        self.module = cp.RawModule(code=code, options=("-std=c++17", f"-DDDPM_H={H}",
+                                                       f"-I{os.path.dirname(KERNELS)}"))
+        self.max_smem = int(cp.cuda.Device().attributes["MaxSharedMemoryPerBlockOptin"])
+        self.stream = None                                    # set while a graph is captured
+
+    def launch(self, name: str, grid: int, smem_bytes: int, args) -> None:
+        fn = self.module.get_function(name)
+        if smem_bytes > 48 * 1024:
+            fn.max_dynamic_shared_size_bytes = smem_bytes
+        fn((int(grid),), (NT,), tuple(args), shared_mem=int(smem_bytes))
+
+    def graph(self, enqueue):
+        """Capture the launches of ``enqueue()`` in a CUDA graph; returns a function that replays it."""
+        cp = self.xp
+        stream = cp.cuda.Stream(non_blocking=True)
+        with stream:
+            stream.begin_capture()
+            enqueue()
+            g = stream.end_capture()
+
+        def replay():
+            g.launch(stream)
+            stream.synchronize()
+        return replay
+
+
+@functools.lru_cache(maxsize=8)
+def _cupy_launcher(H: int) -> CupyLauncher:
+    return CupyLauncher(H)
+
+
+def check_model(cfg) -> None:
+    """The kernels' size limits: H a multiple of 16 in 16..256 (sampler register tiles), depth ≥ 1."""
+    if cfg.hidden % 16 or not 16 <= cfg.hidden <= 256:
+        raise ValueError(f"the cupy backend needs hidden a multiple of 16 in 16..256, got {cfg.hidden}")
+    if cfg.depth < 1:
+        raise ValueError("the cupy backend needs depth >= 1")
+
+
+def _widths(cfg) -> np.ndarray:
+    return np.array([cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out], dtype=np.int32)
+
+
+def _i32(v):
+    return np.int32(v)
+
+
+# --- sampling -------------------------------------------------------------------------------------------
+
+def sampler_smem(H: int, D: int, L: int, max_smem: int) -> tuple[int, bool]:
+    """Dynamic shared memory of ``ddpm_sample`` in bytes, and whether the hidden weights fit in it."""
+    base = 4 * (TP * H + TP * D + NT * D)
+    if base > max_smem:
+        raise ValueError(f"the sampler needs {base} bytes of shared memory per block; the device has {max_smem}")
+    with_w = base + 4 * (L - 2) * H * H
+    return (with_w, True) if with_w <= max_smem else (base, False)
+
+
+def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.float32, tile=None,
+                keep_traj=False, launcher=None, device_out=False):
+    """K update steps x ← c_x[k]·x − c_eps[k]·ε_θ(x, t_k) + sigma[k]·z_k in one ``ddpm_sample`` launch.
+
+    Same arguments as the Numba ``_run_sampler`` (coefficients from ``ancestral_coefficients`` or
+    ``ddim_coefficients``; ``z`` (K, N, D) in kernel order, or empty with ``seed``); ``tile`` is fixed
+    at 128 points by the kernel and ignored. Returns float64 NumPy arrays (device arrays with
+    ``device_out``).
+    """
+    if np.dtype(dtype) != np.float32:
+        raise ValueError("the cupy backend computes in float32")
+    check_model(cfg)
+    lau = launcher or _cupy_launcher(cfg.hidden)
+    xp = lau.xp
+    widths = _widths(cfg)
+    offs, _ = layout(widths)
+    L, D, H = len(widths) - 1, cfg.dim, cfg.hidden
+    x = xp.array(xp.asarray(x_T), dtype=xp.float32)
+    if x.ndim != 2 or x.shape[1] != D:
+        raise ValueError(f"x_T must have shape (N, {D}), got {tuple(x.shape)}")
+    N, K = x.shape[0], len(t_steps)
+    emb = ddpm_ref.timestep_embedding(np.asarray(t_steps), cfg.emb_dim, cfg.max_period)
+    table = (emb @ np.asarray(params["W0"])[D:] + np.asarray(params["b0"])).astype(np.float32)    # (K, H)
+    f32 = lambda a: xp.asarray(np.ascontiguousarray(a, dtype=np.float32))
+    use_z = z is not None and np.shape(z)[0] == K and K > 0
+    zd = f32(z) if use_z else NULL
+    traj = NULL
+    if keep_traj:
+        traj = xp.empty((K + 1, N, D), dtype=xp.float32)
+        traj[K] = x
+    smem, w_in_smem = sampler_smem(H, D, L, lau.max_smem)
+    lau.launch("ddpm_sample", (N + TP - 1) // TP, smem,
+               [f32(pack(params, widths, np.float32)), xp.asarray(offs.ravel()), _i32(L), _i32(D), f32(table),
+                f32(c_x), f32(c_eps), f32(sigma), zd, np.uint64(seed), x, traj, _i32(N), _i32(K),
+                _i32(ACT_CODES[cfg.activation]), _i32(w_in_smem)])
+    if device_out:
+        return (x, traj) if keep_traj else x
+    host = (lambda a: a.get()) if hasattr(x, "get") else (lambda a: a)
+    xo = host(x).astype(np.float64)
+    return (xo, host(traj).astype(np.float64)) if keep_traj else xo
+
+
+# --- training -------------------------------------------------------------------------------------------
+
+def train_rows(widths: np.ndarray, max_smem: int) -> int:
+    """Batch rows per tile: at most ROWS_MAX, fewer if a tile's activations would not fit in shared memory."""
+    L = len(widths) - 1
+    per_row = int(widths[:L].sum() + widths[1:L].sum() + 2 * widths.max())
+    rows = min(ROWS_MAX, (max_smem // 4 - NT) // per_row)
+    if rows < 1:
+        raise ValueError(f"one training row needs {4 * per_row} bytes of shared memory; the device has {max_smem}")
+    return rows
+
+
+class TrainEngine:
+    """Device buffers and launches for fused training steps of one (model, batch size)."""
+
+    def __init__(self, cfg, B: int, data, sched, lau):
+        self.lau, xp = lau, lau.xp
+        self.widths = _widths(cfg)
+        offs, self.P = layout(self.widths)
+        self.offs = xp.asarray(offs.ravel())
+        self.L, self.D, self.B = len(self.widths) - 1, cfg.dim, B
+        self.rows = train_rows(self.widths, lau.max_smem)
+        n_tiles = (B + self.rows - 1) // self.rows
+        self.G = min(n_tiles, GRID_MAX)
+        L = self.L
+        self.smem = 4 * (self.rows * int(self.widths[:L].sum() + self.widths[1:L].sum() + 2 * self.widths.max()) + NT)
+        self.n_red = (self.P + NT - 1) // NT
+        self.act = _i32(ACT_CODES[cfg.activation])
+        self.widths_d = xp.asarray(self.widths)
+        self.data = xp.asarray(np.ascontiguousarray(data, dtype=np.float32))
+        self.emb = xp.asarray(ddpm_ref.timestep_embedding(np.arange(sched.T + 1), cfg.emb_dim,
+                                                          cfg.max_period).astype(np.float32))
+        self.sab = xp.asarray(np.asarray(sched.sqrt_alpha_bar, dtype=np.float32))
+        self.s1m = xp.asarray(np.asarray(sched.sqrt_one_minus_alpha_bar, dtype=np.float32))
+        self.part = xp.zeros((self.G, self.P), dtype=xp.float32)
+        self.lossp = xp.zeros(self.G, dtype=xp.float32)
+        self.grad = xp.zeros(self.P, dtype=xp.float32)
+        self.normp = xp.zeros(self.n_red, dtype=xp.float32)
+        self.base_step = xp.zeros(1, dtype=xp.int64)
+        self.K = 0
+        self.graphs = {}
+
+    def set_chunk(self, K: int) -> None:
+        """(Re)allocate the per-chunk buffers for K steps (draws, learning rates, losses)."""
+        if K == self.K:
+            return
+        xp = self.lau.xp
+        self.K = K
+        self.idx = xp.zeros((K, self.B), dtype=xp.int64)
+        self.tt = xp.ones((K, self.B), dtype=xp.int64)
+        self.eps = xp.zeros((K, self.B, self.D), dtype=xp.float32)
+        self.lrs = xp.zeros(K, dtype=xp.float64)
+        self.losses = xp.zeros(K, dtype=xp.float32)
+
+    def enqueue(self, theta, m, v, ema, tcfg) -> None:
+        """Launch the K steps of the chunk (three kernels per step); capturable in a CUDA graph."""
+        lau = self.lau
+        for k in range(self.K):
+            lau.launch("ddpm_train_tiles", self.G, self.smem,
+                       [theta, self.offs, self.widths_d, _i32(self.L), _i32(self.D), self.data, self.idx[k],
+                        self.tt[k], self.eps[k], self.emb, self.sab, self.s1m, _i32(self.B), _i32(self.rows),
+                        _i32(self.P), self.act, self.part, self.lossp])
+            lau.launch("ddpm_reduce", self.n_red, 4 * NT,
+                       [self.part, _i32(self.G), _i32(self.P), self.grad, self.normp])
+            lau.launch("ddpm_adam", self.n_red, 0,
+                       [theta, m, v, ema, self.grad, self.normp, _i32(self.n_red), self.lossp, _i32(self.G),
+                        self.losses, _i32(k), self.base_step, self.lrs, np.float64(tcfg.adam_beta1),
+                        np.float64(tcfg.adam_beta2), np.float64(tcfg.adam_eps), np.float64(tcfg.grad_clip),
+                        np.float64(tcfg.ema_decay), _i32(self.P), np.float64(self.B * int(self.widths[-1]))])
+
+
+def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Generator, n_steps: int,
+          callback=None, launcher=None, use_graph: bool | None = None, chunk: int | None = None):
+    """``ddpm_ref.train`` (objective simple, ε) with the fused GPU kernels; the same draws from ``rng``.
+
+    Returns (state, losses (n_steps,)). With a CUDA launcher each chunk's K steps run as one CUDA
+    graph (``use_graph`` default); a CPU emulator launcher runs them one by one.
+    """
+    from . import CHUNK, draw_chunk
+
+    check_model(cfg)
+    lau = launcher or _cupy_launcher(cfg.hidden)
+    xp = lau.xp
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim != 2 or data.shape[1] != cfg.dim:
+        raise ValueError(f"data must have shape (N, {cfg.dim}), got {data.shape}")
+    use_graph = hasattr(lau, "graph") if use_graph is None else use_graph
+    B, T, D = tcfg.batch_size, sched.T, cfg.dim
+    eng = TrainEngine(cfg, B, data, sched, lau)
+    theta, m, v, ema = (xp.asarray(pack(d, eng.widths, np.float32))
+                        for d in (state["params"], state["opt"]["m"], state["opt"]["v"], state["ema"]))
+    step = int(state["opt"]["step"])
+    losses = np.empty(n_steps)
+    done = 0
+    chunk = chunk or CHUNK
+    while done < n_steps:
+        K = min(chunk, n_steps - done)
+        eng.set_chunk(K)
+        idx, tt, eps = draw_chunk(rng, data.shape[0], T, B, D, K)
+        eng.idx[...] = xp.asarray(idx)
+        eng.tt[...] = xp.asarray(tt)
+        eng.eps[...] = xp.asarray(eps.astype(np.float32))
+        eng.lrs[...] = xp.asarray(np.array([ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)]))
+        eng.base_step[...] = step
+        if use_graph:
+            if K not in eng.graphs:
+                eng.graphs[K] = lau.graph(lambda: eng.enqueue(theta, m, v, ema, tcfg))
+            eng.graphs[K]()
+        else:
+            eng.enqueue(theta, m, v, ema, tcfg)
+        chunk_losses = eng.losses.get() if hasattr(eng.losses, "get") else eng.losses.copy()
+        losses[done:done + K] = chunk_losses
+        step += K
+        if callback is not None:
+            for k in range(K):
+                callback(step - K + k + 1, float(chunk_losses[k]))
+        done += K
+    host = (lambda a: a.get()) if hasattr(theta, "get") else (lambda a: a)
+    new = dict(state)
+    new["params"] = unpack(host(theta), eng.widths)
+    new["ema"] = unpack(host(ema), eng.widths)
+    new["opt"] = {"m": unpack(host(m), eng.widths), "v": unpack(host(v), eng.widths), "step": step}
+    return new, losses
+
+
+def train_baseline(state: dict, data, sched, cfg, tcfg, rng: np.random.Generator, n_steps: int, xp=None):
+    """The plain path the fused kernels are measured against: one training step as array operations
+    (matrix products through cuBLAS with CuPy, element-wise kernels for the rest), the same math and
+    the same draws as ``ddpm_ref.train_step``, in float32. ``xp`` is the array module (default CuPy;
+    NumPy runs it on the CPU). Returns (state, losses)."""
+    from . import draw_chunk
+
+    if xp is None:
+        require_gpu()
+        import cupy as xp
+    f32 = lambda a: xp.asarray(np.asarray(a, dtype=np.float32))
+    L = cfg.depth + 1
+    p = {k: f32(v) for k, v in state["params"].items()}
+    m = {k: f32(v) for k, v in state["opt"]["m"].items()}
+    v = {k: f32(v_) for k, v_ in state["opt"]["v"].items()}
+    ema = {k: f32(v_) for k, v_ in state["ema"].items()}
+    data_d = f32(data)
+    emb = f32(ddpm_ref.timestep_embedding(np.arange(sched.T + 1), cfg.emb_dim, cfg.max_period))
+    sab, s1m = f32(sched.sqrt_alpha_bar), f32(sched.sqrt_one_minus_alpha_bar)
+    act, dact = _xp_activation(xp, cfg.activation)
+    step = int(state["opt"]["step"])
+    B, D = tcfg.batch_size, cfg.dim
+    losses = np.empty(n_steps)
+    for k in range(n_steps):
+        idx, tt, eps = draw_chunk(rng, data.shape[0], sched.T, B, D, 1)      # ddpm_ref.draw_batch's draws
+        idx, tt, eps = xp.asarray(idx[0]), xp.asarray(tt[0]), f32(eps[0])
+        h = [xp.concatenate([sab[tt, None] * data_d[idx] + s1m[tt, None] * eps, emb[tt]], axis=1)]
+        a = []
+        for l in range(L):
+            a.append(h[-1] @ p[f"W{l}"] + p[f"b{l}"])
+            if l < L - 1:
+                h.append(act(a[-1]))
+        diff = a[-1] - eps
+        losses[k] = float((diff * diff).mean())
+        d = 2.0 * diff / diff.size
+        g = {}
+        for l in range(L - 1, -1, -1):
+            g[f"W{l}"] = h[l].T @ d
+            g[f"b{l}"] = d.sum(axis=0)
+            if l > 0:
+                d = (d @ p[f"W{l}"].T) * dact(a[l - 1], h[l])
+        nrm = float(xp.sqrt(sum((gi * gi).sum() for gi in g.values())))
+        scale = tcfg.grad_clip / (nrm + 1e-12) if tcfg.grad_clip > 0 and nrm > tcfg.grad_clip else 1.0
+        step += 1
+        lr = ddpm_ref.learning_rate(tcfg, step - 1)
+        b1, b2 = tcfg.adam_beta1, tcfg.adam_beta2
+        for key in p:
+            gi = g[key] * scale
+            m[key] = b1 * m[key] + (1 - b1) * gi
+            v[key] = b2 * v[key] + (1 - b2) * gi * gi
+            p[key] = p[key] - lr * (m[key] / (1 - b1 ** step)) / (xp.sqrt(v[key] / (1 - b2 ** step)) + tcfg.adam_eps)
+            ema[key] = tcfg.ema_decay * ema[key] + (1 - tcfg.ema_decay) * p[key]
+    host = (lambda a: a.get()) if hasattr(data_d, "get") else (lambda a: a)
+    to64 = lambda d: {k: np.asarray(host(x_), dtype=np.float64) for k, x_ in d.items()}
+    new = dict(state)
+    new["params"], new["ema"] = to64(p), to64(ema)
+    new["opt"] = {"m": to64(m), "v": to64(v), "step": step}
+    return new, losses
+
+
+def _xp_activation(xp, name: str):
+    """act and act'(a, h) as array expressions (ddpm_ref.mlp's formulas)."""
+    if name == "relu":
+        return (lambda a: xp.maximum(a, 0)), (lambda a, h: (a > 0).astype(a.dtype))
+    if name == "tanh":
+        return xp.tanh, (lambda a, h: 1 - h * h)
+    if name == "silu":
+        sig = lambda a: 1 / (1 + xp.exp(-a))
+        return (lambda a: a * sig(a)), (lambda a, h: sig(a) * (1 + a * (1 - sig(a))))
+    c = np.float32(np.sqrt(2 / np.pi))
+
+    def gelu_d(a, h):
+        th = xp.tanh(c * (a + 0.044715 * a ** 3))
+        return 0.5 * (1 + th) + 0.5 * a * (1 - th * th) * c * (1 + 3 * 0.044715 * a * a)
+    return (lambda a: 0.5 * a * (1 + xp.tanh(c * (a + 0.044715 * a ** 3)))), gelu_d

@@ -1,0 +1,65 @@
+"""Run ddpm_fast/cuda/kernels.cu on the CPU: each block's threads as std::threads (see emu.h).
+
+``EmuLauncher(H)`` has the interface of ``ddpm_fast.gpu.CupyLauncher`` (xp, max_smem, launch) with
+NumPy arrays, so ``ddpm_fast.gpu``'s host code and the kernels run unchanged without a GPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CUDA_DIR = os.path.join(os.path.dirname(os.path.dirname(HERE)), "ddpm_fast", "cuda")
+MAX_SMEM = 232448          # sm_90's opt-in shared memory per block, so the host logic sizes as on an H100/H200
+
+
+def compiler_status() -> str | None:
+    """None when a C++20 compiler (g++) is there; else why not."""
+    return None if shutil.which("g++") else "g++ not found"
+
+
+@functools.lru_cache(maxsize=8)
+def _library(H: int) -> ctypes.CDLL:
+    out = os.path.join(tempfile.mkdtemp(prefix="ddpm_emu_"), f"emu{H}.so")
+    cmd = ["g++", "-std=c++20", "-O2", "-pthread", "-shared", "-fPIC", "-Wno-unknown-pragmas",
+           f"-DDDPM_H={H}", f"-I{CUDA_DIR}", os.path.join(HERE, "launch.cpp"), "-o", out]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    lib = ctypes.CDLL(out)
+    lib.emu_launch_named.restype = ctypes.c_int
+    lib.emu_launch_named.argtypes = [ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_size_t,
+                                     ctypes.POINTER(ctypes.c_void_p)]
+    return lib
+
+
+_SCALARS = {np.int32: ctypes.c_int32, np.int64: ctypes.c_int64, np.uint64: ctypes.c_uint64,
+            np.float32: ctypes.c_float, np.float64: ctypes.c_double}
+
+
+class EmuLauncher:
+    xp = np
+    max_smem = MAX_SMEM
+
+    def __init__(self, H: int):
+        self.lib = _library(H)
+
+    def launch(self, name: str, grid: int, smem_bytes: int, args) -> None:
+        keep = []
+        for a in args:
+            if a is None:
+                keep.append(ctypes.c_void_p(None))
+            elif isinstance(a, np.ndarray):
+                assert a.flags.c_contiguous, f"{name}: argument arrays must be C-contiguous"
+                keep.append(ctypes.c_void_p(a.ctypes.data))
+            else:
+                keep.append(_SCALARS[type(a)](a))
+        params = (ctypes.c_void_p * len(keep))(*[ctypes.cast(ctypes.pointer(o), ctypes.c_void_p) for o in keep])
+        rc = self.lib.emu_launch_named(name.encode(), int(grid), 256, int(smem_bytes), params)
+        if rc:
+            raise RuntimeError(f"emulated launch of {name} failed with code {rc}")
