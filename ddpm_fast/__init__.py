@@ -255,6 +255,33 @@ def ddim_coefficients(sched, ts: np.ndarray, eta: float):
     """DDIM (Song et al. Eq. 12) from t to s (the next of ``ts``, 0 after the last) as the kernels'
     update x_s = c_x·x_t − c_eps·ε̂ + σ·z: with x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t,
     c_x = √ᾱ_s/√ᾱ_t, c_eps = c_x √(1−ᾱ_t) − √(1−ᾱ_s−σ²), σ = η √((1−ᾱ_s)/(1−ᾱ_t)) √(1−ᾱ_t/ᾱ_s)."""
+    prev = np.append(ts[1:], 0)
+    ab_t, ab_p = sched.alpha_bar[ts], sched.alpha_bar[prev]
+    sigma = eta * np.sqrt((1.0 - ab_p) / (1.0 - ab_t)) * np.sqrt(np.maximum(1.0 - ab_t / ab_p, 0.0))
+    c_x = np.sqrt(ab_p) / np.sqrt(ab_t)
+    c_eps = c_x * np.sqrt(1.0 - ab_t) - np.sqrt(np.maximum(1.0 - ab_p - sigma ** 2, 0.0))
+    return c_x, c_eps, sigma
+
+
+def ddim_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, ts: np.ndarray | None = None,
+                     eta: float = 0.0, z: np.ndarray | None = None, rng: np.random.Generator | None = None,
+                     parametrization: str = "eps", backend: str = "numba", dtype=np.float32, tile: int = 256):
+    """``ddpm_ref.ddim_sample_loop`` for the MLP ``params`` (the reference takes ``network(params, cfg)``).
+
+    DDIM (Song et al. Eq. 12) down the descending steps ``ts`` (default all T) with η = ``eta``:
+    x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε̂ + σ z, x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t, written in the kernel as
+    x_s = c_x x_t − c_eps ε̂ + σ z. ``z`` (K, N, D) uses z[k] at the k-th visited step like the reference.
+    """
+    _check_sampler_backend(backend, parametrization, "DDIM sampler")
+    if not (0.0 <= eta <= 1.0):
+        raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
+    if backend == "numpy":
+        return ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts, eta=eta, z=z, rng=rng,
+                                         parametrization=parametrization)
+    ddpm_ref.param.check_compatible(sched, parametrization)
+    ts = np.arange(sched.T, 0, -1) if ts is None else np.asarray(ts, dtype=np.int64)
+    if ts.ndim != 1 or len(ts) == 0 or np.any(np.diff(ts) >= 0) or ts[-1] < 1 or ts[0] > sched.T:
+        raise ValueError(f"ts must be strictly decreasing steps in 1..T = 1..{sched.T}, got {ts!r}")
     c_x, c_eps, sigma = ddim_coefficients(sched, ts, eta)
     z, seed = _noise(z, rng, (len(ts),) + tuple(np.shape(x_T)), dtype, needed=eta > 0)
     return _sampler(backend)(params, cfg, x_T, ts, c_x, c_eps, sigma, z, seed, dtype, tile, False)

@@ -1,0 +1,229 @@
+"""The cupy backend: its CUDA kernels compiled (nvcc), run on the CPU emulator (tests/cuda_emu) against
+ddpm_ref, its host code, its "no GPU" message; and, on a machine with a GPU, the same checks on the device."""
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ddpm_fast
+import ddpm_ref
+from ddpm_fast import gpu
+from ddpm_fast.registry import TOLERANCES
+
+from cuda_emu import EmuLauncher, compiler_status
+
+TOL = TOLERANCES["float32"]
+needs_cxx = pytest.mark.skipif(compiler_status() is not None, reason=f"no emulator: {compiler_status()}")
+needs_gpu = pytest.mark.skipif(gpu.gpu_status() is not None, reason=f"{gpu.gpu_status()}")
+
+
+def _close(got, want):
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=TOL["rtol"], atol=TOL["atol"] * scale)
+
+
+# --- compiled for the device ----------------------------------------------------------------------------
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not found")
+@pytest.mark.parametrize("H", [16, 128, 256])
+def test_every_cu_file_compiles_for_sm90_with_nvcc(tmp_path, H):
+    cuda = os.path.dirname(gpu.KERNELS)
+    for name in sorted(f for f in os.listdir(cuda) if f.endswith(".cu")):
+        res = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", f"-DDDPM_H={H}", "-Werror", "all-warnings",
+                              "-c", os.path.join(cuda, name), "-o", str(tmp_path / f"{name}.o")],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+
+
+# --- the kernels' logic on the CPU emulator ------------------------------------------------------------
+
+def _model(hidden, depth, activation, dim, emb_dim, T, rng):
+    cfg = ddpm_ref.MLPConfig(dim=dim, hidden=hidden, depth=depth, activation=activation, emb_dim=emb_dim)
+    params = {k: v * 0.5 for k, v in ddpm_ref.init_params(cfg, rng).items()}
+    return cfg, params, ddpm_ref.make_schedule("linear", T)
+
+
+sizes = st.fixed_dictionaries({
+    "hidden": st.sampled_from([16, 32]), "depth": st.integers(1, 3),
+    "activation": st.sampled_from(sorted(ddpm_ref.ACTIVATIONS)), "dim": st.integers(1, 3),
+    "emb_dim": st.sampled_from([2, 8]), "T": st.integers(21, 30), "n_points": st.integers(1, 260),
+    "var_type": st.sampled_from(["beta", "beta_tilde"]), "trajectory": st.booleans(),
+})
+
+
+@needs_cxx
+@given(size=sizes, seed=st.integers(0, 2**32 - 1))
+@settings(max_examples=12)
+def test_emulated_sampler_equals_reference_algorithm_2(size, seed):
+    rng = np.random.default_rng(seed)
+    cfg, params, sched = _model(size["hidden"], size["depth"], size["activation"], size["dim"], size["emb_dim"],
+                                size["T"], rng)
+    x_T = rng.standard_normal((size["n_points"], cfg.dim))
+    z = rng.standard_normal((sched.T, size["n_points"], cfg.dim))
+    ref = ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z, var_type=size["var_type"],
+                                 return_trajectory=size["trajectory"])
+    t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, size["var_type"])
+    got = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
+                          keep_traj=size["trajectory"], launcher=EmuLauncher(cfg.hidden))
+    for g, w in zip(got if size["trajectory"] else [got], ref if size["trajectory"] else [ref]):
+        _close(g, w)
+
+
+@needs_cxx
+@pytest.mark.parametrize("eta", [0.0, 1.0])
+def test_emulated_ddim_equals_reference(eta):
+    rng = np.random.default_rng(3)
+    cfg, params, sched = _model(32, 2, "silu", 2, 8, 40, rng)
+    ts = ddpm_ref.timesteps(sched.T, 7, "even")
+    x_T = rng.standard_normal((140, 2))
+    z = rng.standard_normal((len(ts), 140, 2))
+    ref = ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts, eta=eta, z=z)
+    c_x, c_eps, sigma = ddpm_fast.ddim_coefficients(sched, ts, eta)
+    got = gpu.run_sampler(params, cfg, x_T, ts, c_x, c_eps, sigma, z, 0, launcher=EmuLauncher(32))
+    _close(got, ref)
+
+
+@needs_cxx
+def test_emulated_in_kernel_noise_is_the_numba_backends_noise():
+    # same seed → same counter-based normals on CPU (numba) and GPU kernels, so the same samples
+    pytest.importorskip("numba")
+    rng = np.random.default_rng(4)
+    cfg, params, sched = _model(16, 2, "silu", 3, 8, 25, rng)     # D = 3: a Box–Muller pair and a half
+    x_T = rng.standard_normal((200, 3))
+    a = ddpm_fast.p_sample_loop(params, cfg, sched, x_T, rng=np.random.default_rng(9), backend="numba")
+    seed = int(np.random.default_rng(9).integers(0, 2**63 - 1))    # what p_sample_loop draws from its rng
+    t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
+    b = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, None, seed, launcher=EmuLauncher(16))
+    _close(b, a)
+
+
+@needs_cxx
+@pytest.mark.parametrize("activation,batch,depth", [("silu", 70, 2), ("relu", 33, 1), ("gelu", 5, 3),
+                                                    ("tanh", 100, 2)])
+def test_emulated_fused_training_equals_reference_steps(activation, batch, depth):
+    # batch 70 with 32-row tiles: 3 tiles, the last one short; weights, EMA, Adam moments and losses
+    cfg = ddpm_ref.MLPConfig(dim=2, hidden=16, depth=depth, activation=activation, emb_dim=8)
+    sched = ddpm_ref.make_schedule("linear", 30)
+    tcfg = ddpm_ref.TrainConfig(steps=5, batch_size=batch)
+    rng = np.random.default_rng(0)
+    state = ddpm_ref.init_state(cfg, rng, sched.T)
+    data = rng.standard_normal((200, 2))
+    ref, ref_loss = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 5)
+    got, loss = gpu.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 5, launcher=EmuLauncher(16),
+                          chunk=3)                                # two chunks: 3 + 2 steps
+    _close(loss, ref_loss)
+    for group in ("params", "ema"):
+        for k in ref[group]:
+            _close(got[group][k], ref[group][k])
+    for k in ref["opt"]["m"]:
+        _close(got["opt"]["m"][k], ref["opt"]["m"][k])
+    assert got["opt"]["step"] == ref["opt"]["step"] == 5
+
+
+def test_baseline_path_equals_reference_steps_on_numpy():
+    cfg = ddpm_ref.MLPConfig(dim=2, hidden=24, depth=2, activation="gelu", emb_dim=8)
+    sched = ddpm_ref.make_schedule("cosine", 40)
+    tcfg = ddpm_ref.TrainConfig(steps=4, batch_size=40)
+    rng = np.random.default_rng(1)
+    state = ddpm_ref.init_state(cfg, rng, sched.T)
+    data = rng.standard_normal((100, 2))
+    ref, ref_loss = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(2), 4)
+    got, loss = gpu.train_baseline(state, data, sched, cfg, tcfg, np.random.default_rng(2), 4, xp=np)
+    _close(loss, ref_loss)
+    for k in ref["params"]:
+        _close(got["params"][k], ref["params"][k])
+
+
+# --- host-side checks ------------------------------------------------------------------------------------
+
+def test_shared_memory_plan_keeps_weights_in_smem_when_they_fit():
+    smem, w_in = gpu.sampler_smem(128, 2, 4, 232448)              # the default model on sm_90
+    assert w_in and smem == 4 * (128 * 128 + 128 * 2 + 256 * 2 + 2 * 128 * 128)
+    smem, w_in = gpu.sampler_smem(256, 2, 4, 232448)              # 2 × 256² weights do not fit
+    assert not w_in and smem == 4 * (128 * 256 + 128 * 2 + 256 * 2)
+    assert gpu.train_rows(np.array([34, 128, 128, 128, 2]), 232448) == 32
+    assert gpu.train_rows(np.array([34, 256, 256, 256, 256, 256, 2]), 100_000) < 32
+
+
+def test_model_limits_of_the_gpu_kernels_are_named():
+    with pytest.raises(ValueError, match="multiple of 16"):
+        gpu.check_model(ddpm_ref.MLPConfig(hidden=100))
+    with pytest.raises(ValueError, match="multiple of 16"):
+        gpu.check_model(ddpm_ref.MLPConfig(hidden=512))
+
+
+@pytest.mark.skipif(gpu.gpu_status() is None, reason="a GPU is present")
+def test_without_a_gpu_the_backend_says_so():
+    cfg = ddpm_ref.MLPConfig(hidden=16, depth=1)
+    params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
+    sched = ddpm_ref.make_schedule("linear", 25)
+    assert "cupy" not in ddpm_fast.available_backends()
+    with pytest.raises(gpu.GPUUnavailable, match="backend 'cupy' cannot run here: (no GPU|CuPy is not installed)"):
+        ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((4, 2)), rng=np.random.default_rng(0), backend="cupy")
+
+
+# --- on a GPU ----------------------------------------------------------------------------------------------
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("n_points", [1, 300, 5000])
+def test_gpu_sampler_equals_reference_with_the_same_noise(n_points):
+    rng = np.random.default_rng(n_points)
+    cfg, params, sched = _model(128, 3, "silu", 2, 32, 40, rng)
+    x_T = rng.standard_normal((n_points, 2))
+    z = rng.standard_normal((sched.T, n_points, 2))
+    ref, ref_traj = ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z, return_trajectory=True)
+    got, traj = ddpm_fast.p_sample_loop(params, cfg, sched, x_T, z=z, return_trajectory=True, backend="cupy")
+    _close(got, ref)
+    _close(traj, ref_traj)
+    ts = ddpm_ref.timesteps(sched.T, 10, "trailing")
+    zk = rng.standard_normal((10, n_points, 2))
+    _close(ddpm_fast.ddim_sample_loop(params, cfg, sched, x_T, ts=ts, eta=0.5, z=zk, backend="cupy"),
+           ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts, eta=0.5, z=zk))
+
+
+@needs_gpu
+@pytest.mark.gpu
+def test_gpu_in_kernel_noise_is_standard_normal_and_equals_the_cpu_stream():
+    from scipy import stats
+    cfg = ddpm_ref.MLPConfig(hidden=16, depth=1)
+    params = {k: np.zeros_like(v) for k, v in ddpm_ref.init_params(cfg, np.random.default_rng(0)).items()}
+    sched = ddpm_ref.make_schedule("linear", 21)
+    x = ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((200_000, 2)), rng=np.random.default_rng(1),
+                                backend="cupy")
+    v = 0.0
+    for t in range(sched.T, 0, -1):
+        v = v / sched.alpha[t] + (sched.beta[t] if t > 1 else 0.0)
+    u = x.ravel() / np.sqrt(v)
+    assert abs(u.mean()) < 4 / np.sqrt(u.size) and abs(u.var() - 1) < 0.01
+    assert stats.kstest(u, "norm").pvalue > 1e-3
+    if "numba" in ddpm_fast.available_backends():
+        y = ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((200_000, 2)), rng=np.random.default_rng(1),
+                                    backend="numba")
+        _close(x, y)
+
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("batch", [70, 4096])
+def test_gpu_fused_training_equals_reference_steps(batch):
+    cfg = ddpm_ref.MLPConfig(dim=2, hidden=128, depth=3, activation="silu", emb_dim=32)
+    sched = ddpm_ref.make_schedule("linear", 1000)
+    tcfg = ddpm_ref.TrainConfig(steps=6, batch_size=batch)
+    rng = np.random.default_rng(0)
+    state = ddpm_ref.init_state(cfg, rng, sched.T)
+    data = rng.standard_normal((5000, 2))
+    ref, ref_loss = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 6)
+    got, loss = ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 6, backend="cupy")
+    _close(loss, ref_loss)
+    for group in ("params", "ema"):
+        for k in ref[group]:
+            _close(got[group][k], ref[group][k])
+    again, _ = ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 6, backend="cupy")
+    for k in got["params"]:                                          # deterministic: same bytes twice
+        assert np.array_equal(again["params"][k], got["params"][k])
