@@ -174,14 +174,61 @@ def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.
 
 # --- training -------------------------------------------------------------------------------------------
 
+_M64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        z = x + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def _normal_pairs(seed, step, index):
+    """NumPy mirror of ddpm_normal_pair (ddpm_common.cuh) = cpu.counter_normal_pair, vectorised over index."""
+    with np.errstate(over="ignore"):
+        key = _splitmix64(np.uint64(seed) ^ _splitmix64(np.uint64(step) * np.uint64(0x100000001B3)
+                                                        + np.asarray(index, dtype=np.uint64)))
+    k2 = _splitmix64(key)
+    u1 = ((key >> np.uint64(11)) + np.uint64(1)) * (1.0 / 9007199254740993.0)
+    u2 = (k2 >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+    r = np.sqrt(-2.0 * np.log(u1))
+    return r * np.cos(2.0 * np.pi * u2), r * np.sin(2.0 * np.pi * u2)
+
+
+def counter_draws(seed: int, step: int, B: int, n_data: int, T: int, D: int):
+    """The draws ``ddpm_train_tiles`` makes in-kernel for a step (ddpm_train_draw in ddpm_common.cuh):
+    data rows (B,), t (B,) in 1..T and ε (B, D) float32, pure functions of (seed, step, row)."""
+    rows = np.arange(B, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        base = np.uint64(step) * np.uint64(0x100000001B3)
+        idx = _splitmix64(np.uint64(seed) ^ _splitmix64(base + np.uint64(2) * rows)) % np.uint64(n_data)
+        t = _splitmix64(np.uint64(seed) ^ _splitmix64(base + np.uint64(2) * rows + np.uint64(1))) % np.uint64(T)
+        eseed = _splitmix64(np.array([seed], dtype=np.uint64) + np.uint64(0xD1B54A32D192ED03))[0]
+    half = (D + 1) // 2
+    eps = np.empty((B, D), dtype=np.float32)
+    for d in range(0, D, 2):
+        z0, z1 = _normal_pairs(eseed, step, rows * np.uint64(half) + np.uint64(d // 2))
+        eps[:, d] = z0
+        if d + 1 < D:
+            eps[:, d + 1] = z1
+    return idx.astype(np.int64), t.astype(np.int64) + 1, eps
+
+
 def train_rows(widths: np.ndarray, max_smem: int) -> int:
     """Batch rows per tile: at most ROWS_MAX, fewer if a tile's activations would not fit in shared memory."""
-    L = len(widths) - 1
-    per_row = int(widths[:L].sum() + widths[1:L].sum() + 2 * widths.max())
+    per_row = _words_per_row(widths)
     rows = min(ROWS_MAX, (max_smem // 4 - NT) // per_row)
     if rows < 1:
         raise ValueError(f"one training row needs {4 * per_row} bytes of shared memory; the device has {max_smem}")
     return rows
+
+
+def _words_per_row(widths: np.ndarray) -> int:
+    """4-byte words of shared memory per batch row in ``ddpm_train_tiles`` (see its comment)."""
+    L, D = len(widths) - 1, int(widths[-1])
+    return int(widths[:L].sum() + widths[1:L].sum() + 2 * widths.max()) + D + 2
 
 
 class TrainEngine:
@@ -196,8 +243,8 @@ class TrainEngine:
         self.rows = train_rows(self.widths, lau.max_smem)
         n_tiles = (B + self.rows - 1) // self.rows
         self.G = min(n_tiles, GRID_MAX)
-        L = self.L
-        self.smem = 4 * (self.rows * int(self.widths[:L].sum() + self.widths[1:L].sum() + 2 * self.widths.max()) + NT)
+        self.smem = 4 * (self.rows * _words_per_row(self.widths) + NT)
+        self.n_data, self.T = data.shape[0], sched.T
         self.n_red = (self.P + NT - 1) // NT
         self.act = _i32(ACT_CODES[cfg.activation])
         self.widths_d = xp.asarray(self.widths)
@@ -214,8 +261,10 @@ class TrainEngine:
         self.K = 0
         self.graphs = {}
 
-    def set_chunk(self, K: int) -> None:
-        """(Re)allocate the per-chunk buffers for K steps (draws, learning rates, losses)."""
+    def set_chunk(self, K: int, seed: int | None = None) -> None:
+        """(Re)allocate the per-chunk buffers for K steps (draws, learning rates, losses). With ``seed``
+        the kernels draw x_0, t, ε themselves (counter-based) and the draw buffers stay empty."""
+        self.seed = seed
         if K == self.K:
             return
         xp = self.lau.xp
@@ -229,11 +278,14 @@ class TrainEngine:
     def enqueue(self, theta, m, v, ema, tcfg) -> None:
         """Launch the K steps of the chunk (three kernels per step); capturable in a CUDA graph."""
         lau = self.lau
+        own = self.seed is not None
         for k in range(self.K):
+            draws = [NULL, NULL, NULL] if own else [self.idx[k], self.tt[k], self.eps[k]]
             lau.launch("ddpm_train_tiles", self.G, self.smem,
-                       [theta, self.offs, self.widths_d, _i32(self.L), _i32(self.D), self.data, self.idx[k],
-                        self.tt[k], self.eps[k], self.emb, self.sab, self.s1m, _i32(self.B), _i32(self.rows),
-                        _i32(self.P), self.act, self.part, self.lossp])
+                       [theta, self.offs, self.widths_d, _i32(self.L), _i32(self.D), self.data, *draws,
+                        self.emb, self.sab, self.s1m, _i32(self.B), _i32(self.rows), _i32(self.P), self.act,
+                        self.part, self.lossp, np.uint64(self.seed if own else 0), _i32(self.n_data),
+                        _i32(self.T), self.base_step, _i32(k)])
             lau.launch("ddpm_reduce", self.n_red, 4 * NT,
                        [self.part, _i32(self.G), _i32(self.P), self.grad, self.normp])
             lau.launch("ddpm_adam", self.n_red, 0,
@@ -244,12 +296,18 @@ class TrainEngine:
 
 
 def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Generator, n_steps: int,
-          callback=None, launcher=None, use_graph: bool | None = None, chunk: int | None = None):
-    """``ddpm_ref.train`` (objective simple, ε) with the fused GPU kernels; the same draws from ``rng``.
+          callback=None, launcher=None, use_graph: bool | None = None, chunk: int | None = None,
+          draws: str = "rng"):
+    """``ddpm_ref.train`` (objective simple, ε) with the fused GPU kernels. Returns (state, losses (n_steps,)).
 
-    Returns (state, losses (n_steps,)). With a CUDA launcher each chunk's K steps run as one CUDA
-    graph (``use_graph`` default); a CPU emulator launcher runs them one by one.
+    ``draws="rng"``: the same draws from ``rng`` as the reference (made on the host, uploaded per
+    chunk: the same training run up to float32 rounding). ``draws="counter"``: one seed is taken from
+    ``rng`` and the kernels draw x_0, t, ε themselves (``counter_draws``), nothing per step on the host.
+    With a CUDA launcher each chunk's K steps run as one CUDA graph (``use_graph`` default); a CPU
+    emulator launcher runs them one by one.
     """
+    if draws not in ("rng", "counter"):
+        raise ValueError(f"draws must be 'rng' or 'counter', got {draws!r}")
     from . import CHUNK, draw_chunk
 
     check_model(cfg)
@@ -267,13 +325,15 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     losses = np.empty(n_steps)
     done = 0
     chunk = chunk or CHUNK
+    seed = int(rng.integers(0, 2**63 - 1)) if draws == "counter" else None
     while done < n_steps:
         K = min(chunk, n_steps - done)
-        eng.set_chunk(K)
-        idx, tt, eps = draw_chunk(rng, data.shape[0], T, B, D, K)
-        eng.idx[...] = xp.asarray(idx)
-        eng.tt[...] = xp.asarray(tt)
-        eng.eps[...] = xp.asarray(eps.astype(np.float32))
+        eng.set_chunk(K, seed)
+        if seed is None:
+            idx, tt, eps = draw_chunk(rng, data.shape[0], T, B, D, K)
+            eng.idx[...] = xp.asarray(idx)
+            eng.tt[...] = xp.asarray(tt)
+            eng.eps[...] = xp.asarray(eps.astype(np.float32))
         eng.lrs[...] = xp.asarray(np.array([ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)]))
         eng.base_step[...] = step
         if use_graph:

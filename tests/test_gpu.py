@@ -125,6 +125,40 @@ def test_emulated_fused_training_equals_reference_steps(activation, batch, depth
     assert got["opt"]["step"] == ref["opt"]["step"] == 5
 
 
+@needs_cxx
+def test_emulated_training_with_in_kernel_draws_equals_reference_steps_on_those_draws():
+    # draws="counter": the kernel draws x_0, t, ε itself; counter_draws mirrors them in NumPy
+    cfg = ddpm_ref.MLPConfig(dim=3, hidden=16, depth=2, activation="silu", emb_dim=8)
+    sched = ddpm_ref.make_schedule("linear", 30)
+    tcfg = ddpm_ref.TrainConfig(steps=4, batch_size=50)
+    rng = np.random.default_rng(0)
+    state = ddpm_ref.init_state(cfg, rng, sched.T)
+    data = rng.standard_normal((77, 3))
+    got, loss = gpu.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 4, launcher=EmuLauncher(16),
+                          draws="counter", chunk=3)
+    seed = int(np.random.default_rng(3).integers(0, 2**63 - 1))
+    ref, ref_loss = state, []
+    for k in range(4):
+        idx, t, eps = gpu.counter_draws(seed, k, 50, 77, sched.T, 3)
+        ref, l_ = ddpm_ref.train_step(ref, data[idx], t, eps.astype(np.float64), sched, cfg, tcfg)
+        ref_loss.append(l_)
+    _close(loss, np.array(ref_loss))
+    for k in ref["params"]:
+        _close(got["params"][k], ref["params"][k])
+
+
+def test_counter_draws_are_uniform_and_standard_normal():
+    from scipy import stats
+    idx, t, eps = gpu.counter_draws(12345, 7, 200_000, 77, 1000, 3)
+    assert idx.min() == 0 and idx.max() == 76 and t.min() == 1 and t.max() == 1000
+    assert stats.chisquare(np.bincount(idx, minlength=77)).pvalue > 1e-4
+    assert stats.chisquare(np.bincount(t - 1, minlength=1000)).pvalue > 1e-4
+    assert stats.kstest(eps.ravel(), "norm").pvalue > 1e-4
+    assert abs(np.corrcoef(eps[:, 0], eps[:, 1])[0, 1]) < 0.01          # the two halves of a Box–Muller pair
+    again = gpu.counter_draws(12345, 7, 10, 77, 1000, 3)
+    assert np.array_equal(again[0], idx[:10]) and np.array_equal(again[2], eps[:10])   # pure function of the row
+
+
 def test_baseline_path_equals_reference_steps_on_numpy():
     cfg = ddpm_ref.MLPConfig(dim=2, hidden=24, depth=2, activation="gelu", emb_dim=8)
     sched = ddpm_ref.make_schedule("cosine", 40)

@@ -75,3 +75,21 @@ DDPM_HD void ddpm_normal_pair(uint64_t seed, uint64_t step, uint64_t index, doub
     *z0 = r * cos(phi);
     *z1 = r * sin(phi);
 }
+
+// In-kernel draws of one training row (Alg. 1 lines 2–4) from (seed, step, row): the data row
+// (uniform over n_data), t (uniform over 1..T) and ε (D normals, Box–Muller pairs). Mirrored in NumPy
+// by ddpm_fast.gpu.counter_draws, which the tests compare against.
+DDPM_HD void ddpm_train_draw(uint64_t seed, uint64_t step, uint64_t row, int n_data, int T, int D,
+                             int* data_row, int* t, float* eps) {
+    uint64_t base = step * 0x100000001B3ULL;
+    *data_row = (int)(ddpm_splitmix64(seed ^ ddpm_splitmix64(base + 2 * row)) % (uint64_t)n_data);
+    *t = 1 + (int)(ddpm_splitmix64(seed ^ ddpm_splitmix64(base + 2 * row + 1)) % (uint64_t)T);
+    uint64_t eseed = ddpm_splitmix64(seed + 0xD1B54A32D192ED03ULL);
+    int half = (D + 1) / 2;
+    for (int d = 0; d < D; d += 2) {
+        double z0, z1;
+        ddpm_normal_pair(eseed, step, row * half + d / 2, &z0, &z1);
+        eps[d] = (float)z0;
+        if (d + 1 < D) eps[d + 1] = (float)z1;
+    }
+}

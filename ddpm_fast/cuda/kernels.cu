@@ -175,16 +175,19 @@ __device__ void block_mm(const float* A, int ar, int ac, const float* B, int br,
 // Forward, L_simple and backward of ddpm_ref.train_step (ε-parametrisation) for tiles of `rows` batch
 // rows; block b handles tiles b, b + G, b + 2G, … (G = gridDim.x, fixed by the host, never by the
 // device), accumulating its partial gradient in part[b] (P floats) and its loss sum in lossp[b].
-// Draws for the step: x_0 = data[idx[i]], t = tt[i], ε = eps[i]. widths (L+1) are the layer widths.
-// Dynamic shared memory (floats): rows · (Σ_l w_l [inputs] + Σ_{l<L−1} w_{l+1} [pre-activations]
-//                                        + 2·wmax [two gradient buffers]) + NT.
+// Draws for the step: x_0 = data[idx[i]], t = tt[i], ε = eps[i]; or, when idx is null, drawn in-kernel
+// by ddpm_train_draw from (seed, step = base_step[0] + k, row). widths (L+1) are the layer widths.
+// Dynamic shared memory (4-byte words): rows · (Σ_l w_l [inputs] + Σ_{l<L−1} w_{l+1} [pre-activations]
+//                                        + 2·wmax [two gradient buffers] + D [ε] + 2 [t, data row]) + NT.
 extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, const long long* __restrict__ offs,
                                             const int* __restrict__ widths, int L, int D,
                                             const float* __restrict__ data, const long long* __restrict__ idx,
                                             const long long* __restrict__ tt, const float* __restrict__ eps,
                                             const float* __restrict__ emb, const float* __restrict__ sab,
                                             const float* __restrict__ s1m, int B, int rows, int P, int act,
-                                            float* __restrict__ part, float* __restrict__ lossp) {
+                                            float* __restrict__ part, float* __restrict__ lossp,
+                                            unsigned long long seed, int n_data, int T,
+                                            const long long* __restrict__ base_step, int k) {
     extern __shared__ float smem[];
     const int tid = threadIdx.x;
     int wmax = 0, hsum = 0, asum = 0;
@@ -196,6 +199,10 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
     float* g1 = abuf + rows * asum;            // rows × wmax
     float* g2 = g1 + rows * wmax;              // rows × wmax
     float* red = g2 + rows * wmax;             // NT
+    float* eps_s = red + NT;                   // rows × D: this tile's ε
+    int* t_s = (int*)(eps_s + rows * D);       // rows: t
+    int* i_s = t_s + rows;                     // rows: data row of x_0
+    const unsigned long long step = idx ? 0ULL : (unsigned long long)(base_step[0] + k);
     float* gpart = part + (long long)blockIdx.x * P;
     const int n_out = widths[L], E = widths[0] - D;
     for (int i = tid; i < P; i += NT) gpart[i] = 0.0f;
@@ -204,12 +211,23 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
     const int n_tiles = (B + rows - 1) / rows;
     for (int tile = blockIdx.x; tile < n_tiles; tile += gridDim.x) {
         const int lo = tile * rows, n = min(B, lo + rows) - lo;
+        // Alg. 1 lines 2–4: x_0, t, ε for each row of the tile
+        for (int b = tid; b < n; b += NT) {
+            if (idx) {
+                i_s[b] = (int)idx[lo + b];
+                t_s[b] = (int)tt[lo + b];
+                for (int d = 0; d < D; ++d) eps_s[b * D + d] = eps[(long long)(lo + b) * D + d];
+            } else {
+                ddpm_train_draw(seed, step, (uint64_t)(lo + b), n_data, T, D, &i_s[b], &t_s[b], eps_s + b * D);
+            }
+        }
+        __syncthreads();
         // h_0 = [x_t, emb(t)], x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε (Eq. 4)
         for (int i = tid; i < n * widths[0]; i += NT) {
             int b = i / widths[0], c = i % widths[0];
-            long long t = tt[lo + b];
-            hbuf[i] = c < D ? sab[t] * data[idx[lo + b] * D + c] + s1m[t] * eps[(long long)(lo + b) * D + c]
-                            : emb[t * E + (c - D)];
+            int t = t_s[b];
+            hbuf[i] = c < D ? sab[t] * data[(long long)i_s[b] * D + c] + s1m[t] * eps_s[b * D + c]
+                            : emb[(long long)t * E + (c - D)];
         }
         __syncthreads();
         // forward
@@ -234,7 +252,7 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
         // L_simple = mean (ε_θ − ε)²; ∂/∂ε_θ = 2(ε_θ − ε)/(B·n_out)
         for (int i = tid; i < n * n_out; i += NT) {
             int b = i / n_out, c = i % n_out;
-            float diff = g1[i] - eps[(long long)(lo + b) * D + c];
+            float diff = g1[i] - eps_s[b * D + c];
             loss += diff * diff;
             g1[i] = 2.0f * diff / (float)(B * n_out);
         }
