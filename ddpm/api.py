@@ -57,9 +57,13 @@ def _choose_backend(backend: str | None, tcfg: TrainConfig | None = None) -> str
         return backend
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; available: {', '.join(BACKENDS)}")
-    if backend not in ddpm_fast.available_backends():
+    if backend == "cupy":
+        from ddpm_fast.gpu import gpu_status
+        if gpu_status():
+            raise ValueError(f"backend 'cupy' cannot run here: {gpu_status()}")
+    elif backend not in ddpm_fast.available_backends():
         raise ValueError(f"backend {backend!r} is not installed: pip install 'ddpm[cpu]' (or pip install numba)")
-    if backend == "numba" and tcfg is not None and ddpm_fast.supports(tcfg):
+    if backend in ("numba", "cupy") and tcfg is not None and ddpm_fast.supports(tcfg):
         raise ValueError(ddpm_fast.supports(tcfg))
     return backend
 
@@ -194,7 +198,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
 
     t0 = time.perf_counter()
     samples = sample(m, held.shape[0], seed=int(ss_eval.generate_state(1)[0]),
-                     backend="numpy" if backend == "numpy" else None)
+                     backend=backend if backend in ("numpy", "cupy") else None)
     sample_seconds = time.perf_counter() - t0
     metrics = {
         "dataset": source, "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]),

@@ -43,8 +43,9 @@ class GPUUnavailable(RuntimeError):
     """The cupy backend cannot run here (CuPy missing or no GPU)."""
 
 
+@functools.lru_cache(maxsize=1)
 def gpu_status() -> str | None:
-    """None when CuPy is installed and sees a GPU; else why not, in words."""
+    """None when CuPy is installed and sees a GPU; else why not, in words (asked once per process)."""
     try:
         import cupy
     except ImportError:
@@ -74,13 +75,25 @@ class CupyLauncher:
         self.xp = cp
         self.module = cp.RawModule(code=code, options=("-std=c++17", f"-DDDPM_H={H}",
                                                        f"-I{os.path.dirname(KERNELS)}"))
-        self.max_smem = int(cp.cuda.Device().attributes["MaxSharedMemoryPerBlockOptin"])
-        self.stream = None                                    # set while a graph is captured
+        dev = cp.cuda.Device()
+        try:
+            self.max_smem = int(dev.attributes["MaxSharedMemoryPerBlockOptin"])
+        except KeyError:                                      # cudaDevAttrMaxSharedMemoryPerBlockOptin = 97
+            self.max_smem = int(cp.cuda.runtime.deviceGetAttribute(97, dev.id))
+        self.functions = {}
+
+    def prepare(self, name: str, smem_bytes: int):
+        """Load kernel ``name`` and allow it ``smem_bytes`` of dynamic shared memory (done before any
+        graph capture: module loading and attribute changes are not stream operations)."""
+        fn = self.functions.get(name)
+        if fn is None:
+            fn = self.functions[name] = self.module.get_function(name)
+        if smem_bytes > 48 * 1024 and fn.max_dynamic_shared_size_bytes < smem_bytes:
+            fn.max_dynamic_shared_size_bytes = smem_bytes
+        return fn
 
     def launch(self, name: str, grid: int, smem_bytes: int, args) -> None:
-        fn = self.module.get_function(name)
-        if smem_bytes > 48 * 1024:
-            fn.max_dynamic_shared_size_bytes = smem_bytes
+        fn = self.prepare(name, smem_bytes)
         fn((int(grid),), (NT,), tuple(args), shared_mem=int(smem_bytes))
 
     def graph(self, enqueue):
@@ -260,6 +273,10 @@ class TrainEngine:
         self.base_step = xp.zeros(1, dtype=xp.int64)
         self.K = 0
         self.graphs = {}
+        if hasattr(lau, "prepare"):
+            lau.prepare("ddpm_train_tiles", self.smem)
+            lau.prepare("ddpm_reduce", 4 * NT)
+            lau.prepare("ddpm_adam", 0)
 
     def set_chunk(self, K: int, seed: int | None = None) -> None:
         """(Re)allocate the per-chunk buffers for K steps (draws, learning rates, losses). With ``seed``
@@ -357,16 +374,21 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     return new, losses
 
 
-def train_baseline(state: dict, data, sched, cfg, tcfg, rng: np.random.Generator, n_steps: int, xp=None):
+def train_baseline(state: dict, data, sched, cfg, tcfg, rng: np.random.Generator, n_steps: int, xp=None,
+                   draws: str = "rng"):
     """The plain path the fused kernels are measured against: one training step as array operations
-    (matrix products through cuBLAS with CuPy, element-wise kernels for the rest), the same math and
-    the same draws as ``ddpm_ref.train_step``, in float32. ``xp`` is the array module (default CuPy;
-    NumPy runs it on the CPU). Returns (state, losses)."""
+    (matrix products through cuBLAS with CuPy, element-wise kernels for the rest), the same math as
+    ``ddpm_ref.train_step``, in float32, with no host synchronisation inside the loop. ``draws="rng"``:
+    the reference's draws from ``rng`` (made on the host); ``draws="device"``: drawn on the device by
+    ``xp.random`` (seeded from ``rng``). ``xp`` is the array module (default CuPy; NumPy runs it on the
+    CPU). Returns (state, losses)."""
     from . import draw_chunk
 
     if xp is None:
         require_gpu()
         import cupy as xp
+    if draws not in ("rng", "device"):
+        raise ValueError(f"draws must be 'rng' or 'device', got {draws!r}")
     f32 = lambda a: xp.asarray(np.asarray(a, dtype=np.float32))
     L = cfg.depth + 1
     p = {k: f32(v) for k, v in state["params"].items()}
@@ -379,10 +401,16 @@ def train_baseline(state: dict, data, sched, cfg, tcfg, rng: np.random.Generator
     act, dact = _xp_activation(xp, cfg.activation)
     step = int(state["opt"]["step"])
     B, D = tcfg.batch_size, cfg.dim
-    losses = np.empty(n_steps)
+    dev_rng = xp.random.default_rng(int(rng.integers(0, 2**63 - 1))) if draws == "device" else None
+    losses = []
     for k in range(n_steps):
-        idx, tt, eps = draw_chunk(rng, data.shape[0], sched.T, B, D, 1)      # ddpm_ref.draw_batch's draws
-        idx, tt, eps = xp.asarray(idx[0]), xp.asarray(tt[0]), f32(eps[0])
+        if dev_rng is None:
+            idx, tt, eps = draw_chunk(rng, data.shape[0], sched.T, B, D, 1)      # ddpm_ref.draw_batch's draws
+            idx, tt, eps = xp.asarray(idx[0]), xp.asarray(tt[0]), f32(eps[0])
+        else:
+            idx = dev_rng.integers(0, data.shape[0], size=B)
+            tt = dev_rng.integers(1, sched.T + 1, size=B)
+            eps = dev_rng.standard_normal((B, D), dtype=xp.float32)
         h = [xp.concatenate([sab[tt, None] * data_d[idx] + s1m[tt, None] * eps, emb[tt]], axis=1)]
         a = []
         for l in range(L):
@@ -390,18 +418,19 @@ def train_baseline(state: dict, data, sched, cfg, tcfg, rng: np.random.Generator
             if l < L - 1:
                 h.append(act(a[-1]))
         diff = a[-1] - eps
-        losses[k] = float((diff * diff).mean())
-        d = 2.0 * diff / diff.size
+        losses.append((diff * diff).mean())
+        d = (2.0 / diff.size) * diff
         g = {}
         for l in range(L - 1, -1, -1):
             g[f"W{l}"] = h[l].T @ d
             g[f"b{l}"] = d.sum(axis=0)
             if l > 0:
                 d = (d @ p[f"W{l}"].T) * dact(a[l - 1], h[l])
-        nrm = float(xp.sqrt(sum((gi * gi).sum() for gi in g.values())))
-        scale = tcfg.grad_clip / (nrm + 1e-12) if tcfg.grad_clip > 0 and nrm > tcfg.grad_clip else 1.0
+        nrm = xp.sqrt(sum((gi * gi).sum() for gi in g.values()))
+        scale = xp.where(nrm > tcfg.grad_clip, tcfg.grad_clip / (nrm + 1e-12), 1.0) if tcfg.grad_clip > 0 else 1.0
+        scale = xp.asarray(scale, dtype=xp.float32)
+        lr = ddpm_ref.learning_rate(tcfg, step)
         step += 1
-        lr = ddpm_ref.learning_rate(tcfg, step - 1)
         b1, b2 = tcfg.adam_beta1, tcfg.adam_beta2
         for key in p:
             gi = g[key] * scale
@@ -414,7 +443,7 @@ def train_baseline(state: dict, data, sched, cfg, tcfg, rng: np.random.Generator
     new = dict(state)
     new["params"], new["ema"] = to64(p), to64(ema)
     new["opt"] = {"m": to64(m), "v": to64(v), "step": step}
-    return new, losses
+    return new, np.array([float(host(l_)) for l_ in losses])
 
 
 def _xp_activation(xp, name: str):
