@@ -6,7 +6,8 @@ CUDA graphs) on the same model (the default MLP: 2-D, 3 × 128 SiLU, 32-dim time
 Training: steps/s at batch 256, 4,096 and 65,536 (fused: K steps in one CUDA graph, draws in-kernel;
 baseline: CuPy array ops with device draws; PyTorch: the same step with torch.optim.Adam, clipping and
 an EMA, eager and captured in a CUDA graph). Sampling: 10^4 and 10^6 points × 1,000 ancestral steps
-(PyTorch eager and one CUDA graph of the whole chain). Achieved GFLOP/s (forward = 2 × multiply-adds of
+(fused: one launch, "tc" = hidden layers on tensor cores in 3×TF32, "simt" = plain float32 FMAs;
+PyTorch eager and one CUDA graph of the whole chain). Achieved GFLOP/s (forward = 2 × multiply-adds of
 the MLP per point, training = 3 × forward) against the device's fp32 peak (SMs × 128 lanes × 2 × clock).
 Medians of several timed runs after a warm-up (compilation and capture excluded). The device is named
 in the results. Needs CuPy and a GPU; PyTorch is optional (skipped with a note if absent).
@@ -84,13 +85,14 @@ def baseline_train(batch, K):
     return lambda: gpu.train_baseline(state, data, sched, CFG, tcfg, rng, K, xp=cp, draws="device")
 
 
-def fused_sample(n):
+def fused_sample(n, kernel):
     import cupy as cp
     sched = ddpm_ref.make_schedule("linear", T)
     params = ddpm_ref.init_params(CFG, np.random.default_rng(0))
     x = cp.asarray(np.random.default_rng(1).standard_normal((n, 2)))
     t_steps, c_x, c_eps, sigma = ancestral_coefficients(sched, "beta")
-    return lambda: gpu.run_sampler(params, CFG, x, t_steps, c_x, c_eps, sigma, None, 7, device_out=True)
+    return lambda: gpu.run_sampler(params, CFG, x, t_steps, c_x, c_eps, sigma, None, 7, device_out=True,
+                                   kernel=kernel)
 
 
 # --- PyTorch ----------------------------------------------------------------------------------------------
@@ -215,7 +217,9 @@ def main() -> None:
     for n in (10_000, 1_000_000):
         task = f"sample {n:,} x {T} steps"
         r = 1 if (n > 10_000 and args.quick) else reps
-        add(task, "cupy fused", timed(fused_sample(n), r, sync) / (n * T), "point-steps/s", flops_pt)
+        for kernel in sorted(gpu.SAMPLER_KERNELS):
+            add(task, f"cupy fused {kernel}", timed(fused_sample(n, kernel), r, sync) / (n * T), "point-steps/s",
+                flops_pt)
         if peer:
             for graph in (False, True):
                 add(task, "pytorch graph" if graph else "pytorch eager",

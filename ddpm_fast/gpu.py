@@ -37,6 +37,11 @@ GRID_MAX = 256      # most blocks in a training step: partial-gradient slots, fi
 ROWS_MAX = 32       # batch rows per training tile (fewer when shared memory is short)
 ACT_CODES = {"relu": 0, "silu": 1, "gelu": 2, "tanh": 3}
 NULL = np.uint64(0)  # a null pointer argument (the kernels test z and traj against nullptr)
+# The sampler kernel: "tc" (hidden layers on tensor cores, 3×TF32, float32-accurate) or "simt" (plain
+# float32 FMAs). Both are parity-tested; which is faster on a given GPU is what benchmarks/gpu_bench.py
+# measures (both rows are in its table).
+SAMPLER_KERNELS = {"tc": "ddpm_sample_tc", "simt": "ddpm_sample"}
+SAMPLER_KERNEL = "tc"
 
 
 class GPUUnavailable(RuntimeError):
@@ -64,6 +69,28 @@ def require_gpu() -> None:
         raise GPUUnavailable(f"backend 'cupy' cannot run here: {reason}")
 
 
+def cuda_include_dirs() -> list[str]:
+    """CUDA include folders holding mma.h (NVRTC needs one for the tensor-core kernel): CuPy's CUDA path,
+    $CUDA_PATH, $CUDA_HOME, /usr/local/cuda — the first that has it."""
+    cands = []
+    try:
+        import cupy
+        cands.append(cupy.cuda.get_cuda_path())
+    except Exception:
+        pass
+    cands += [os.environ.get("CUDA_PATH"), os.environ.get("CUDA_HOME"), "/usr/local/cuda"]
+    for c in cands:
+        if c and os.path.isfile(os.path.join(c, "include", "mma.h")):
+            return [os.path.join(c, "include")]
+    return []
+
+
+def nvrtc_options(H: int) -> tuple:
+    """The options kernels.cu is compiled with (besides CuPy's own)."""
+    return ("-std=c++17", f"-DDDPM_H={H}", f"-I{os.path.dirname(KERNELS)}",
+            *(f"-I{d}" for d in cuda_include_dirs()))
+
+
 class CupyLauncher:
     """Compiles kernels.cu with NVRTC for hidden width H (``-DDDPM_H``) and launches its kernels."""
 
@@ -73,8 +100,7 @@ class CupyLauncher:
         with open(KERNELS) as f:
             code = f.read()
         self.xp = cp
-        self.module = cp.RawModule(code=code, options=("-std=c++17", f"-DDDPM_H={H}",
-                                                       f"-I{os.path.dirname(KERNELS)}"))
+        self.module = cp.RawModule(code=code, options=nvrtc_options(H))
         dev = cp.cuda.Device()
         try:
             self.max_smem = int(dev.attributes["MaxSharedMemoryPerBlockOptin"])
@@ -144,14 +170,17 @@ def sampler_smem(H: int, D: int, L: int, max_smem: int) -> tuple[int, bool]:
 
 
 def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.float32, tile=None,
-                keep_traj=False, launcher=None, device_out=False):
+                keep_traj=False, launcher=None, device_out=False, kernel: str | None = None):
     """K update steps x ← c_x[k]·x − c_eps[k]·ε_θ(x, t_k) + sigma[k]·z_k in one ``ddpm_sample`` launch.
 
     Same arguments as the Numba ``_run_sampler`` (coefficients from ``ancestral_coefficients`` or
     ``ddim_coefficients``; ``z`` (K, N, D) in kernel order, or empty with ``seed``); ``tile`` is fixed
-    at 128 points by the kernel and ignored. Returns float64 NumPy arrays (device arrays with
-    ``device_out``).
+    at 128 points by the kernel and ignored; ``kernel`` picks one of ``SAMPLER_KERNELS`` (default
+    ``SAMPLER_KERNEL``). Returns float64 NumPy arrays (device arrays with ``device_out``).
     """
+    kernel = kernel or SAMPLER_KERNEL
+    if kernel not in SAMPLER_KERNELS:
+        raise ValueError(f"unknown sampler kernel {kernel!r}; known: {', '.join(SAMPLER_KERNELS)}")
     if np.dtype(dtype) != np.float32:
         raise ValueError("the cupy backend computes in float32")
     check_model(cfg)
@@ -174,7 +203,7 @@ def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.
         traj = xp.empty((K + 1, N, D), dtype=xp.float32)
         traj[K] = x
     smem, w_in_smem = sampler_smem(H, D, L, lau.max_smem)
-    lau.launch("ddpm_sample", (N + TP - 1) // TP, smem,
+    lau.launch(SAMPLER_KERNELS[kernel], (N + TP - 1) // TP, smem,
                [f32(pack(params, widths, np.float32)), xp.asarray(offs.ravel()), _i32(L), _i32(D), f32(table),
                 f32(c_x), f32(c_eps), f32(sigma), zd, np.uint64(seed), x, traj, _i32(N), _i32(K),
                 _i32(ACT_CODES[cfg.activation]), _i32(w_in_smem)])

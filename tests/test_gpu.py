@@ -50,15 +50,14 @@ def test_kernels_compile_with_nvrtc_as_cupy_compiles_them(tmp_path):
     for H in (16, 128, 256):
         prog = compiler._NVRTCProgram(src, str(tmp_path / "kern.cu"), (), (), name_expressions=None, method="ptx")
         try:
-            ptx, _ = prog.compile(("-std=c++17", f"-DDDPM_H={H}", f"-I{os.path.dirname(gpu.KERNELS)}",
-                                   "-arch=compute_90", "--device-as-default-execution-space"))
+            ptx, _ = prog.compile(gpu.nvrtc_options(H) + ("-arch=compute_90", "--device-as-default-execution-space"))
         except compiler.CompileException:
             raise
         except Exception as e:                                     # NVRTC library missing
             pytest.skip(f"NVRTC not usable here: {e}")
         entries = {line.split()[2].rstrip("(") for line in ptx.decode().splitlines()
                    if line.startswith(".visible .entry")}
-        assert entries == {"ddpm_sample", "ddpm_train_tiles", "ddpm_reduce", "ddpm_adam"}
+        assert entries == {"ddpm_sample", "ddpm_sample_tc", "ddpm_train_tiles", "ddpm_reduce", "ddpm_adam"}
 
 
 # --- the kernels' logic on the CPU emulator ------------------------------------------------------------
@@ -74,6 +73,7 @@ sizes = st.fixed_dictionaries({
     "activation": st.sampled_from(sorted(ddpm_ref.ACTIVATIONS)), "dim": st.integers(1, 3),
     "emb_dim": st.sampled_from([2, 8]), "T": st.integers(21, 30), "n_points": st.integers(1, 260),
     "var_type": st.sampled_from(["beta", "beta_tilde"]), "trajectory": st.booleans(),
+    "kernel": st.sampled_from(sorted(gpu.SAMPLER_KERNELS)),
 })
 
 
@@ -90,14 +90,15 @@ def test_emulated_sampler_equals_reference_algorithm_2(size, seed):
                                  return_trajectory=size["trajectory"])
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, size["var_type"])
     got = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
-                          keep_traj=size["trajectory"], launcher=EmuLauncher(cfg.hidden))
+                          keep_traj=size["trajectory"], launcher=EmuLauncher(cfg.hidden), kernel=size["kernel"])
     for g, w in zip(got if size["trajectory"] else [got], ref if size["trajectory"] else [ref]):
         _close(g, w)
 
 
 @needs_cxx
+@pytest.mark.parametrize("kernel", sorted(gpu.SAMPLER_KERNELS))
 @pytest.mark.parametrize("eta", [0.0, 1.0])
-def test_emulated_ddim_equals_reference(eta):
+def test_emulated_ddim_equals_reference(eta, kernel):
     rng = np.random.default_rng(3)
     cfg, params, sched = _model(32, 2, "silu", 2, 8, 40, rng)
     ts = ddpm_ref.timesteps(sched.T, 7, "even")
@@ -105,12 +106,13 @@ def test_emulated_ddim_equals_reference(eta):
     z = rng.standard_normal((len(ts), 140, 2))
     ref = ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts, eta=eta, z=z)
     c_x, c_eps, sigma = ddpm_fast.ddim_coefficients(sched, ts, eta)
-    got = gpu.run_sampler(params, cfg, x_T, ts, c_x, c_eps, sigma, z, 0, launcher=EmuLauncher(32))
+    got = gpu.run_sampler(params, cfg, x_T, ts, c_x, c_eps, sigma, z, 0, launcher=EmuLauncher(32), kernel=kernel)
     _close(got, ref)
 
 
 @needs_cxx
-def test_emulated_in_kernel_noise_is_the_numba_backends_noise():
+@pytest.mark.parametrize("kernel", sorted(gpu.SAMPLER_KERNELS))
+def test_emulated_in_kernel_noise_is_the_numba_backends_noise(kernel):
     # same seed → same counter-based normals on CPU (numba) and GPU kernels, so the same samples
     pytest.importorskip("numba")
     rng = np.random.default_rng(4)
@@ -119,7 +121,8 @@ def test_emulated_in_kernel_noise_is_the_numba_backends_noise():
     a = ddpm_fast.p_sample_loop(params, cfg, sched, x_T, rng=np.random.default_rng(9), backend="numba")
     seed = int(np.random.default_rng(9).integers(0, 2**63 - 1))    # what p_sample_loop draws from its rng
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
-    b = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, None, seed, launcher=EmuLauncher(16))
+    b = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, None, seed, launcher=EmuLauncher(16),
+                        kernel=kernel)
     _close(b, a)
 
 

@@ -4,6 +4,7 @@
 // is cpu.py's: for linear layer l, W_l (w_l × w_{l+1}) row-major at offs[2l], b_l at offs[2l+1].
 //
 //   ddpm_sample       all K reverse steps for a tile of TP points in one launch (Algorithm 2 / DDIM)
+//   ddpm_sample_tc    the same with the hidden layers on tensor cores, 3×TF32 (float32-accurate)
 //   ddpm_train_tiles  Algorithm 1's forward, L_simple and backward for tiles of the batch: per-block
 //                     partial gradients and losses (no atomics; each block owns its slot)
 //   ddpm_reduce       sums the partial gradients in block order and the squares for the global norm
@@ -11,6 +12,9 @@
 //
 // Compile-time sizes: DDPM_H (hidden width, a multiple of 16, at most 256) for the sampler.
 #include "ddpm_common.cuh"
+#if defined(__CUDACC__)
+#include <mma.h>                // wmma: the tensor-core sampler (tests/cuda_emu/emu.h stands in on the CPU)
+#endif
 
 #ifndef DDPM_H
 #define DDPM_H 128
@@ -136,6 +140,129 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
         }
         __syncthreads();
     }
+    for (int i = tid; i < TP * D; i += NT) {
+        long long p = lo + i / D;
+        if (p < N) x[p * D + i % D] = xs[i];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ddpm_sample with the hidden layers as wmma m16n16k8 TF32 products, made float32-accurate by the 3×TF32
+// split a = a_hi + a_lo (a_hi = tf32(a), a_lo = tf32(a − a_hi)): a·b ≈ a_lo·b_hi + a_hi·b_lo + a_hi·b_hi,
+// the dropped a_lo·b_lo being ~2^-22 relative. Warp w owns points 16w..16w+15 of the tile from start to
+// end (layer 0, the products, bias and activation, the read-out and the update), so after the weights
+// are loaded only __syncwarp is needed. Same arguments and shared memory as ddpm_sample.
+namespace wmma = nvcuda::wmma;
+
+__device__ __forceinline__ void ddpm_split_tf32(float v, float* hi, float* lo) {
+    *hi = wmma::__float_to_tf32(v);
+    *lo = wmma::__float_to_tf32(v - *hi);
+}
+
+extern "C" __global__ void ddpm_sample_tc(const float* __restrict__ theta, const long long* __restrict__ offs,
+                                          int L, int D, const float* __restrict__ table,
+                                          const float* __restrict__ c_x, const float* __restrict__ c_eps,
+                                          const float* __restrict__ sigma, const float* __restrict__ z,
+                                          unsigned long long seed, float* __restrict__ x, float* __restrict__ traj,
+                                          int N, int K, int act, int w_in_smem) {
+    extern __shared__ float smem[];
+    const int H = DDPM_H;
+    float* act_s = smem;                       // TP × H
+    float* xs = act_s + TP * H;                // TP × D
+    float* red = xs + TP * D;                  // NT × D
+    float* Ws = red + NT * D;                  // (L−2) × H × H
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int r0 = warp * 16;                  // this warp's first row (point) in the tile
+    const long long lo = (long long)blockIdx.x * TP;
+    const int n_out = (int)(offs[2 * (L - 1) + 1] - offs[2 * (L - 1)]) / H;
+    const float* W0 = theta + offs[0];
+    const float* WL = theta + offs[2 * (L - 1)];
+    const float* bL = theta + offs[2 * (L - 1) + 1];
+    const int half = (D + 1) / 2;
+
+    for (int i = tid; i < TP * D; i += NT) {
+        long long p = lo + i / D;
+        xs[i] = p < N ? x[p * D + i % D] : 0.0f;
+    }
+    if (w_in_smem)
+        for (int l = 1; l < L - 1; ++l)
+            for (int i = tid; i < H * H; i += NT) Ws[(l - 1) * H * H + i] = theta[offs[2 * l] + i];
+    __syncthreads();
+
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a_hi, a_lo;
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b_hi, b_lo;
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[H / 16];
+    float* rows = act_s + r0 * H;              // this warp's 16 × H activations
+    for (int k = 0; k < K; ++k) {
+        // layer 0 for the warp's points
+        for (int i = lane; i < 16 * H; i += 32) {
+            int p = r0 + i / H, j = i % H;
+            float s = table[(long long)k * H + j];
+            for (int d = 0; d < D; ++d) s += xs[p * D + d] * W0[d * H + j];
+            rows[i] = ddpm_act(s, act);
+        }
+        __syncwarp();
+        for (int l = 1; l < L - 1; ++l) {
+            const float* W = w_in_smem ? Ws + (l - 1) * H * H : theta + offs[2 * l];
+            const float* b = theta + offs[2 * l + 1];
+#pragma unroll
+            for (int c = 0; c < H / 16; ++c) wmma::fill_fragment(acc[c], 0.0f);
+            for (int kk = 0; kk < H; kk += 8) {
+                wmma::load_matrix_sync(a_hi, rows + kk, H);
+                for (int e = 0; e < a_hi.num_elements; ++e) ddpm_split_tf32(a_hi.x[e], &a_hi.x[e], &a_lo.x[e]);
+#pragma unroll
+                for (int c = 0; c < H / 16; ++c) {
+                    wmma::load_matrix_sync(b_hi, W + kk * H + 16 * c, H);
+                    for (int e = 0; e < b_hi.num_elements; ++e) ddpm_split_tf32(b_hi.x[e], &b_hi.x[e], &b_lo.x[e]);
+                    wmma::mma_sync(acc[c], a_lo, b_hi, acc[c]);
+                    wmma::mma_sync(acc[c], a_hi, b_lo, acc[c]);
+                    wmma::mma_sync(acc[c], a_hi, b_hi, acc[c]);
+                }
+            }
+            __syncwarp();                      // every lane is done reading rows
+#pragma unroll
+            for (int c = 0; c < H / 16; ++c) wmma::store_matrix_sync(rows + 16 * c, acc[c], H, wmma::mem_row_major);
+            __syncwarp();
+            for (int i = lane; i < 16 * H; i += 32) rows[i] = ddpm_act(rows[i] + b[i % H], act);
+            __syncwarp();
+        }
+        // read-out: two lanes per point, each summing half of the units
+        {
+            int p = r0 + lane / 2, h0 = (lane % 2) * (H / 2);
+            for (int d = 0; d < D; ++d) {
+                float s = 0.0f;
+                for (int j = h0; j < h0 + H / 2; ++j) s += act_s[p * H + j] * WL[j * n_out + d];
+                red[tid * D + d] = s;
+            }
+        }
+        __syncwarp();
+        if (lane % 2 == 0) {
+            int p = r0 + lane / 2;
+            long long gp = lo + p;
+            double z_odd = 0.0;
+            for (int d = 0; d < D; ++d) {
+                float e = bL[d] + red[tid * D + d] + red[(tid + 1) * D + d];
+                float xn = c_x[k] * xs[p * D + d] - c_eps[k] * e;
+                if (sigma[k] > 0.0f) {
+                    float zz;
+                    if (z) {
+                        zz = gp < N ? z[((long long)k * N + gp) * D + d] : 0.0f;
+                    } else if (d % 2 == 0) {
+                        double z0;
+                        ddpm_normal_pair(seed, (uint64_t)k, (uint64_t)(gp * half + d / 2), &z0, &z_odd);
+                        zz = (float)z0;
+                    } else {
+                        zz = (float)z_odd;
+                    }
+                    xn += sigma[k] * zz;
+                }
+                xs[p * D + d] = xn;
+                if (traj && gp < N) traj[((long long)(K - 1 - k) * N + gp) * D + d] = xn;
+            }
+        }
+        __syncwarp();
+    }
+    __syncthreads();
     for (int i = tid; i < TP * D; i += NT) {
         long long p = lo + i / D;
         if (p < N) x[p * D + i % D] = xs[i];

@@ -1,10 +1,14 @@
 // A CPU stand-in for the few CUDA features kernels.cu uses, so its kernels run here without a GPU:
 // each block's threads are std::threads, __syncthreads is a barrier, dynamic shared memory one buffer.
-// Blocks run one after another. Warp-level operations are not emulated (the kernels use none).
+// Blocks run one after another. Warp-level operations: __syncwarp is a block barrier (valid for kernels
+// whose warps all pass the same __syncwarp calls, as ours do), and wmma fragments hold the whole tile
+// in every lane (the kernels only touch fragment elements uniformly), with TF32 rounding emulated.
 #pragma once
 #include <algorithm>
 #include <barrier>
 #include <cstddef>
+#include <cstring>
+#include <type_traits>
 #include <thread>
 #include <vector>
 
@@ -18,6 +22,60 @@ using std::min;
 #define __global__
 #define __shared__
 #define __syncthreads() emu_barrier->arrive_and_wait()
+#define __syncwarp() emu_barrier->arrive_and_wait()
+#define __forceinline__ inline
+#define __device__
+
+namespace nvcuda::wmma {
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+namespace precision { struct tf32 {}; }
+enum layout_t { mem_row_major };
+
+template <typename Use, int M, int N, int K, typename T, typename Layout = void>
+struct fragment {
+    static constexpr int rows = std::is_same_v<Use, matrix_b> ? K : M;
+    static constexpr int cols = std::is_same_v<Use, matrix_a> ? K : N;
+    static constexpr int num_elements = rows * cols;
+    float x[num_elements];
+};
+
+// cvt.rna.tf32.f32: round to nearest (ties away from zero) to 10 mantissa bits
+inline float __float_to_tf32(float v) {
+    unsigned u;
+    std::memcpy(&u, &v, 4);
+    u = (u + 0x1000u) & 0xFFFFE000u;
+    std::memcpy(&v, &u, 4);
+    return v;
+}
+
+template <typename F> void fill_fragment(F& f, float v) { for (auto& e : f.x) e = v; }
+
+template <typename F> void load_matrix_sync(F& f, const float* p, unsigned ld) {
+    for (int r = 0; r < F::rows; ++r)
+        for (int c = 0; c < F::cols; ++c) f.x[r * F::cols + c] = p[r * ld + c];
+}
+
+template <typename F> void store_matrix_sync(float* p, const F& f, unsigned ld, layout_t) {
+    if (threadIdx.x % 32) return;                         // one lane writes the tile
+    for (int r = 0; r < F::rows; ++r)
+        for (int c = 0; c < F::cols; ++c) p[r * ld + c] = f.x[r * F::cols + c];
+}
+
+template <typename D, typename A, typename B>
+void mma_sync(D& d, const A& a, const B& b, const D& c) {
+    float out[D::num_elements];
+    for (int i = 0; i < A::rows; ++i)
+        for (int j = 0; j < B::cols; ++j) {
+            float s = c.x[i * D::cols + j];
+            for (int k = 0; k < A::cols; ++k) s += a.x[i * A::cols + k] * b.x[k * B::cols + j];
+            out[i * D::cols + j] = s;
+        }
+    std::memcpy(d.x, out, sizeof(out));
+}
+}  // namespace nvcuda::wmma
 
 constexpr std::size_t EMU_SMEM_FLOATS = std::size_t(1) << 22;   // 16 MiB of "shared memory"
 float smem[EMU_SMEM_FLOATS];

@@ -6,6 +6,7 @@
 extern "C" int emu_launch_named(const char* name, unsigned grid, unsigned block, std::size_t smem_bytes,
                                 void** params) {
     if (!std::strcmp(name, "ddpm_sample")) return emu_launch(ddpm_sample, grid, block, smem_bytes, params);
+    if (!std::strcmp(name, "ddpm_sample_tc")) return emu_launch(ddpm_sample_tc, grid, block, smem_bytes, params);
     if (!std::strcmp(name, "ddpm_train_tiles")) return emu_launch(ddpm_train_tiles, grid, block, smem_bytes, params);
     if (!std::strcmp(name, "ddpm_reduce")) return emu_launch(ddpm_reduce, grid, block, smem_bytes, params);
     if (!std::strcmp(name, "ddpm_adam")) return emu_launch(ddpm_adam, grid, block, smem_bytes, params);
