@@ -21,6 +21,7 @@ checked without a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 
@@ -48,9 +49,29 @@ class GPUUnavailable(RuntimeError):
     """The cupy backend cannot run here (CuPy missing or no GPU)."""
 
 
-@functools.lru_cache(maxsize=1)
+_EMULATOR = None     # set by ``emulated``: a factory H -> launcher that stands in for the GPU
+
+
+@contextlib.contextmanager
+def emulated(factory):
+    """Within this block the cupy backend runs its kernels through ``factory(H)`` launchers instead of
+    a GPU — the tests pass the CPU emulator (tests/cuda_emu.EmuLauncher), so everything from
+    ``ddpm_fast.p_sample_loop(..., backend="cupy")`` down is exercised without a device."""
+    global _EMULATOR
+    old, _EMULATOR = _EMULATOR, factory
+    try:
+        yield
+    finally:
+        _EMULATOR = old
+
+
 def gpu_status() -> str | None:
-    """None when CuPy is installed and sees a GPU; else why not, in words (asked once per process)."""
+    """None when the cupy backend can run (CuPy sees a GPU, or ``emulated``); else why not, in words."""
+    return None if _EMULATOR is not None else _cupy_status()
+
+
+@functools.lru_cache(maxsize=1)
+def _cupy_status() -> str | None:
     try:
         import cupy
     except ImportError:
@@ -137,8 +158,12 @@ class CupyLauncher:
         return replay
 
 
+def _cupy_launcher(H: int):
+    return _EMULATOR(H) if _EMULATOR is not None else _cached_launcher(H)
+
+
 @functools.lru_cache(maxsize=8)
-def _cupy_launcher(H: int) -> CupyLauncher:
+def _cached_launcher(H: int) -> CupyLauncher:
     return CupyLauncher(H)
 
 
@@ -193,6 +218,9 @@ def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.
     if x.ndim != 2 or x.shape[1] != D:
         raise ValueError(f"x_T must have shape (N, {D}), got {tuple(x.shape)}")
     N, K = x.shape[0], len(t_steps)
+    if N == 0:                                                       # nothing to launch
+        mod = xp if device_out else np
+        return (mod.zeros((0, D)), mod.zeros((K + 1, 0, D))) if keep_traj else mod.zeros((0, D))
     emb = ddpm_ref.timestep_embedding(np.asarray(t_steps), cfg.emb_dim, cfg.max_period)
     table = (emb @ np.asarray(params["W0"])[D:] + np.asarray(params["b0"])).astype(np.float32)    # (K, H)
     f32 = lambda a: xp.asarray(np.ascontiguousarray(a, dtype=np.float32))
