@@ -37,7 +37,14 @@ def device_info():
     import cupy as cp
     props = cp.cuda.runtime.getDeviceProperties(0)
     name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
-    sms, clock_khz = int(props["multiProcessorCount"]), int(props["clockRate"])
+    sms = int(props.get("multiProcessorCount") or cp.cuda.runtime.deviceGetAttribute(16, 0))
+    clock_khz = props.get("clockRate")                     # removed from cudaDeviceProp in CUDA 13
+    if not clock_khz:
+        try:
+            clock_khz = cp.cuda.runtime.deviceGetAttribute(13, 0)   # cudaDevAttrClockRate (kHz)
+        except Exception:                                  # noqa: BLE001
+            clock_khz = 1_980_000 if ("H100" in name or "H200" in name) else 0   # their boost clock
+    clock_khz = int(clock_khz)
     peak = sms * 128 * 2 * clock_khz * 1e3 / 1e9          # GFLOP/s, fp32 FMA lanes (sm_80/sm_90: 128 per SM)
     return {"name": name, "sms": sms, "clock_mhz": clock_khz / 1e3, "fp32_peak_gflops": peak,
             "cuda_runtime": cp.cuda.runtime.runtimeGetVersion(), "cupy": cp.__version__}
@@ -197,39 +204,57 @@ def main() -> None:
     rows = []
     reps = 2 if args.quick else 3
 
-    def add(task, backend, sec_per_unit, unit, flops_per_unit):
+    errors = []
+
+    def add(task, backend, measure, units, unit, flops_per_unit):
+        """Run ``measure()`` (seconds for ``units`` units); a failure is recorded, not fatal: one run
+        on a lent GPU must bring back every number it can."""
+        try:
+            sec_per_unit = measure() / units
+        except Exception as e:                                        # noqa: BLE001 — reported below
+            errors.append(f"{task} / {backend}: {type(e).__name__}: {e}")
+            print("FAILED", errors[-1], flush=True)
+            return
         gf = flops_per_unit / sec_per_unit / 1e9
         rows.append({"task": task, "backend": backend, "per_second": 1 / sec_per_unit, "unit": unit,
                      "gflops": gf, "frac_peak": gf / dev["fp32_peak_gflops"]})
         print(f"{task:28s} {backend:16s} {1 / sec_per_unit:12.4g} {unit:14s} {gf:9.1f} GFLOP/s", flush=True)
+        write()
+
+    def write():
+        info = {"device": dev, "pytorch": peer["version"] if peer else "not available: skipped",
+                "model": CFG.to_dict(), "T": T, "rows": rows, "errors": errors}
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out + ".json", "w") as f:
+            json.dump(info, f, indent=2)
 
     for batch in (256, 4096, 65536):
         K = {256: 200, 4096: 200, 65536: 50}[batch] // (4 if args.quick else 1)
         task = f"train batch {batch:,}"
-        add(task, "cupy fused", timed(fused_train(batch, K), reps, sync) / K, "steps/s", 3 * flops_pt * batch)
+        add(task, "cupy fused", lambda: timed(fused_train(batch, K), reps, sync), K, "steps/s",
+            3 * flops_pt * batch)
         Kb = max(K // 4, 5)
-        add(task, "cupy baseline", timed(baseline_train(batch, Kb), reps, sync) / Kb, "steps/s", 3 * flops_pt * batch)
+        add(task, "cupy baseline", lambda: timed(baseline_train(batch, Kb), reps, sync), Kb, "steps/s",
+            3 * flops_pt * batch)
         if peer:
             for graph in (False, True):
                 add(task, "pytorch graph" if graph else "pytorch eager",
-                    timed(peer["train"](batch, K, graph), reps, peer["sync"]) / K, "steps/s", 3 * flops_pt * batch)
+                    lambda: timed(peer["train"](batch, K, graph), reps, peer["sync"]), K, "steps/s",
+                    3 * flops_pt * batch)
 
     for n in (10_000, 1_000_000):
         task = f"sample {n:,} x {T} steps"
-        r = 1 if (n > 10_000 and args.quick) else reps
+        r = 1 if n > 10_000 else reps                       # 10^6 × 1,000: one warm-up and one timed run
         for kernel in sorted(gpu.SAMPLER_KERNELS):
-            add(task, f"cupy fused {kernel}", timed(fused_sample(n, kernel), r, sync) / (n * T), "point-steps/s",
-                flops_pt)
+            add(task, f"cupy fused {kernel}", lambda: timed(fused_sample(n, kernel), r, sync), n * T,
+                "point-steps/s", flops_pt)
         if peer:
             for graph in (False, True):
                 add(task, "pytorch graph" if graph else "pytorch eager",
-                    timed(peer["sample"](n, graph), r, peer["sync"]) / (n * T), "point-steps/s", flops_pt)
+                    lambda: timed(peer["sample"](n, graph), r, peer["sync"]), n * T, "point-steps/s", flops_pt)
 
-    info = {"device": dev, "pytorch": peer["version"] if peer else "not available: skipped", "model": CFG.to_dict(),
-            "T": T, "rows": rows}
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out + ".json", "w") as f:
-        json.dump(info, f, indent=2)
+    write()
+    info = {"pytorch": peer["version"] if peer else "not available: skipped"}
     by_task = {}
     for r in rows:
         by_task.setdefault(r["task"], {})[r["backend"]] = r
@@ -242,6 +267,8 @@ def main() -> None:
             lines.append(f"| {task} | {name} | {r['per_second']:.4g} {r['unit']} | {r['gflops']:.0f} | "
                          f"{100 * r['frac_peak']:.1f}% | {ratio:.2f} |")
     table = "\n".join(lines)
+    if errors:
+        table += "\n\nFailed measurements:\n" + "\n".join(f"- {e}" for e in errors)
     with open(args.out + ".md", "w") as f:
         f.write("`python3 benchmarks/gpu_bench.py`\n\n" + table + "\n")
     print(table)

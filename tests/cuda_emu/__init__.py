@@ -20,9 +20,18 @@ CUDA_DIR = os.path.join(os.path.dirname(os.path.dirname(HERE)), "ddpm_fast", "cu
 MAX_SMEM = 232448          # sm_90's opt-in shared memory per block, so the host logic sizes as on an H100/H200
 
 
+@functools.lru_cache(maxsize=1)
 def compiler_status() -> str | None:
-    """None when a C++20 compiler (g++) is there; else why not."""
-    return None if shutil.which("g++") else "g++ not found"
+    """None when g++ builds the emulator's C++20 (std::barrier, threads); else why not."""
+    if not shutil.which("g++"):
+        return "g++ not found"
+    d = tempfile.mkdtemp(prefix="ddpm_emu_probe_")
+    src = os.path.join(d, "probe.cpp")
+    with open(src, "w") as f:
+        f.write("#include <barrier>\n#include <thread>\nint main() { std::barrier<> b(1); b.arrive_and_wait(); }\n")
+    res = subprocess.run(["g++", "-std=c++20", "-pthread", src, "-o", os.path.join(d, "probe")],
+                         capture_output=True, text=True)
+    return None if res.returncode == 0 else f"g++ cannot build C++20 std::barrier: {res.stderr.strip()[:200]}"
 
 
 @functools.lru_cache(maxsize=8)
