@@ -153,8 +153,10 @@ class CupyLauncher:
             g = stream.end_capture()
 
         def replay():
-            g.launch(stream)
-            stream.synchronize()
+            # on the current stream, so it runs after the uploads queued there (the draws, the step
+            # count), which a non-blocking stream would not wait for
+            g.launch()
+            cp.cuda.get_current_stream().synchronize()
         return replay
 
 
