@@ -25,6 +25,73 @@
 #define CN (DDPM_H / 16)       // sampler: columns (units) per thread (16 column groups)
 
 // ---------------------------------------------------------------------------------------------------
+// Pieces shared by the two sampler kernels.
+
+// The tile's x into xs (zeros past N) and, when w_in_smem, the hidden weights into Ws.
+__device__ void sampler_load(const float* __restrict__ theta, const long long* __restrict__ offs, int L, int D,
+                             const float* __restrict__ x, int N, long long lo, float* xs, float* Ws, int w_in_smem) {
+    const int H = DDPM_H;
+    for (int i = threadIdx.x; i < TP * D; i += NT) {
+        long long p = lo + i / D;
+        xs[i] = p < N ? x[p * D + i % D] : 0.0f;
+    }
+    if (w_in_smem)
+        for (int l = 1; l < L - 1; ++l)
+            for (int i = threadIdx.x; i < H * H; i += NT) Ws[(l - 1) * H * H + i] = theta[offs[2 * l] + i];
+    __syncthreads();
+}
+
+// The read-out half of thread `tid` for point p: red[tid·D + d] = Σ_{j in its half} act[p, j] W_L[j, d].
+__device__ void sampler_readout_half(const float* act_s, const float* __restrict__ WL, int n_out, int D, int p,
+                                     int tid, float* red) {
+    const int H = DDPM_H, h0 = (tid % 2) * (H / 2);
+    for (int d = 0; d < D; ++d) {
+        float s = 0.0f;
+        for (int j = h0; j < h0 + H / 2; ++j) s += act_s[p * H + j] * WL[j * n_out + d];
+        red[tid * D + d] = s;
+    }
+}
+
+// Step k for point p of the tile (run by the even thread `tid` of its pair): ε̂ = b_L + both read-out
+// halves, x ← c_x·x − c_eps·ε̂ + σ·z (z from the array, or a counter-based Box–Muller pair per two
+// coordinates), and the trajectory row K−1−k.
+__device__ void sampler_update(int k, int p, int tid, long long lo, int N, int D, int K, const float* __restrict__ bL,
+                               const float* red, const float* __restrict__ c_x, const float* __restrict__ c_eps,
+                               const float* __restrict__ sigma, const float* __restrict__ z, unsigned long long seed,
+                               float* xs, float* __restrict__ traj) {
+    const long long gp = lo + p;
+    const int half = (D + 1) / 2;
+    double z_odd = 0.0;
+    for (int d = 0; d < D; ++d) {
+        float e = bL[d] + red[tid * D + d] + red[(tid + 1) * D + d];
+        float xn = c_x[k] * xs[p * D + d] - c_eps[k] * e;
+        if (sigma[k] > 0.0f) {
+            float zz;
+            if (z) {
+                zz = gp < N ? z[((long long)k * N + gp) * D + d] : 0.0f;
+            } else if (d % 2 == 0) {
+                double z0;
+                ddpm_normal_pair(seed, (uint64_t)k, (uint64_t)(gp * half + d / 2), &z0, &z_odd);
+                zz = (float)z0;
+            } else {
+                zz = (float)z_odd;
+            }
+            xn += sigma[k] * zz;
+        }
+        xs[p * D + d] = xn;
+        if (traj && gp < N) traj[((long long)(K - 1 - k) * N + gp) * D + d] = xn;
+    }
+}
+
+// The tile's x back to global memory.
+__device__ void sampler_store(const float* xs, int N, int D, long long lo, float* __restrict__ x) {
+    for (int i = threadIdx.x; i < TP * D; i += NT) {
+        long long p = lo + i / D;
+        if (p < N) x[p * D + i % D] = xs[i];
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Sampler: x ← c_x[k]·x − c_eps[k]·ε_θ(x, t_k) + sigma[k]·z_k for k = 0..K−1 (see cpu.sample_kernel).
 // table (K × H): emb(t_k) W_0[D:] + b_0. Activations of the tile stay in shared memory; hidden weights
 // too when w_in_smem (else read through L1/L2). Noise: z (K, N, D) when non-null, else counter-based.
@@ -49,16 +116,7 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
     const float* W0 = theta + offs[0];         // rows 0..D−1 of W_0 (the x part)
     const float* WL = theta + offs[2 * (L - 1)];
     const float* bL = theta + offs[2 * (L - 1) + 1];
-    const int half = (D + 1) / 2;
-
-    for (int i = tid; i < TP * D; i += NT) {
-        long long p = lo + i / D;
-        xs[i] = p < N ? x[p * D + i % D] : 0.0f;
-    }
-    if (w_in_smem)
-        for (int l = 1; l < L - 1; ++l)
-            for (int i = tid; i < H * H; i += NT) Ws[(l - 1) * H * H + i] = theta[offs[2 * l] + i];
-    __syncthreads();
+    sampler_load(theta, offs, L, D, x, N, lo, xs, Ws, w_in_smem);
 
     float acc[RM][CN];
     for (int k = 0; k < K; ++k) {
@@ -105,45 +163,12 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
             __syncthreads();
         }
         // read-out ε̂ = h W_L + b_L: two threads per point, each summing half of the units
-        {
-            int p = tid / 2, h0 = (tid % 2) * (H / 2);
-            for (int d = 0; d < D; ++d) {
-                float s = 0.0f;
-                for (int j = h0; j < h0 + H / 2; ++j) s += act_s[p * H + j] * WL[j * n_out + d];
-                red[tid * D + d] = s;
-            }
-        }
+        sampler_readout_half(act_s, WL, n_out, D, tid / 2, tid, red);
         __syncthreads();
-        if (tid % 2 == 0) {
-            int p = tid / 2;
-            long long gp = lo + p;
-            double z_odd = 0.0;
-            for (int d = 0; d < D; ++d) {
-                float e = bL[d] + red[tid * D + d] + red[(tid + 1) * D + d];
-                float xn = c_x[k] * xs[p * D + d] - c_eps[k] * e;
-                if (sigma[k] > 0.0f) {
-                    float zz;
-                    if (z) {
-                        zz = gp < N ? z[((long long)k * N + gp) * D + d] : 0.0f;
-                    } else if (d % 2 == 0) {       // one Box–Muller pair per two coordinates
-                        double z0;
-                        ddpm_normal_pair(seed, (uint64_t)k, (uint64_t)(gp * half + d / 2), &z0, &z_odd);
-                        zz = (float)z0;
-                    } else {
-                        zz = (float)z_odd;
-                    }
-                    xn += sigma[k] * zz;
-                }
-                xs[p * D + d] = xn;
-                if (traj && gp < N) traj[((long long)(K - 1 - k) * N + gp) * D + d] = xn;
-            }
-        }
+        if (tid % 2 == 0) sampler_update(k, tid / 2, tid, lo, N, D, K, bL, red, c_x, c_eps, sigma, z, seed, xs, traj);
         __syncthreads();
     }
-    for (int i = tid; i < TP * D; i += NT) {
-        long long p = lo + i / D;
-        if (p < N) x[p * D + i % D] = xs[i];
-    }
+    sampler_store(xs, N, D, lo, x);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -178,16 +203,7 @@ extern "C" __global__ void ddpm_sample_tc(const float* __restrict__ theta, const
     const float* W0 = theta + offs[0];
     const float* WL = theta + offs[2 * (L - 1)];
     const float* bL = theta + offs[2 * (L - 1) + 1];
-    const int half = (D + 1) / 2;
-
-    for (int i = tid; i < TP * D; i += NT) {
-        long long p = lo + i / D;
-        xs[i] = p < N ? x[p * D + i % D] : 0.0f;
-    }
-    if (w_in_smem)
-        for (int l = 1; l < L - 1; ++l)
-            for (int i = tid; i < H * H; i += NT) Ws[(l - 1) * H * H + i] = theta[offs[2 * l] + i];
-    __syncthreads();
+    sampler_load(theta, offs, L, D, x, N, lo, xs, Ws, w_in_smem);
 
     wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a_hi, a_lo;
     wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b_hi, b_lo;
@@ -227,46 +243,14 @@ extern "C" __global__ void ddpm_sample_tc(const float* __restrict__ theta, const
             __syncwarp();
         }
         // read-out: two lanes per point, each summing half of the units
-        {
-            int p = r0 + lane / 2, h0 = (lane % 2) * (H / 2);
-            for (int d = 0; d < D; ++d) {
-                float s = 0.0f;
-                for (int j = h0; j < h0 + H / 2; ++j) s += act_s[p * H + j] * WL[j * n_out + d];
-                red[tid * D + d] = s;
-            }
-        }
+        sampler_readout_half(act_s, WL, n_out, D, r0 + lane / 2, tid, red);
         __syncwarp();
-        if (lane % 2 == 0) {
-            int p = r0 + lane / 2;
-            long long gp = lo + p;
-            double z_odd = 0.0;
-            for (int d = 0; d < D; ++d) {
-                float e = bL[d] + red[tid * D + d] + red[(tid + 1) * D + d];
-                float xn = c_x[k] * xs[p * D + d] - c_eps[k] * e;
-                if (sigma[k] > 0.0f) {
-                    float zz;
-                    if (z) {
-                        zz = gp < N ? z[((long long)k * N + gp) * D + d] : 0.0f;
-                    } else if (d % 2 == 0) {
-                        double z0;
-                        ddpm_normal_pair(seed, (uint64_t)k, (uint64_t)(gp * half + d / 2), &z0, &z_odd);
-                        zz = (float)z0;
-                    } else {
-                        zz = (float)z_odd;
-                    }
-                    xn += sigma[k] * zz;
-                }
-                xs[p * D + d] = xn;
-                if (traj && gp < N) traj[((long long)(K - 1 - k) * N + gp) * D + d] = xn;
-            }
-        }
+        if (lane % 2 == 0)
+            sampler_update(k, r0 + lane / 2, tid, lo, N, D, K, bL, red, c_x, c_eps, sigma, z, seed, xs, traj);
         __syncwarp();
     }
     __syncthreads();
-    for (int i = tid; i < TP * D; i += NT) {
-        long long p = lo + i / D;
-        if (p < N) x[p * D + i % D] = xs[i];
-    }
+    sampler_store(xs, N, D, lo, x);
 }
 
 // ---------------------------------------------------------------------------------------------------
