@@ -197,7 +197,7 @@ def test_baseline_path_equals_reference_steps_on_numpy():
         _close(got["params"][k], ref["params"][k])
 
 
-@needs_cxx
+@pytest.mark.parametrize("where", ["emulator", pytest.param("gpu", marks=[needs_gpu, pytest.mark.gpu])])
 @pytest.mark.parametrize("name", ["train", "p_sample_loop", "ddim_sample_loop"])
 @given(size=st.fixed_dictionaries({
     "hidden": st.sampled_from([16, 32]), "depth": st.integers(1, 3),
@@ -208,13 +208,17 @@ def test_baseline_path_equals_reference_steps_on_numpy():
     "eta": st.sampled_from([0.0, 0.5, 1.0]), "spacing": st.sampled_from(["even", "trailing"])}),
     seed=st.integers(0, 2**32 - 1))
 @settings(max_examples=6)
-def test_registry_entries_on_the_cupy_backend_equal_the_reference_emulated(name, size, seed):
-    # the parity registry of the CPU backend, run through ddpm_fast's public functions with backend="cupy"
+def test_registry_entries_on_the_cupy_backend_equal_the_reference(name, where, size, seed):
+    # the parity registry of the CPU backend, run through ddpm_fast's public functions with backend="cupy",
+    # on the CPU emulator of the kernels and, where there is one, on the GPU
+    import contextlib
     from ddpm_fast.registry import REGISTRY
+    if where == "emulator" and compiler_status():
+        pytest.skip(f"no emulator: {compiler_status()}")
     entry = {e.name: e for e in REGISTRY}[name]
     make_args, kw = entry.make_inputs(size, np.random.default_rng(seed))
     ref = entry.reference(*make_args(), **kw)
-    with gpu.emulated(EmuLauncher):
+    with gpu.emulated(EmuLauncher) if where == "emulator" else contextlib.nullcontext():
         got = entry.fast(*make_args(), **kw, backend="cupy", dtype=np.float32)
     for a, b in zip(entry.outputs(ref), entry.outputs(got)):
         _close(b, a)
