@@ -78,8 +78,9 @@ def fused_train(batch, K):
     eng.lrs[...] = 1e-3
     theta, m, v, ema = (xp.asarray(gpu.pack(d, eng.widths, np.float32))
                         for d in (state["params"], state["opt"]["m"], state["opt"]["v"], state["ema"]))
-    replay = lau.graph(lambda: eng.enqueue(theta, m, v, ema, tcfg))
-    return lambda: (replay(), eng, theta, m, v, ema)[0]        # the graph uses eng's buffers: keep them alive
+    thetaT = eng.transposed(theta)
+    replay = lau.graph(lambda: eng.enqueue(theta, thetaT, m, v, ema, tcfg))
+    return lambda: (replay(), eng, theta, thetaT, m, v, ema)[0]   # the graph uses these buffers: keep them alive
 
 
 def baseline_train(batch, K):

@@ -303,6 +303,17 @@ def _words_per_row(widths: np.ndarray) -> int:
     return int(widths[:L].sum() + widths[1:L].sum() + 2 * widths.max()) + D + 2
 
 
+def transposed_positions(widths: np.ndarray) -> np.ndarray:
+    """For each entry of θ, its index in θ^T — θ with every W_l (w_l × w_{l+1}) stored transposed at the
+    same offset — or −1 for biases."""
+    offs, P = layout(widths)
+    tpos = np.full(P, -1, dtype=np.int32)
+    for l, (fi, fo) in enumerate(zip(widths[:-1], widths[1:])):
+        r, c = np.meshgrid(np.arange(fi), np.arange(fo), indexing="ij")
+        tpos[offs[l, 0] + r * fo + c] = offs[l, 0] + c * fi + r
+    return tpos
+
+
 class TrainEngine:
     """Device buffers and launches for fused training steps of one (model, batch size)."""
 
@@ -330,6 +341,8 @@ class TrainEngine:
         self.grad = xp.zeros(self.P, dtype=xp.float32)
         self.normp = xp.zeros(self.n_red, dtype=xp.float32)
         self.base_step = xp.zeros(1, dtype=xp.int64)
+        self.tpos_h = transposed_positions(self.widths)
+        self.tpos = xp.asarray(self.tpos_h)
         self.K = 0
         self.graphs = {}
         if hasattr(lau, "prepare"):
@@ -351,21 +364,29 @@ class TrainEngine:
         self.lrs = xp.zeros(K, dtype=xp.float64)
         self.losses = xp.zeros(K, dtype=xp.float32)
 
-    def enqueue(self, theta, m, v, ema, tcfg) -> None:
+    def transposed(self, theta):
+        """θ^T for θ (see ``transposed_positions``): what the kernels keep up to date from then on."""
+        xp = self.lau.xp
+        tt = theta.copy()
+        w = self.tpos_h >= 0
+        tt[xp.asarray(self.tpos_h[w])] = theta[xp.asarray(np.flatnonzero(w))]
+        return tt
+
+    def enqueue(self, theta, thetaT, m, v, ema, tcfg) -> None:
         """Launch the K steps of the chunk (three kernels per step); capturable in a CUDA graph."""
         lau = self.lau
         own = self.seed is not None
         for k in range(self.K):
             draws = [NULL, NULL, NULL] if own else [self.idx[k], self.tt[k], self.eps[k]]
             lau.launch("ddpm_train_tiles", self.G, self.smem,
-                       [theta, self.offs, self.widths_d, _i32(self.L), _i32(self.D), self.data, *draws,
+                       [theta, thetaT, self.offs, self.widths_d, _i32(self.L), _i32(self.D), self.data, *draws,
                         self.emb, self.sab, self.s1m, _i32(self.B), _i32(self.rows), _i32(self.P), self.act,
                         self.part, self.lossp, np.uint64(self.seed if own else 0), _i32(self.n_data),
                         _i32(self.T), self.base_step, _i32(k)])
             lau.launch("ddpm_reduce", self.n_red, 4 * NT,
                        [self.part, _i32(self.G), _i32(self.P), self.grad, self.normp])
             lau.launch("ddpm_adam", self.n_red, 0,
-                       [theta, m, v, ema, self.grad, self.normp, _i32(self.n_red), self.lossp, _i32(self.G),
+                       [theta, thetaT, self.tpos, m, v, ema, self.grad, self.normp, _i32(self.n_red), self.lossp, _i32(self.G),
                         self.losses, _i32(k), self.base_step, self.lrs, np.float64(tcfg.adam_beta1),
                         np.float64(tcfg.adam_beta2), np.float64(tcfg.adam_eps), np.float64(tcfg.grad_clip),
                         np.float64(tcfg.ema_decay), _i32(self.P), np.float64(self.B * int(self.widths[-1]))])
@@ -397,6 +418,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     eng = TrainEngine(cfg, B, data, sched, lau)
     theta, m, v, ema = (xp.asarray(pack(d, eng.widths, np.float32))
                         for d in (state["params"], state["opt"]["m"], state["opt"]["v"], state["ema"]))
+    thetaT = eng.transposed(theta)
     step = int(state["opt"]["step"])
     losses = np.empty(n_steps)
     done = 0
@@ -414,10 +436,10 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
         eng.base_step[...] = step
         if use_graph:
             if K not in eng.graphs:
-                eng.graphs[K] = lau.graph(lambda: eng.enqueue(theta, m, v, ema, tcfg))
+                eng.graphs[K] = lau.graph(lambda: eng.enqueue(theta, thetaT, m, v, ema, tcfg))
             eng.graphs[K]()
         else:
-            eng.enqueue(theta, m, v, ema, tcfg)
+            eng.enqueue(theta, thetaT, m, v, ema, tcfg)
         chunk_losses = eng.losses.get() if hasattr(eng.losses, "get") else eng.losses.copy()
         losses[done:done + K] = chunk_losses
         step += K

@@ -284,13 +284,17 @@ __device__ void block_mm(const float* A, int ar, int ac, const float* B, int br,
 }
 
 // Forward, L_simple and backward of ddpm_ref.train_step (ε-parametrisation) for tiles of `rows` batch
+// rows. thetaT holds each W_l transposed at W_l's offset (kept by ddpm_adam), so dA·W^T reads it row by
+// row like the forward pass reads W (coalesced) instead of down its columns.
+//
 // rows; block b handles tiles b, b + G, b + 2G, … (G = gridDim.x, fixed by the host, never by the
 // device), accumulating its partial gradient in part[b] (P floats) and its loss sum in lossp[b].
 // Draws for the step: x_0 = data[idx[i]], t = tt[i], ε = eps[i]; or, when idx is null, drawn in-kernel
 // by ddpm_train_draw from (seed, step = base_step[0] + k, row). widths (L+1) are the layer widths.
 // Dynamic shared memory (4-byte words): rows · (Σ_l w_l [inputs] + Σ_{l<L−1} w_{l+1} [pre-activations]
 //                                        + 2·wmax [two gradient buffers] + D [ε] + 2 [t, data row]) + NT.
-extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, const long long* __restrict__ offs,
+extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, const float* __restrict__ thetaT,
+                                            const long long* __restrict__ offs,
                                             const int* __restrict__ widths, int L, int D,
                                             const float* __restrict__ data, const long long* __restrict__ idx,
                                             const long long* __restrict__ tt, const float* __restrict__ eps,
@@ -385,8 +389,8 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
                 gpart[offs[2 * l + 1] + j] += s;
             }
             if (l > 0) {
-                const float* W = theta + offs[2 * l];
-                block_mm(src, fo, 1, W, 1, fo, dst, fi, n, fi, fo, false);                   // dH = dA W^T
+                const float* WT = thetaT + offs[2 * l];                                     // W_l^T (fo × fi)
+                block_mm(src, fo, 1, WT, fi, 1, dst, fi, n, fi, fo, false);                  // dH = dA W^T
                 __syncthreads();
                 const float* al = abuf + rows * aoff;
                 for (int i = tid; i < n * fi; i += NT) dst[i] *= ddpm_dact(al[i], hl[i], act);
@@ -426,11 +430,13 @@ extern "C" __global__ void ddpm_reduce(const float* __restrict__ part, int G, in
     if (threadIdx.x == 0) normp[blockIdx.x] = red[0];
 }
 
-// Global-norm clipping, Adam and the EMA (ddpm_ref.optim), one thread per parameter. The norm is summed
+// Global-norm clipping, Adam and the EMA (ddpm_ref.optim), one thread per parameter; a weight is also
+// written to its transposed place tpos[i] in thetaT (−1 for biases). The norm is summed
 // from normp in a fixed order by every thread (a few hundred numbers), so no further launch is needed.
 // Step k of the chunk: Adam's step count is base_step[0] + k + 1, the learning rate lrs[k]; block 0's
 // thread 0 also writes the step's loss, Σ lossp / (B·n_out), to losses[k].
-extern "C" __global__ void ddpm_adam(float* __restrict__ theta, float* __restrict__ m, float* __restrict__ v,
+extern "C" __global__ void ddpm_adam(float* __restrict__ theta, float* __restrict__ thetaT,
+                                     const int* __restrict__ tpos, float* __restrict__ m, float* __restrict__ v,
                                      float* __restrict__ ema, const float* __restrict__ grad,
                                      const float* __restrict__ normp, int n_norm, const float* __restrict__ lossp,
                                      int G, float* __restrict__ losses, int k, const long long* __restrict__ base_step,
@@ -458,4 +464,5 @@ extern "C" __global__ void ddpm_adam(float* __restrict__ theta, float* __restric
     float th = theta[i] - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + (float)adam_eps);
     theta[i] = th;
     ema[i] = (float)ema_decay * ema[i] + (float)(1.0 - ema_decay) * th;
+    if (tpos[i] >= 0) thetaT[tpos[i]] = th;    // the weight's place in W^T
 }
