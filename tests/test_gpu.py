@@ -112,6 +112,21 @@ def test_emulated_ddim_equals_reference(eta, kernel):
 
 @needs_cxx
 @pytest.mark.parametrize("kernel", sorted(gpu.SAMPLER_KERNELS))
+def test_emulated_sampler_with_weights_too_large_for_shared_memory(kernel):
+    # H = 256, depth 3: the hidden weights (512 KiB) stay in global memory (w_in_smem = 0)
+    rng = np.random.default_rng(6)
+    cfg, params, sched = _model(256, 3, "gelu", 2, 8, 30, rng)
+    assert not gpu.sampler_smem(256, 2, 4, EmuLauncher.max_smem)[1]
+    ts = ddpm_ref.timesteps(sched.T, 4, "even")
+    x_T = rng.standard_normal((130, 2))
+    ref = ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts)
+    c_x, c_eps, sigma = ddpm_fast.ddim_coefficients(sched, ts, 0.0)
+    _close(gpu.run_sampler(params, cfg, x_T, ts, c_x, c_eps, sigma, None, 0, launcher=EmuLauncher(256),
+                           kernel=kernel), ref)
+
+
+@needs_cxx
+@pytest.mark.parametrize("kernel", sorted(gpu.SAMPLER_KERNELS))
 def test_emulated_in_kernel_noise_is_the_numba_backends_noise(kernel):
     # same seed → same counter-based normals on CPU (numba) and GPU kernels, so the same samples
     pytest.importorskip("numba")
