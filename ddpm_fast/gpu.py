@@ -343,7 +343,7 @@ class TrainEngine:
         self.base_step = xp.zeros(1, dtype=xp.int64)
         self.tpos_h = transposed_positions(self.widths)
         self.tpos = xp.asarray(self.tpos_h)
-        self.K = 0
+        self.K, self.idx = 0, None
         self.graphs = {}
         if hasattr(lau, "prepare"):
             lau.prepare("ddpm_train_tiles", self.smem)
@@ -351,18 +351,19 @@ class TrainEngine:
             lau.prepare("ddpm_adam", 0)
 
     def set_chunk(self, K: int, seed: int | None = None) -> None:
-        """(Re)allocate the per-chunk buffers for K steps (draws, learning rates, losses). With ``seed``
-        the kernels draw x_0, t, ε themselves (counter-based) and the draw buffers stay empty."""
-        self.seed = seed
-        if K == self.K:
-            return
+        """Buffers for a chunk of K steps (learning rates, losses; the draws unless ``seed`` is given,
+        in which case the kernels draw x_0, t, ε themselves, counter-based)."""
         xp = self.lau.xp
-        self.K = K
-        self.idx = xp.zeros((K, self.B), dtype=xp.int64)
-        self.tt = xp.ones((K, self.B), dtype=xp.int64)
-        self.eps = xp.zeros((K, self.B, self.D), dtype=xp.float32)
-        self.lrs = xp.zeros(K, dtype=xp.float64)
-        self.losses = xp.zeros(K, dtype=xp.float32)
+        self.seed = seed
+        if K != self.K:
+            self.K = K
+            self.lrs = xp.zeros(K, dtype=xp.float64)
+            self.losses = xp.zeros(K, dtype=xp.float32)
+            self.idx = None
+        if seed is None and self.idx is None:
+            self.idx = xp.zeros((K, self.B), dtype=xp.int64)
+            self.tt = xp.ones((K, self.B), dtype=xp.int64)
+            self.eps = xp.zeros((K, self.B, self.D), dtype=xp.float32)
 
     def transposed(self, theta):
         """θ^T for θ (see ``transposed_positions``): what the kernels keep up to date from then on."""
