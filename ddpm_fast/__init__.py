@@ -6,13 +6,19 @@ Same functions, same signatures as the reference, plus ``backend=`` and ``dtype=
         ≡ ddpm_ref.train: the same draws from ``rng`` (so the same training run up to rounding),
           executed as fused K-step kernel calls.
     p_sample_loop(params, cfg, sched, x_T, *, z=None, rng=None, var_type="beta", parametrization="eps",
-                  backend="numba", dtype=np.float32)
+                  return_trajectory=False, t_model=None, backend="numba", dtype=np.float32)
         ≡ ddpm_ref.p_sample_loop: with ``z`` the same noise (parity); with ``rng`` one seed is drawn
           from it and z comes from the in-kernel counter-based generator (statistically the same).
+    ddim_sample_loop(params, cfg, sched, x_T, *, ts=None, eta=0.0, z=None, rng=None, backend="numba", ...)
+        ≡ ddpm_ref.ddim_sample_loop(network(params, cfg), ...).
 
-Backends: "numpy" (the reference itself), "numba" (CPU). Numba is imported only when a numba
-function is first called, so ``import ddpm_fast`` needs numpy alone. float32 results agree with the
-float64 reference to the tolerances in ``registry.TOLERANCES``; float64 agrees to ~1e-10 relative.
+Both samplers are one update rule x ← c_x·x − c_eps·ε_θ(x, t) + σ·z with per-step coefficients
+(``ancestral_coefficients``, ``ddim_coefficients``), so one kernel per backend serves them all.
+
+Backends: "numpy" (the reference itself), "numba" (CPU, ``cpu.py``), "cupy" (GPU, ``gpu.py`` and
+``cuda/kernels.cu``, float32 only). Numba and CuPy are imported only when one of their functions is
+first called, so ``import ddpm_fast`` needs numpy alone. float32 results agree with the float64
+reference to the tolerances in ``registry.TOLERANCES``; float64 agrees to ~1e-10 relative.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ import importlib.util
 import numpy as np
 
 import ddpm_ref
+
+from .layout import layout, pack, unpack
 
 __all__ = ["BACKENDS", "available_backends", "default_backend", "train", "p_sample_loop", "ddim_sample_loop",
            "supports", "CHUNK"]
@@ -116,11 +124,11 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     if data.ndim != 2 or data.shape[1] != cfg.dim:
         raise ValueError(f"data must have shape (N, {cfg.dim}), got {data.shape}")
     widths = _widths(cfg)
-    offs, _ = cpu.layout(widths)
-    theta = cpu.pack(state["params"], widths, dtype)
-    m = cpu.pack(state["opt"]["m"], widths, dtype)
-    v = cpu.pack(state["opt"]["v"], widths, dtype)
-    ema = cpu.pack(state["ema"], widths, dtype)
+    offs, _ = layout(widths)
+    theta = pack(state["params"], widths, dtype)
+    m = pack(state["opt"]["m"], widths, dtype)
+    v = pack(state["opt"]["v"], widths, dtype)
+    ema = pack(state["ema"], widths, dtype)
     step = int(state["opt"]["step"])
     T, B, D = sched.T, tcfg.batch_size, cfg.dim
     emb = ddpm_ref.timestep_embedding(np.arange(T + 1), cfg.emb_dim, cfg.max_period).astype(dtype)
@@ -145,9 +153,9 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
                 callback(step - K + k + 1, chunk_losses[k])
         done += K
     new = dict(state)
-    new["params"] = cpu.unpack(theta, widths)
-    new["ema"] = cpu.unpack(ema, widths)
-    new["opt"] = {"m": cpu.unpack(m, widths), "v": cpu.unpack(v, widths), "step": int(step)}
+    new["params"] = unpack(theta, widths)
+    new["ema"] = unpack(ema, widths)
+    new["opt"] = {"m": unpack(m, widths), "v": unpack(v, widths), "step": int(step)}
     return new, losses
 
 
@@ -190,8 +198,8 @@ def _run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, t
     if not (isinstance(tile, (int, np.integer)) and tile >= 1):
         raise ValueError(f"tile must be a positive integer, got {tile!r}")
     widths = _widths(cfg)
-    offs, _ = cpu.layout(widths)
-    theta = cpu.pack(params, widths, dtype)
+    offs, _ = layout(widths)
+    theta = pack(params, widths, dtype)
     # Layer 0's time part per step: emb(t_k) @ W_0[D:] + b_0 — it does not depend on the point.
     emb = ddpm_ref.timestep_embedding(np.asarray(t_steps), cfg.emb_dim, cfg.max_period)
     table = np.ascontiguousarray(emb @ params["W0"][cfg.dim:] + params["b0"], dtype=dtype)     # (K, H)

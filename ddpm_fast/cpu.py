@@ -1,11 +1,8 @@
 """Numba kernels for the CPU: Algorithm 1 (K fused training steps), Algorithm 2 and DDIM (all reverse steps).
 
 No new math: every kernel computes what a ``ddpm_ref`` function computes (named in its docstring),
-in float32 or float64. Parameters live in one flat vector θ with fixed offsets per layer, so
+in float32 or float64. Parameters live in one flat vector θ with fixed offsets per layer (``ddpm_fast.layout``), so
 Adam, clipping and the EMA are single loops and no Python object is touched inside a compiled loop.
-
-Layout of θ for L = depth + 1 linear layers of widths w_0 = D + E, w_1..w_{L−1} = H, w_L = n_out:
-    W_l (w_l, w_{l+1}) row-major, then b_l (w_{l+1},), for l = 0..L−1, in that order.
 
 Random numbers: training takes its draws (data indices, t, ε) as arrays, so it can be fed exactly
 the numbers the reference draws; the sampler takes z either as an array (parity) or draws it
@@ -32,9 +29,6 @@ ACT_CODES = {"relu": 0, "silu": 1, "gelu": 2, "tanh": 3}
 # Reassociation only (no "fast" NaN/inf assumptions): lets LLVM vectorise the reductions and loops.
 FASTMATH = {"reassoc", "contract", "arcp"}
 _GELU_C = math.sqrt(2.0 / math.pi)
-
-
-from .layout import layout, pack, unpack  # noqa: E402,F401  (the flat θ layout, shared with the GPU backend)
 
 
 # --- activations (same formulas as ddpm_ref.mlp) ---------------------------------------------------------
