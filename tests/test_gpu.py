@@ -271,19 +271,23 @@ def test_without_a_gpu_the_backend_says_so():
 
 @needs_gpu
 @pytest.mark.gpu
+@pytest.mark.parametrize("kernel", sorted(gpu.SAMPLER_KERNELS))
 @pytest.mark.parametrize("n_points", [1, 300, 5000])
-def test_gpu_sampler_equals_reference_with_the_same_noise(n_points):
+def test_gpu_sampler_equals_reference_with_the_same_noise(n_points, kernel):
     rng = np.random.default_rng(n_points)
     cfg, params, sched = _model(128, 3, "silu", 2, 32, 40, rng)
     x_T = rng.standard_normal((n_points, 2))
     z = rng.standard_normal((sched.T, n_points, 2))
     ref, ref_traj = ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z, return_trajectory=True)
-    got, traj = ddpm_fast.p_sample_loop(params, cfg, sched, x_T, z=z, return_trajectory=True, backend="cupy")
+    t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
+    got, traj = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
+                                keep_traj=True, kernel=kernel)
     _close(got, ref)
     _close(traj, ref_traj)
     ts = ddpm_ref.timesteps(sched.T, 10, "trailing")
     zk = rng.standard_normal((10, n_points, 2))
-    _close(ddpm_fast.ddim_sample_loop(params, cfg, sched, x_T, ts=ts, eta=0.5, z=zk, backend="cupy"),
+    c_x, c_eps, sigma = ddpm_fast.ddim_coefficients(sched, ts, 0.5)
+    _close(gpu.run_sampler(params, cfg, x_T, ts, c_x, c_eps, sigma, zk, 0, kernel=kernel),
            ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts, eta=0.5, z=zk))
 
 
