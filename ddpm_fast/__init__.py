@@ -105,9 +105,18 @@ def draw_chunk(rng: np.random.Generator, n_data: int, T: int, B: int, D: int, K:
 
 
 def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Generator, n_steps: int,
-          callback=None, backend: str = "numba", dtype=np.float32):
-    """``ddpm_ref.train`` on the chosen backend. Returns (state, losses (n_steps,))."""
+          callback=None, backend: str = "numba", dtype=np.float32, draws: str = "rng"):
+    """``ddpm_ref.train`` on the chosen backend. Returns (state, losses (n_steps,)).
+
+    ``draws="rng"``: x_0, t, ε drawn from ``rng`` exactly as the reference draws them (the same training
+    run up to rounding). ``draws="counter"`` (numba, cupy): one seed is taken from ``rng`` and the
+    kernels draw x_0, t, ε themselves from (seed, step, row) (``counter.counter_draws``) — nothing per
+    step on the host, and the same draws on both compiled backends."""
     _check_backend(backend)
+    if draws not in ("rng", "counter"):
+        raise ValueError(f"draws must be 'rng' or 'counter', got {draws!r}")
+    if backend == "numpy" and draws != "rng":
+        raise ValueError("the numpy reference draws from rng (draws='rng')")
     if backend == "numpy":
         return ddpm_ref.train(state, data, sched, cfg, tcfg, rng, n_steps, callback)
     reason = supports(tcfg)
@@ -117,7 +126,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
         from . import gpu
         if np.dtype(dtype) != np.float32:
             raise ValueError("the cupy backend computes in float32")
-        return gpu.train(state, data, sched, cfg, tcfg, rng, n_steps, callback)
+        return gpu.train(state, data, sched, cfg, tcfg, rng, n_steps, callback, draws=draws)
     from . import cpu
 
     data = np.asarray(data, dtype=np.float64)
@@ -137,16 +146,21 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     data_c = data.astype(dtype)
     losses = np.empty(n_steps)
     done = 0
+    seed = int(rng.integers(0, 2**63 - 1)) if draws == "counter" else 0
     while done < n_steps:
         K = min(CHUNK, n_steps - done)
-        idx, tt, eps = draw_chunk(rng, data.shape[0], T, B, D, K)
+        if draws == "counter":                               # filled in by the kernel
+            idx, tt, eps = np.zeros((K, B), np.int64), np.ones((K, B), np.int64), np.zeros((K, B, D), dtype)
+        else:
+            idx, tt, eps = draw_chunk(rng, data.shape[0], T, B, D, K)
         lrs = np.array([ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)], dtype=np.float64)
         chunk_losses = np.empty(K, dtype=np.float64)
         with _one_blas_thread():
             step = cpu.train_steps_kernel(theta, m, v, ema, step, widths, offs, cpu.ACT_CODES[cfg.activation],
-                                          data_c, idx, tt, eps.astype(dtype), emb,
+                                          data_c, idx, tt, eps.astype(dtype, copy=False), emb,
                                           sab, s1m, lrs, tcfg.adam_beta1, tcfg.adam_beta2, tcfg.adam_eps,
-                                          tcfg.grad_clip, tcfg.ema_decay, chunk_losses, _n_chunks(B))
+                                          tcfg.grad_clip, tcfg.ema_decay, chunk_losses, _n_chunks(B),
+                                          draws == "counter", np.uint64(seed))
         losses[done:done + K] = chunk_losses
         if callback is not None:
             for k in range(K):

@@ -169,6 +169,25 @@ def counter_normal_pair(seed, step, index):
     return r * math.cos(phi), r * math.sin(phi)
 
 
+@nb.njit(inline="always")
+def train_draw(seed, step, row, n_data, T, eps_row):
+    """Alg. 1 lines 2–4 for one row from (seed, step, row): (data row, t) and ε into ``eps_row`` —
+    ``counter.counter_draws`` and ddpm_train_draw (cuda/ddpm_common.cuh) compute the same numbers."""
+    base = np.uint64(step) * np.uint64(0x100000001B3)
+    r2 = np.uint64(2) * np.uint64(row)
+    i = _splitmix64(np.uint64(seed) ^ _splitmix64(base + r2)) % np.uint64(n_data)
+    t = _splitmix64(np.uint64(seed) ^ _splitmix64(base + r2 + np.uint64(1))) % np.uint64(T)
+    eseed = _splitmix64(np.uint64(seed) + np.uint64(0xD1B54A32D192ED03))
+    D = eps_row.shape[0]
+    half = (D + 1) // 2
+    for d in range(0, D, 2):
+        z0, z1 = counter_normal_pair(eseed, step, row * half + d // 2)
+        eps_row[d] = z0
+        if d + 1 < D:
+            eps_row[d + 1] = z1
+    return np.int64(i), np.int64(t) + 1
+
+
 # --- Algorithm 1: K fused training steps ----------------------------------------------------------------
 
 @nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
@@ -212,11 +231,14 @@ def _col_sum(dA, gb):
 
 @nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data, idx, tt, eps, emb_table,
-                       sqrt_ab, sqrt_1mab, lrs, beta1, beta2, adam_eps, grad_clip, ema_decay, losses, n_chunks):
+                       sqrt_ab, sqrt_1mab, lrs, beta1, beta2, adam_eps, grad_clip, ema_decay, losses, n_chunks,
+                       counter, seed):
     """K steps of ``ddpm_ref.train_step`` (objective simple, ε-parametrisation), all in one call.
 
     θ, m, v, ema (P,) are updated in place; ``losses`` (K,) receives L_simple per step. Draws for
-    step k: x_0 = data[idx[k]], t = tt[k], ε = eps[k]. Returns the Adam step count after the K steps.
+    step k: x_0 = data[idx[k]], t = tt[k], ε = eps[k] — or, with ``counter``, the kernel first writes
+    into those arrays the draws ``train_draw`` makes from (seed, Adam step count, row), the GPU
+    kernels' draws. Returns the Adam step count after the K steps.
     The batch is split into ``n_chunks`` fixed slices processed in parallel, each with its own
     workspace and partial gradient; the partials are then summed in chunk order, so the result does
     not depend on the number of threads. Workspaces are allocated once per call (flat vectors whose
@@ -244,7 +266,11 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data
     part_loss = np.zeros(n_chunks)
     grad = np.zeros(P, dtype=dt)
     n_out = widths[L]
+    T = sqrt_ab.shape[0] - 1
     for k in range(K):
+        if counter:
+            for b in range(B):
+                idx[k, b], tt[k, b] = train_draw(seed, adam_step, b, data.shape[0], T, eps[k, b])
         for c in nb.prange(n_chunks):
             lo = c * rows
             nb_ = min(B, lo + rows) - lo                   # rows in this chunk (the last may be short)

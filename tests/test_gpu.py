@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import ddpm_fast
 import ddpm_ref
 from ddpm_fast import gpu
+from ddpm_fast.counter import counter_draws
 from ddpm_fast.registry import TOLERANCES
 
 from cuda_emu import EmuLauncher, compiler_status
@@ -178,7 +179,7 @@ def test_emulated_training_with_in_kernel_draws_equals_reference_steps_on_those_
     seed = int(np.random.default_rng(3).integers(0, 2**63 - 1))
     ref, ref_loss = state, []
     for k in range(4):
-        idx, t, eps = gpu.counter_draws(seed, k, 50, 77, sched.T, 3)
+        idx, t, eps = counter_draws(seed, k, 50, 77, sched.T, 3)
         ref, l_ = ddpm_ref.train_step(ref, data[idx], t, eps.astype(np.float64), sched, cfg, tcfg)
         ref_loss.append(l_)
     _close(loss, np.array(ref_loss))
@@ -186,15 +187,57 @@ def test_emulated_training_with_in_kernel_draws_equals_reference_steps_on_those_
         _close(got["params"][k], ref["params"][k])
 
 
+@needs_cxx
+def test_numba_and_cupy_training_with_counter_draws_take_the_same_steps():
+    # draws="counter": both compiled backends draw x_0, t, ε from (seed, step, row) — the same run
+    pytest.importorskip("numba")
+    cfg = ddpm_ref.MLPConfig(dim=3, hidden=16, depth=2, activation="silu", emb_dim=8)
+    sched = ddpm_ref.make_schedule("linear", 30)
+    tcfg = ddpm_ref.TrainConfig(steps=4, batch_size=50)
+    rng = np.random.default_rng(0)
+    state = ddpm_ref.init_state(cfg, rng, sched.T)
+    data = rng.standard_normal((77, 3))
+    a, la = ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 4, backend="numba",
+                            draws="counter")
+    with gpu.emulated(EmuLauncher):
+        b, lb = ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 4, backend="cupy",
+                                draws="counter")
+    _close(la, lb)
+    for k in a["params"]:
+        _close(a["params"][k], b["params"][k])
+
+
+def test_numba_training_with_counter_draws_equals_reference_steps_on_those_draws():
+    pytest.importorskip("numba")
+    cfg = ddpm_ref.MLPConfig(dim=2, hidden=12, depth=2, activation="tanh", emb_dim=8)
+    sched = ddpm_ref.make_schedule("cosine", 40)
+    tcfg = ddpm_ref.TrainConfig(steps=5, batch_size=300)                   # ≥ 256 rows: the chunked path
+    rng = np.random.default_rng(1)
+    state = ddpm_ref.init_state(cfg, rng, sched.T)
+    data = rng.standard_normal((90, 2))
+    got, loss = ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(5), 5, backend="numba",
+                                dtype=np.float64, draws="counter")
+    seed = int(np.random.default_rng(5).integers(0, 2**63 - 1))
+    ref, ref_loss = state, []
+    for k in range(5):
+        idx, t, eps = counter_draws(seed, k, 300, 90, sched.T, 2)
+        ref, l_ = ddpm_ref.train_step(ref, data[idx], t, eps.astype(np.float64), sched, cfg, tcfg)
+        ref_loss.append(l_)
+    # the float64 kernel keeps ε in float64, the mirror returns it in float32: agreement to ~1e-7
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
+    for k in ref["params"]:
+        np.testing.assert_allclose(got["params"][k], ref["params"][k], rtol=1e-5, atol=1e-7)
+
+
 def test_counter_draws_are_uniform_and_standard_normal():
     from scipy import stats
-    idx, t, eps = gpu.counter_draws(12345, 7, 200_000, 77, 1000, 3)
+    idx, t, eps = counter_draws(12345, 7, 200_000, 77, 1000, 3)
     assert idx.min() == 0 and idx.max() == 76 and t.min() == 1 and t.max() == 1000
     assert stats.chisquare(np.bincount(idx, minlength=77)).pvalue > 1e-4
     assert stats.chisquare(np.bincount(t - 1, minlength=1000)).pvalue > 1e-4
     assert stats.kstest(eps.ravel(), "norm").pvalue > 1e-4
     assert abs(np.corrcoef(eps[:, 0], eps[:, 1])[0, 1]) < 0.01          # the two halves of a Box–Muller pair
-    again = gpu.counter_draws(12345, 7, 10, 77, 1000, 3)
+    again = counter_draws(12345, 7, 10, 77, 1000, 3)
     assert np.array_equal(again[0], idx[:10]) and np.array_equal(again[2], eps[:10])   # pure function of the row
 
 
