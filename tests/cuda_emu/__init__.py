@@ -1,7 +1,7 @@
 """Run ddpm_fast/cuda/kernels.cu on the CPU: each block's threads as std::threads (see emu.h).
 
-``EmuLauncher(H)`` has the interface of ``ddpm_fast.gpu.CupyLauncher`` (xp, max_smem, launch) with
-NumPy arrays, so ``ddpm_fast.gpu``'s host code and the kernels run unchanged without a GPU.
+``EmuLauncher(H)`` has the interface of ``ddpm_fast.gpu.CupyLauncher`` (xp, max_smem, launch, graph)
+with NumPy arrays, so ``ddpm_fast.gpu``'s host code and the kernels run unchanged without a GPU.
 """
 
 from __future__ import annotations
@@ -57,6 +57,11 @@ class EmuLauncher:
 
     def __init__(self, H: int):
         self.lib = _library(H)
+
+    def graph(self, enqueue):
+        """Stand-in for CUDA graph capture: like a captured graph, nothing runs now and every replay
+        runs the same launches (with the arguments they were given) again."""
+        return enqueue
 
     def launch(self, name: str, grid: int, smem_bytes: int, args) -> None:
         keep = []
