@@ -3,7 +3,8 @@ CUDA graphs) on the same model (the default MLP: 2-D, 3 × 128 SiLU, 32-dim time
 
     python3 benchmarks/gpu_bench.py [--quick] [--out benchmarks/results/gpu_bench]
 
-Training: steps/s at batch 256, 4,096 and 65,536 (fused: K steps in one CUDA graph, draws in-kernel;
+Training: steps/s at batch 256, 4,096 and 65,536 (fused: K steps in one CUDA graph, draws in-kernel,
+"tc" = hidden-layer products on tensor cores in 3×TF32, "simt" = float32 FMAs;
 baseline: CuPy array ops with device draws; PyTorch: the same step with torch.optim.Adam, clipping and
 an EMA, eager and captured in a CUDA graph). Sampling: 10^4 and 10^6 points × 1,000 ancestral steps
 (fused: one launch, "tc" = hidden layers on tensor cores in 3×TF32, "simt" = plain float32 FMAs;
@@ -64,7 +65,7 @@ def timed(fn, reps, sync):
 
 # --- ours ---------------------------------------------------------------------------------------------
 
-def fused_train(batch, K):
+def fused_train(batch, K, kernel):
     """A callable running K fused steps (one CUDA graph replay, in-kernel draws)."""
     lau = gpu._cupy_launcher(CFG.hidden)
     xp = lau.xp
@@ -73,7 +74,7 @@ def fused_train(batch, K):
     rng = np.random.default_rng(0)
     state = ddpm_ref.init_state(CFG, rng, T)
     data = rng.standard_normal((100_000, 2))
-    eng = gpu.TrainEngine(CFG, batch, data, sched, lau)
+    eng = gpu.TrainEngine(CFG, batch, data, sched, lau, kernel)
     eng.set_chunk(K, seed=12345)
     eng.lrs[...] = 1e-3
     theta, m, v, ema = (xp.asarray(gpu.pack(d, eng.widths, np.float32))
@@ -232,8 +233,9 @@ def main() -> None:
     for batch in (256, 4096, 65536):
         K = {256: 200, 4096: 200, 65536: 50}[batch] // (4 if args.quick else 1)
         task = f"train batch {batch:,}"
-        add(task, "cupy fused", lambda: timed(fused_train(batch, K), reps, sync), K, "steps/s",
-            3 * flops_pt * batch)
+        for kernel in gpu.TRAIN_KERNELS:
+            add(task, f"cupy fused {kernel}", lambda: timed(fused_train(batch, K, kernel), reps, sync), K,
+                "steps/s", 3 * flops_pt * batch)
         Kb = max(K // 4, 5)
         add(task, "cupy baseline", lambda: timed(baseline_train(batch, Kb), reps, sync), Kb, "steps/s",
             3 * flops_pt * batch)

@@ -43,6 +43,10 @@ NULL = np.uint64(0)  # a null pointer argument (the kernels test z and traj agai
 # measures (both rows are in its table).
 SAMPLER_KERNELS = {"tc": "ddpm_sample_tc", "simt": "ddpm_sample"}
 SAMPLER_KERNEL = "tc"
+# The training products likewise: "tc" runs those whose shapes fit (the hidden H × H layers) on tensor
+# cores in 3×TF32, "simt" runs all of them as float32 FMAs.
+TRAIN_KERNELS = ("tc", "simt")
+TRAIN_KERNEL = "tc"
 
 
 class GPUUnavailable(RuntimeError):
@@ -275,7 +279,11 @@ def transposed_positions(widths: np.ndarray) -> np.ndarray:
 class TrainEngine:
     """Device buffers and launches for fused training steps of one (model, batch size)."""
 
-    def __init__(self, cfg, B: int, data, sched, lau):
+    def __init__(self, cfg, B: int, data, sched, lau, kernel: str | None = None):
+        kernel = kernel or TRAIN_KERNEL
+        if kernel not in TRAIN_KERNELS:
+            raise ValueError(f"unknown training kernel {kernel!r}; known: {', '.join(TRAIN_KERNELS)}")
+        self.use_tc = _i32(kernel == "tc")
         self.lau, xp = lau, lau.xp
         self.widths = _widths(cfg)
         offs, self.P = layout(self.widths)
@@ -294,7 +302,8 @@ class TrainEngine:
                                                           cfg.max_period).astype(np.float32))
         self.sab = xp.asarray(np.asarray(sched.sqrt_alpha_bar, dtype=np.float32))
         self.s1m = xp.asarray(np.asarray(sched.sqrt_one_minus_alpha_bar, dtype=np.float32))
-        self.part = xp.zeros((self.G, self.P), dtype=xp.float32)
+        self.ps = -(-self.P // 8) * 8                         # slot stride: 32-byte aligned slots
+        self.part = xp.zeros((self.G, self.ps), dtype=xp.float32)
         self.lossp = xp.zeros(self.G, dtype=xp.float32)
         self.grad = xp.zeros(self.P, dtype=xp.float32)
         self.normp = xp.zeros(self.n_red, dtype=xp.float32)
@@ -341,9 +350,9 @@ class TrainEngine:
                        [theta, thetaT, self.offs, self.widths_d, _i32(self.L), _i32(self.D), self.data, *draws,
                         self.emb, self.sab, self.s1m, _i32(self.B), _i32(self.rows), _i32(self.P), self.act,
                         self.part, self.lossp, np.uint64(self.seed if own else 0), _i32(self.n_data),
-                        _i32(self.T), self.base_step, _i32(k)])
+                        _i32(self.T), self.base_step, _i32(k), _i32(self.ps), self.use_tc])
             lau.launch("ddpm_reduce", self.n_red, 4 * NT,
-                       [self.part, _i32(self.G), _i32(self.P), self.grad, self.normp])
+                       [self.part, _i32(self.G), _i32(self.P), _i32(self.ps), self.grad, self.normp])
             lau.launch("ddpm_adam", self.n_red, 0,
                        [theta, thetaT, self.tpos, m, v, ema, self.grad, self.normp, _i32(self.n_red), self.lossp, _i32(self.G),
                         self.losses, _i32(k), self.base_step, self.lrs, np.float64(tcfg.adam_beta1),
@@ -353,14 +362,14 @@ class TrainEngine:
 
 def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Generator, n_steps: int,
           callback=None, launcher=None, use_graph: bool | None = None, chunk: int | None = None,
-          draws: str = "rng"):
+          draws: str = "rng", kernel: str | None = None):
     """``ddpm_ref.train`` (objective simple, ε) with the fused GPU kernels. Returns (state, losses (n_steps,)).
 
     ``draws="rng"``: the same draws from ``rng`` as the reference (made on the host, uploaded per
     chunk: the same training run up to float32 rounding). ``draws="counter"``: one seed is taken from
     ``rng`` and the kernels draw x_0, t, ε themselves (``counter_draws``), nothing per step on the host.
     With a CUDA launcher each chunk's K steps run as one CUDA graph (``use_graph`` default); a CPU
-    emulator launcher runs them one by one.
+    emulator launcher runs them one by one. ``kernel``: one of ``TRAIN_KERNELS`` (default ``TRAIN_KERNEL``).
     """
     if draws not in ("rng", "counter"):
         raise ValueError(f"draws must be 'rng' or 'counter', got {draws!r}")
@@ -374,7 +383,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
         raise ValueError(f"data must have shape (N, {cfg.dim}), got {data.shape}")
     use_graph = hasattr(lau, "graph") if use_graph is None else use_graph
     B, T, D = tcfg.batch_size, sched.T, cfg.dim
-    eng = TrainEngine(cfg, B, data, sched, lau)
+    eng = TrainEngine(cfg, B, data, sched, lau, kernel)
     theta, m, v, ema = (xp.asarray(pack(d, eng.widths, np.float32))
                         for d in (state["params"], state["opt"]["m"], state["opt"]["v"], state["ema"]))
     thetaT = eng.transposed(theta)

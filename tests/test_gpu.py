@@ -143,10 +143,12 @@ def test_emulated_in_kernel_noise_is_the_numba_backends_noise(kernel):
 
 
 @needs_cxx
+@pytest.mark.parametrize("kernel", gpu.TRAIN_KERNELS)
 @pytest.mark.parametrize("activation,batch,depth", [("silu", 70, 2), ("relu", 33, 1), ("gelu", 5, 3),
                                                     ("tanh", 100, 2)])
-def test_emulated_fused_training_equals_reference_steps(activation, batch, depth):
-    # batch 70 with 32-row tiles: 3 tiles, the last one short; weights, EMA, Adam moments and losses
+def test_emulated_fused_training_equals_reference_steps(activation, batch, depth, kernel):
+    # batch 70 with 32-row tiles: 3 tiles, the last one short (its products on the SIMT path even with
+    # "tc"); weights, EMA, Adam moments and losses
     cfg = ddpm_ref.MLPConfig(dim=2, hidden=16, depth=depth, activation=activation, emb_dim=8)
     sched = ddpm_ref.make_schedule("linear", 30)
     tcfg = ddpm_ref.TrainConfig(steps=5, batch_size=batch)
@@ -155,7 +157,7 @@ def test_emulated_fused_training_equals_reference_steps(activation, batch, depth
     data = rng.standard_normal((200, 2))
     ref, ref_loss = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 5)
     got, loss = gpu.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 5, launcher=EmuLauncher(16),
-                          chunk=3)                                # two chunks: 3 + 2 steps
+                          chunk=3, kernel=kernel)                 # two chunks: 3 + 2 steps
     _close(loss, ref_loss)
     for group in ("params", "ema"):
         for k in ref[group]:

@@ -5,7 +5,8 @@
 //
 //   ddpm_sample       all K reverse steps for a tile of TP points in one launch (Algorithm 2 / DDIM)
 //   ddpm_sample_tc    the same with the hidden layers on tensor cores, 3×TF32 (float32-accurate)
-//   ddpm_train_tiles  Algorithm 1's forward, L_simple and backward for tiles of the batch: per-block
+//   ddpm_train_tiles  Algorithm 1's forward, L_simple and backward for tiles of the batch (SIMT or, for
+//                     the products that fit, tensor cores in 3×TF32): per-block
 //                     partial gradients and losses (no atomics; each block owns its slot)
 //   ddpm_reduce       sums the partial gradients in block order and the squares for the global norm
 //   ddpm_adam         clipping, Adam (Kingma & Ba Alg. 1) and the EMA, one thread per parameter
@@ -254,11 +255,61 @@ extern "C" __global__ void ddpm_sample_tc(const float* __restrict__ theta, const
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Training. C (M × Nc) = A (M × Kd) · B (Kd × Nc) by the whole block, A(i, k) = A[i·ar + k·ac] and
-// B(k, j) = B[k·br + j·bc] (strides express the transposes); 4 × 4 outputs per thread per pass.
-// accumulate: C += instead of C =.
+// Training products. C (M × Nc) = A (M × Kd) · B (Kd × Nc) by the whole block.
+
+// The (r0, c0) corner of a matrix stored row-major or column-major with leading dimension ld (the layout
+// tags of mma.h are incomplete types, so they are passed as null pointers).
+__device__ __forceinline__ const float* corner(const float* X, int ld, int r0, int c0, const wmma::row_major*) {
+    return X + (long long)r0 * ld + c0;
+}
+__device__ __forceinline__ const float* corner(const float* X, int ld, int r0, int c0, const wmma::col_major*) {
+    return X + r0 + (long long)c0 * ld;
+}
+
+// On tensor cores, 3×TF32 as in ddpm_sample_tc: warps take 16 × 16 tiles of C in turn. M, Nc multiples
+// of 16, Kd of 8, every corner 32-byte aligned (checked by block_mm).
+template <typename LA, typename LB>
+__device__ void mm_tc(const float* A, int lda, const float* B, int ldb, float* C, int ldc, int M, int Nc, int Kd,
+                      bool accumulate) {
+    const int warp = threadIdx.x / 32, n_warps = blockDim.x / 32, nt = Nc / 16;
+    wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, LA> a_hi, a_lo;
+    wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LB> b_hi, b_lo;
+    wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
+    for (int tile = warp; tile < (M / 16) * nt; tile += n_warps) {
+        const int i0 = (tile / nt) * 16, j0 = (tile % nt) * 16;
+        float* c = C + (long long)i0 * ldc + j0;
+        if (accumulate) wmma::load_matrix_sync(acc, c, ldc, wmma::mem_row_major);
+        else wmma::fill_fragment(acc, 0.0f);
+        for (int k = 0; k < Kd; k += 8) {
+            wmma::load_matrix_sync(a_hi, corner(A, lda, i0, k, (const LA*)nullptr), lda);
+            for (int e = 0; e < a_hi.num_elements; ++e) ddpm_split_tf32(a_hi.x[e], &a_hi.x[e], &a_lo.x[e]);
+            wmma::load_matrix_sync(b_hi, corner(B, ldb, k, j0, (const LB*)nullptr), ldb);
+            for (int e = 0; e < b_hi.num_elements; ++e) ddpm_split_tf32(b_hi.x[e], &b_hi.x[e], &b_lo.x[e]);
+            wmma::mma_sync(acc, a_lo, b_hi, acc);
+            wmma::mma_sync(acc, a_hi, b_lo, acc);
+            wmma::mma_sync(acc, a_hi, b_hi, acc);
+        }
+        wmma::store_matrix_sync(c, acc, ldc, wmma::mem_row_major);   // C never aliases A or B here
+    }
+}
+
+__device__ __forceinline__ bool aligned32(const void* p) { return ((unsigned long long)p & 31ULL) == 0; }
+
+// A(i, k) = A[i·ar + k·ac] and B(k, j) = B[k·br + j·bc] (strides express the transposes); accumulate:
+// C += instead of C =. With tc, products whose shapes and layouts tensor cores take run there (mm_tc);
+// the rest, and every product without tc, on the SIMT path: 4 × 4 outputs per thread per pass.
 __device__ void block_mm(const float* A, int ar, int ac, const float* B, int br, int bc, float* C, int ldc,
-                         int M, int Nc, int Kd, bool accumulate) {
+                         int M, int Nc, int Kd, bool accumulate, bool tc) {
+    if (tc && M % 16 == 0 && Nc % 16 == 0 && Kd % 8 == 0 && ldc % 4 == 0 && aligned32(A) && aligned32(B) &&
+        aligned32(C)) {
+        const bool a_row = ac == 1, b_row = bc == 1, a_col = ar == 1, b_col = br == 1;
+        const int lda = a_row ? ar : ac, ldb = b_row ? br : bc;
+        if (lda % 4 == 0 && ldb % 4 == 0) {
+            if (a_row && b_row) { mm_tc<wmma::row_major, wmma::row_major>(A, lda, B, ldb, C, ldc, M, Nc, Kd, accumulate); return; }
+            if (a_col && b_row) { mm_tc<wmma::col_major, wmma::row_major>(A, lda, B, ldb, C, ldc, M, Nc, Kd, accumulate); return; }
+            if (a_row && b_col) { mm_tc<wmma::row_major, wmma::col_major>(A, lda, B, ldb, C, ldc, M, Nc, Kd, accumulate); return; }
+        }
+    }
     int mb = (M + 3) / 4, nb = (Nc + 3) / 4;
     for (int blk = threadIdx.x; blk < mb * nb; blk += blockDim.x) {
         int i0 = (blk / nb) * 4, j0 = (blk % nb) * 4;
@@ -288,7 +339,9 @@ __device__ void block_mm(const float* A, int ar, int ac, const float* B, int br,
 // row like the forward pass reads W (coalesced) instead of down its columns.
 //
 // rows; block b handles tiles b, b + G, b + 2G, … (G = gridDim.x, fixed by the host, never by the
-// device), accumulating its partial gradient in part[b] (P floats) and its loss sum in lossp[b].
+// device), accumulating its partial gradient in part[b·ps ..] (P floats; the stride ps is a multiple of 8
+// so every slot is 32-byte aligned for the tensor-core path) and its loss sum in lossp[b]. use_tc: the
+// products that fit run on tensor cores in 3×TF32 (block_mm).
 // Draws for the step: x_0 = data[idx[i]], t = tt[i], ε = eps[i]; or, when idx is null, drawn in-kernel
 // by ddpm_train_draw from (seed, step = base_step[0] + k, row). widths (L+1) are the layer widths.
 // Dynamic shared memory (4-byte words): rows · (Σ_l w_l [inputs] + Σ_{l<L−1} w_{l+1} [pre-activations]
@@ -302,7 +355,7 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
                                             const float* __restrict__ s1m, int B, int rows, int P, int act,
                                             float* __restrict__ part, float* __restrict__ lossp,
                                             unsigned long long seed, int n_data, int T,
-                                            const long long* __restrict__ base_step, int k) {
+                                            const long long* __restrict__ base_step, int k, int ps, int use_tc) {
     extern __shared__ float smem[];
     const int tid = threadIdx.x;
     int wmax = 0, hsum = 0, asum = 0;
@@ -318,7 +371,7 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
     int* t_s = (int*)(eps_s + rows * D);       // rows: t
     int* i_s = t_s + rows;                     // rows: data row of x_0
     const unsigned long long step = idx ? 0ULL : (unsigned long long)(base_step[0] + k);
-    float* gpart = part + (long long)blockIdx.x * P;
+    float* gpart = part + (long long)blockIdx.x * ps;   // this block's slot (ps ≥ P, a multiple of 8)
     const int n_out = widths[L], E = widths[0] - D;
     for (int i = tid; i < P; i += NT) gpart[i] = 0.0f;
     float loss = 0.0f;
@@ -353,7 +406,7 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
             const float* W = theta + offs[2 * l];
             const float* bias = theta + offs[2 * l + 1];
             float* out = l < L - 1 ? a : g1;          // the last layer's output goes to g1
-            block_mm(h, fi, 1, W, fo, 1, out, fo, n, fo, fi, false);
+            block_mm(h, fi, 1, W, fo, 1, out, fo, n, fo, fi, false, use_tc);
             __syncthreads();
             float* hn = h + rows * fi;
             for (int i = tid; i < n * fo; i += NT) {
@@ -382,7 +435,7 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
             for (int q = 0; q < l; ++q) hoff += widths[q];
             for (int q = 0; q < l - 1; ++q) aoff += widths[q + 1];
             const float* hl = hbuf + rows * hoff;
-            block_mm(hl, 1, fi, src, fo, 1, gpart + offs[2 * l], fo, fi, fo, n, true);      // gW += h^T dA
+            block_mm(hl, 1, fi, src, fo, 1, gpart + offs[2 * l], fo, fi, fo, n, true, use_tc);      // gW += h^T dA
             for (int j = tid; j < fo; j += NT) {                                           // gb += Σ_b dA
                 float s = 0.0f;
                 for (int b = 0; b < n; ++b) s += src[b * fo + j];
@@ -390,7 +443,7 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
             }
             if (l > 0) {
                 const float* WT = thetaT + offs[2 * l];                                     // W_l^T (fo × fi)
-                block_mm(src, fo, 1, WT, fi, 1, dst, fi, n, fi, fo, false);                  // dH = dA W^T
+                block_mm(src, fo, 1, WT, fi, 1, dst, fi, n, fi, fo, false, use_tc);                  // dH = dA W^T
                 __syncthreads();
                 const float* al = abuf + rows * aoff;
                 for (int i = tid; i < n * fi; i += NT) dst[i] *= ddpm_dact(al[i], hl[i], act);
@@ -409,16 +462,16 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
     if (tid == 0) lossp[blockIdx.x] = red[0];
 }
 
-// grad[i] = Σ_b part[b][i] in block order b = 0..G−1; normp[block] = Σ grad² over the block's entries.
+// grad[i] = Σ_b part[b·ps + i] in block order b = 0..G−1; normp[block] = Σ grad² over the block's entries.
 // Dynamic shared memory: NT floats.
-extern "C" __global__ void ddpm_reduce(const float* __restrict__ part, int G, int P, float* __restrict__ grad,
+extern "C" __global__ void ddpm_reduce(const float* __restrict__ part, int G, int P, int ps, float* __restrict__ grad,
                                        float* __restrict__ normp) {
     extern __shared__ float smem[];
     float* red = smem;                         // NT floats
     int i = blockIdx.x * NT + threadIdx.x;
     float g = 0.0f;
     if (i < P) {
-        for (int b = 0; b < G; ++b) g += part[(long long)b * P + i];
+        for (int b = 0; b < G; ++b) g += part[(long long)b * ps + i];
         grad[i] = g;
     }
     red[threadIdx.x] = g * g;

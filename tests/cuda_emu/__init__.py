@@ -64,16 +64,33 @@ class EmuLauncher:
         return enqueue
 
     def launch(self, name: str, grid: int, smem_bytes: int, args) -> None:
-        keep = []
+        keep, copies = [], []
         for a in args:
             if a is None:
                 keep.append(ctypes.c_void_p(None))
             elif isinstance(a, np.ndarray):
                 assert a.flags.c_contiguous, f"{name}: argument arrays must be C-contiguous"
-                keep.append(ctypes.c_void_p(a.ctypes.data))
+                b = _aligned(a)
+                if b is not a:
+                    copies.append((a, b))
+                keep.append(ctypes.c_void_p(b.ctypes.data))
             else:
                 keep.append(_SCALARS[type(a)](a))
         params = (ctypes.c_void_p * len(keep))(*[ctypes.cast(ctypes.pointer(o), ctypes.c_void_p) for o in keep])
         rc = self.lib.emu_launch_named(name.encode(), int(grid), 256, int(smem_bytes), params)
+        for a, b in copies:                                     # results back where the caller looks
+            a[...] = b
         if rc:
             raise RuntimeError(f"emulated launch of {name} failed with code {rc}")
+
+
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """``a`` itself when it starts on a 256-byte boundary (as every CUDA allocation does), else an
+    aligned copy, so the kernels take the same (alignment-dependent) paths as on a GPU."""
+    if a.ctypes.data % 256 == 0:
+        return a
+    buf = np.empty(a.nbytes + 256, dtype=np.uint8)
+    off = (-buf.ctypes.data) % 256
+    b = buf[off:off + a.nbytes].view(a.dtype).reshape(a.shape)
+    b[...] = a
+    return b

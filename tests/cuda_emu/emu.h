@@ -31,6 +31,7 @@ struct matrix_a {};
 struct matrix_b {};
 struct accumulator {};
 struct row_major {};
+struct col_major {};
 namespace precision { struct tf32 {}; }
 enum layout_t { mem_row_major };
 
@@ -53,7 +54,15 @@ inline float __float_to_tf32(float v) {
 
 template <typename F> void fill_fragment(F& f, float v) { for (auto& e : f.x) e = v; }
 
-template <typename F> void load_matrix_sync(F& f, const float* p, unsigned ld) {
+template <typename Use, int M, int N, int K, typename T, typename Layout>
+void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const float* p, unsigned ld) {
+    using F = fragment<Use, M, N, K, T, Layout>;
+    constexpr bool col = std::is_same_v<Layout, col_major>;
+    for (int r = 0; r < F::rows; ++r)
+        for (int c = 0; c < F::cols; ++c) f.x[r * F::cols + c] = col ? p[c * ld + r] : p[r * ld + c];
+}
+
+template <typename F> void load_matrix_sync(F& f, const float* p, unsigned ld, layout_t) {   // accumulator
     for (int r = 0; r < F::rows; ++r)
         for (int c = 0; c < F::cols; ++c) f.x[r * F::cols + c] = p[r * ld + c];
 }
@@ -78,7 +87,7 @@ void mma_sync(D& d, const A& a, const B& b, const D& c) {
 }  // namespace nvcuda::wmma
 
 constexpr std::size_t EMU_SMEM_FLOATS = std::size_t(1) << 22;   // 16 MiB of "shared memory"
-float smem[EMU_SMEM_FLOATS];
+alignas(256) float smem[EMU_SMEM_FLOATS];
 
 template <typename... A, std::size_t... I>
 void emu_call(void (*k)(A...), void** params, std::index_sequence<I...>) {
