@@ -1,20 +1,21 @@
 // ddpm_fast's GPU kernels (loaded by ddpm_fast/gpu.py with cupy.RawModule; compiled for sm_90 by the
-// tests when nvcc is present; run on the CPU by tests/cuda_emu.h, which gives each thread of a block
-// its own std::thread and __syncthreads a barrier). float32 throughout; the flat parameter layout θ
+// tests when nvcc is present; run on the CPU by tests/cuda_emu/emu.h, which gives each thread of a
+// block its own std::thread, makes __syncthreads a barrier and stands in for wmma). float32 throughout; the flat parameter layout θ
 // is cpu.py's: for linear layer l, W_l (w_l × w_{l+1}) row-major at offs[2l], b_l at offs[2l+1].
 //
 //   ddpm_sample       all K reverse steps for a tile of TP points in one launch (Algorithm 2 / DDIM)
 //   ddpm_sample_tc    the same with the hidden layers on tensor cores, 3×TF32 (float32-accurate)
 //   ddpm_train_tiles  Algorithm 1's forward, L_simple and backward for tiles of the batch (SIMT or, for
-//                     the products that fit, tensor cores in 3×TF32): per-block
-//                     partial gradients and losses (no atomics; each block owns its slot)
+//                     the products that fit, tensor cores in 3×TF32): per-block partial gradients and
+//                     losses (no atomics; each block owns its slot)
 //   ddpm_reduce       sums the partial gradients in block order and the squares for the global norm
 //   ddpm_adam         clipping, Adam (Kingma & Ba Alg. 1) and the EMA, one thread per parameter
 //
-// Compile-time sizes: DDPM_H (hidden width, a multiple of 16, at most 256) for the sampler.
+// Compile-time size: DDPM_H, the hidden width (a multiple of 16, at most 256): the sampler's register
+// tiles depend on it; the training kernels take every width at run time.
 #include "ddpm_common.cuh"
 #if defined(__CUDACC__)
-#include <mma.h>                // wmma: the tensor-core sampler (tests/cuda_emu/emu.h stands in on the CPU)
+#include <mma.h>                // wmma: the tensor-core paths (tests/cuda_emu/emu.h stands in on the CPU)
 #endif
 
 #ifndef DDPM_H
