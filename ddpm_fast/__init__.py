@@ -87,6 +87,13 @@ def _n_chunks(batch: int) -> int:
     return 1 if batch < 256 else 4
 
 
+def time_table(params: dict, cfg, t_steps, dtype) -> np.ndarray:
+    """Layer 0's time part at each step, emb(t_k) W_0[D:] + b_0 (K, H): it does not depend on the point,
+    so the samplers add a row of it instead of multiplying the embedding every time."""
+    emb = ddpm_ref.timestep_embedding(np.asarray(t_steps), cfg.emb_dim, cfg.max_period)
+    return np.ascontiguousarray(emb @ np.asarray(params["W0"])[cfg.dim:] + np.asarray(params["b0"]), dtype=dtype)
+
+
 def _widths(cfg: ddpm_ref.MLPConfig) -> np.ndarray:
     return np.array([cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out], dtype=np.int64)
 
@@ -214,9 +221,7 @@ def _run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, t
     widths = _widths(cfg)
     offs, _ = layout(widths)
     theta = pack(params, widths, dtype)
-    # Layer 0's time part per step: emb(t_k) @ W_0[D:] + b_0 — it does not depend on the point.
-    emb = ddpm_ref.timestep_embedding(np.asarray(t_steps), cfg.emb_dim, cfg.max_period)
-    table = np.ascontiguousarray(emb @ params["W0"][cfg.dim:] + params["b0"], dtype=dtype)     # (K, H)
+    table = time_table(params, cfg, t_steps, dtype)                                  # (K, H)
     K = len(t_steps)
     traj = np.empty((K + 1,) + x.shape, dtype=dtype) if keep_traj else np.zeros((0, 1, 1), dtype=dtype)
     if keep_traj:

@@ -182,7 +182,9 @@ def check_model(cfg) -> None:
 
 
 def _widths(cfg) -> np.ndarray:
-    return np.array([cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out], dtype=np.int32)
+    """The layer widths as the kernels take them (int32)."""
+    from . import _widths as widths64
+    return widths64(cfg).astype(np.int32)
 
 
 def _i32(v):
@@ -227,8 +229,8 @@ def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.
     if N == 0:                                                       # nothing to launch
         mod = xp if device_out else np
         return (mod.zeros((0, D)), mod.zeros((K + 1, 0, D))) if keep_traj else mod.zeros((0, D))
-    emb = ddpm_ref.timestep_embedding(np.asarray(t_steps), cfg.emb_dim, cfg.max_period)
-    table = (emb @ np.asarray(params["W0"])[D:] + np.asarray(params["b0"])).astype(np.float32)    # (K, H)
+    from . import time_table
+    table = time_table(params, cfg, t_steps, np.float32)                               # (K, H)
     f32 = lambda a: xp.asarray(np.ascontiguousarray(a, dtype=np.float32))
     use_z = z is not None and np.shape(z)[0] == K and K > 0
     zd = f32(z) if use_z else NULL
@@ -496,7 +498,8 @@ def train_baseline(state: dict, data, sched, cfg, tcfg, rng: np.random.Generator
 
 
 def _xp_activation(xp, name: str):
-    """act and act'(a, h) as array expressions (ddpm_ref.mlp's formulas)."""
+    """act and act'(a, h) as array expressions (ddpm_ref.mlp's formulas) in ``xp``'s own functions:
+    ddpm_ref's SiLU calls scipy.special.expit, which a CuPy array cannot be handed to."""
     if name == "relu":
         return (lambda a: xp.maximum(a, 0)), (lambda a, h: (a > 0).astype(a.dtype))
     if name == "tanh":

@@ -1,4 +1,5 @@
-"""Hypothesis strategies shared by the tests: random valid schedules and model configs."""
+"""Hypothesis strategies shared by the tests (random valid schedules and model configs), and one exact
+result the sampler tests compare against."""
 
 import numpy as np
 from hypothesis import strategies as st
@@ -29,3 +30,13 @@ mlp_configs = st.builds(
     activation=st.sampled_from(sorted(ddpm_ref.ACTIVATIONS)),
     emb_dim=st.sampled_from([2, 4, 6]),
 )
+
+
+def zero_model_sample_variance(sched, var_type: str = "beta") -> float:
+    """Var of each coordinate of x_0 from Algorithm 2 with ε_θ ≡ 0 and x_T = 0: x_{t−1} = x_t/√α_t + σ_t z_t
+    for t ≥ 2 and x_0 = x_1/√α_1, so v ← v/α_t + σ_t² from t = T down (σ_t² = β_t or β̃_t)."""
+    sigma2 = sched.beta if var_type == "beta" else sched.beta_tilde
+    v = 0.0
+    for t in range(sched.T, 0, -1):
+        v = v / sched.alpha[t] + (sigma2[t] if t > 1 else 0.0)
+    return float(v)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 pytest.importorskip("numba")
 
 import ddpm_fast  # noqa: E402
+from strategies import zero_model_sample_variance  # noqa: E402
 import ddpm_ref  # noqa: E402
 from ddpm_fast.registry import REGISTRY, TOLERANCES  # noqa: E402
 
@@ -72,11 +73,7 @@ def test_in_kernel_noise_is_standard_normal():
     sched = ddpm_ref.make_schedule("linear", 21)
     x = ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((40000, 2)), rng=np.random.default_rng(1),
                                 backend="numba", dtype=np.float64)
-    # exact variance: x_{t−1} = x_t/√α_t + σ_t z_t for t ≥ 2, x_0 = x_1/√α_1
-    v = 0.0
-    for t in range(sched.T, 0, -1):
-        v = v / sched.alpha[t] + (sched.beta[t] if t > 1 else 0.0)
-    u = x.ravel() / np.sqrt(v)
+    u = x.ravel() / np.sqrt(zero_model_sample_variance(sched, "beta"))
     assert abs(u.mean()) < 4 / np.sqrt(u.size) and abs(u.var() - 1) < 0.02
     assert stats.kstest(u, "norm").pvalue > 1e-3
 

@@ -17,6 +17,7 @@ from ddpm_fast.counter import counter_draws
 from ddpm_fast.registry import TOLERANCES
 
 from cuda_emu import EmuLauncher, compiler_status
+from strategies import zero_model_sample_variance
 
 TOL = TOLERANCES["float32"]
 needs_cxx = pytest.mark.skipif(compiler_status() is not None, reason=f"no emulator: {compiler_status()}")
@@ -142,6 +143,27 @@ def test_emulated_in_kernel_noise_is_the_numba_backends_noise(kernel):
     _close(b, a)
 
 
+def _training_problem(dim, hidden, depth, activation, schedule, T, batch, n_data, emb_dim=8, seed=0, steps=5):
+    """A model, schedule, training config, fresh state and standard-normal data for the training tests."""
+    cfg = ddpm_ref.MLPConfig(dim=dim, hidden=hidden, depth=depth, activation=activation, emb_dim=emb_dim)
+    sched = ddpm_ref.make_schedule(schedule, T)
+    tcfg = ddpm_ref.TrainConfig(steps=steps, batch_size=batch)
+    rng = np.random.default_rng(seed)
+    state = ddpm_ref.init_state(cfg, rng, sched.T)
+    return cfg, sched, tcfg, state, rng.standard_normal((n_data, dim))
+
+
+def _reference_on_counter_draws(state, data, sched, cfg, tcfg, rng_seed, n_steps):
+    """ddpm_ref.train_step fed the draws the kernels make with draws="counter" from default_rng(rng_seed)."""
+    seed = int(np.random.default_rng(rng_seed).integers(0, 2**63 - 1))
+    ref, losses = state, []
+    for k in range(n_steps):
+        idx, t, eps = counter_draws(seed, k, tcfg.batch_size, data.shape[0], sched.T, cfg.dim)
+        ref, l_ = ddpm_ref.train_step(ref, data[idx], t, eps.astype(np.float64), sched, cfg, tcfg)
+        losses.append(l_)
+    return ref, np.array(losses)
+
+
 @needs_cxx
 @pytest.mark.parametrize("kernel", gpu.TRAIN_KERNELS)
 @pytest.mark.parametrize("activation,batch,depth", [("silu", 70, 2), ("relu", 33, 1), ("gelu", 5, 3),
@@ -149,12 +171,7 @@ def test_emulated_in_kernel_noise_is_the_numba_backends_noise(kernel):
 def test_emulated_fused_training_equals_reference_steps(activation, batch, depth, kernel):
     # batch 70 with 32-row tiles: 3 tiles, the last one short (its products on the SIMT path even with
     # "tc"); weights, EMA, Adam moments and losses
-    cfg = ddpm_ref.MLPConfig(dim=2, hidden=16, depth=depth, activation=activation, emb_dim=8)
-    sched = ddpm_ref.make_schedule("linear", 30)
-    tcfg = ddpm_ref.TrainConfig(steps=5, batch_size=batch)
-    rng = np.random.default_rng(0)
-    state = ddpm_ref.init_state(cfg, rng, sched.T)
-    data = rng.standard_normal((200, 2))
+    cfg, sched, tcfg, state, data = _training_problem(2, 16, depth, activation, "linear", 30, batch, 200)
     ref, ref_loss = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 5)
     got, loss = gpu.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 5, launcher=EmuLauncher(16),
                           chunk=3, kernel=kernel)                 # two chunks: 3 + 2 steps
@@ -170,21 +187,11 @@ def test_emulated_fused_training_equals_reference_steps(activation, batch, depth
 @needs_cxx
 def test_emulated_training_with_in_kernel_draws_equals_reference_steps_on_those_draws():
     # draws="counter": the kernel draws x_0, t, ε itself; counter_draws mirrors them in NumPy
-    cfg = ddpm_ref.MLPConfig(dim=3, hidden=16, depth=2, activation="silu", emb_dim=8)
-    sched = ddpm_ref.make_schedule("linear", 30)
-    tcfg = ddpm_ref.TrainConfig(steps=4, batch_size=50)
-    rng = np.random.default_rng(0)
-    state = ddpm_ref.init_state(cfg, rng, sched.T)
-    data = rng.standard_normal((77, 3))
+    cfg, sched, tcfg, state, data = _training_problem(3, 16, 2, "silu", "linear", 30, 50, 77, steps=4)
     got, loss = gpu.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 4, launcher=EmuLauncher(16),
                           draws="counter", chunk=3)
-    seed = int(np.random.default_rng(3).integers(0, 2**63 - 1))
-    ref, ref_loss = state, []
-    for k in range(4):
-        idx, t, eps = counter_draws(seed, k, 50, 77, sched.T, 3)
-        ref, l_ = ddpm_ref.train_step(ref, data[idx], t, eps.astype(np.float64), sched, cfg, tcfg)
-        ref_loss.append(l_)
-    _close(loss, np.array(ref_loss))
+    ref, ref_loss = _reference_on_counter_draws(state, data, sched, cfg, tcfg, 3, 4)
+    _close(loss, ref_loss)
     for k in ref["params"]:
         _close(got["params"][k], ref["params"][k])
 
@@ -193,12 +200,7 @@ def test_emulated_training_with_in_kernel_draws_equals_reference_steps_on_those_
 def test_numba_and_cupy_training_with_counter_draws_take_the_same_steps():
     # draws="counter": both compiled backends draw x_0, t, ε from (seed, step, row) — the same run
     pytest.importorskip("numba")
-    cfg = ddpm_ref.MLPConfig(dim=3, hidden=16, depth=2, activation="silu", emb_dim=8)
-    sched = ddpm_ref.make_schedule("linear", 30)
-    tcfg = ddpm_ref.TrainConfig(steps=4, batch_size=50)
-    rng = np.random.default_rng(0)
-    state = ddpm_ref.init_state(cfg, rng, sched.T)
-    data = rng.standard_normal((77, 3))
+    cfg, sched, tcfg, state, data = _training_problem(3, 16, 2, "silu", "linear", 30, 50, 77, steps=4)
     a, la = ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 4, backend="numba",
                             draws="counter")
     with gpu.emulated(EmuLauncher):
@@ -211,20 +213,11 @@ def test_numba_and_cupy_training_with_counter_draws_take_the_same_steps():
 
 def test_numba_training_with_counter_draws_equals_reference_steps_on_those_draws():
     pytest.importorskip("numba")
-    cfg = ddpm_ref.MLPConfig(dim=2, hidden=12, depth=2, activation="tanh", emb_dim=8)
-    sched = ddpm_ref.make_schedule("cosine", 40)
-    tcfg = ddpm_ref.TrainConfig(steps=5, batch_size=300)                   # ≥ 256 rows: the chunked path
-    rng = np.random.default_rng(1)
-    state = ddpm_ref.init_state(cfg, rng, sched.T)
-    data = rng.standard_normal((90, 2))
+    # batch ≥ 256 rows: the chunked path
+    cfg, sched, tcfg, state, data = _training_problem(2, 12, 2, "tanh", "cosine", 40, 300, 90, seed=1)
     got, loss = ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(5), 5, backend="numba",
                                 dtype=np.float64, draws="counter")
-    seed = int(np.random.default_rng(5).integers(0, 2**63 - 1))
-    ref, ref_loss = state, []
-    for k in range(5):
-        idx, t, eps = counter_draws(seed, k, 300, 90, sched.T, 2)
-        ref, l_ = ddpm_ref.train_step(ref, data[idx], t, eps.astype(np.float64), sched, cfg, tcfg)
-        ref_loss.append(l_)
+    ref, ref_loss = _reference_on_counter_draws(state, data, sched, cfg, tcfg, 5, 5)
     # the float64 kernel keeps ε in float64, the mirror returns it in float32: agreement to ~1e-7
     np.testing.assert_allclose(loss, ref_loss, rtol=1e-6)
     for k in ref["params"]:
@@ -244,12 +237,7 @@ def test_counter_draws_are_uniform_and_standard_normal():
 
 
 def test_baseline_path_equals_reference_steps_on_numpy():
-    cfg = ddpm_ref.MLPConfig(dim=2, hidden=24, depth=2, activation="gelu", emb_dim=8)
-    sched = ddpm_ref.make_schedule("cosine", 40)
-    tcfg = ddpm_ref.TrainConfig(steps=4, batch_size=40)
-    rng = np.random.default_rng(1)
-    state = ddpm_ref.init_state(cfg, rng, sched.T)
-    data = rng.standard_normal((100, 2))
+    cfg, sched, tcfg, state, data = _training_problem(2, 24, 2, "gelu", "cosine", 40, 40, 100, seed=1, steps=4)
     ref, ref_loss = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(2), 4)
     got, loss = gpu.train_baseline(state, data, sched, cfg, tcfg, np.random.default_rng(2), 4, xp=np)
     _close(loss, ref_loss)
@@ -345,10 +333,7 @@ def test_gpu_in_kernel_noise_is_standard_normal_and_equals_the_cpu_stream():
     sched = ddpm_ref.make_schedule("linear", 21)
     x = ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((200_000, 2)), rng=np.random.default_rng(1),
                                 backend="cupy")
-    v = 0.0
-    for t in range(sched.T, 0, -1):
-        v = v / sched.alpha[t] + (sched.beta[t] if t > 1 else 0.0)
-    u = x.ravel() / np.sqrt(v)
+    u = x.ravel() / np.sqrt(zero_model_sample_variance(sched, "beta"))
     assert abs(u.mean()) < 4 / np.sqrt(u.size) and abs(u.var() - 1) < 0.01
     assert stats.kstest(u, "norm").pvalue > 1e-3
     if "numba" in ddpm_fast.available_backends():
@@ -361,12 +346,8 @@ def test_gpu_in_kernel_noise_is_standard_normal_and_equals_the_cpu_stream():
 @pytest.mark.gpu
 @pytest.mark.parametrize("batch", [70, 4096])
 def test_gpu_fused_training_equals_reference_steps(batch):
-    cfg = ddpm_ref.MLPConfig(dim=2, hidden=128, depth=3, activation="silu", emb_dim=32)
-    sched = ddpm_ref.make_schedule("linear", 1000)
-    tcfg = ddpm_ref.TrainConfig(steps=6, batch_size=batch)
-    rng = np.random.default_rng(0)
-    state = ddpm_ref.init_state(cfg, rng, sched.T)
-    data = rng.standard_normal((5000, 2))
+    cfg, sched, tcfg, state, data = _training_problem(2, 128, 3, "silu", "linear", 1000, batch, 5000, emb_dim=32,
+                                                      steps=6)
     ref, ref_loss = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 6)
     got, loss = ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 6, backend="cupy")
     _close(loss, ref_loss)
