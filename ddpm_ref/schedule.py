@@ -179,8 +179,9 @@ def _sigmoid_betas(T: int, beta_start: float | None = None, beta_end: float | No
 
 
 def rescale_zero_terminal_snr(beta: np.ndarray) -> np.ndarray:
-    """Shift and scale √ᾱ_t so that √ᾱ_T = 0 and √ᾱ_1 is unchanged (Lin et al. 2024, Alg. 1);
-    returns the new β_1..β_T (β_T = 1)."""
+    """Shift and scale √ᾱ_t so that √ᾱ_T = 0 and √ᾱ_1 is unchanged (Lin et al. 2023, "Common Diffusion
+    Noise Schedules and Sample Steps are Flawed", arXiv:2305.08891, Alg. 1); returns the new β_1..β_T
+    (β_T = 1)."""
     sab = np.sqrt(np.cumprod(1.0 - np.asarray(beta, dtype=np.float64)))
     s1, sT = sab[0], sab[-1]
     sab = (sab - sT) * s1 / (s1 - sT)
@@ -201,7 +202,7 @@ def make_schedule(name: str, T: int, warn: bool = True, zero_terminal_snr: bool 
     ``cosine``: Nichol & Dhariwal Eq. 17 (``s`` = 0.008, ``max_beta`` = 0.999).
     ``quadratic``: √β evenly spaced; ``sigmoid``: β follows a sigmoid between the linear ends.
     ``sohl_dickstein``: β_t = 1/(T − t + 1), ending at β_T = 1 (ᾱ_T = 0); ``beta_1`` overrides β_1.
-    ``zero_terminal_snr=True`` rescales any of them so that ᾱ_T = 0 (Lin et al. 2024).
+    ``zero_terminal_snr=True`` rescales any of them so that ᾱ_T = 0 (Lin et al. 2023).
     """
     if not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1:
         raise ValueError(f"T must be a positive integer number of steps, got {T!r}")
