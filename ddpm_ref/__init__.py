@@ -45,7 +45,7 @@ from .respace import SPACINGS, ddim_invert, ddim_sample_loop, ddim_step, network
 from .sample import p_mean_variance, p_sample, p_sample_loop, predict_x0_from_eps
 from .schedule import (SCHEDULES, Schedule, TerminalSNRWarning, make_schedule, rescale_zero_terminal_snr,
                        schedule_from_betas)
-from .train import (HISTORY, OBJECTIVES, TrainConfig, draw_batch, importance_probs, init_state, learning_rate, loss_simple,
+from .train import (HISTORY, OBJECTIVES, TrainConfig, draw_batch, importance_probs, importance_weights, init_state, learning_rate, loss_simple,
                     objective_and_grads, train, train_step)
 
 __all__ = [
@@ -54,7 +54,7 @@ __all__ = [
     "MLPConfig", "ACTIVATIONS", "timestep_embedding", "init_params", "forward", "backward",
     "adam_init", "adam_update", "clip_grad_norm", "global_norm", "ema_update",
     "TrainConfig", "loss_simple", "draw_batch", "init_state", "train_step", "train", "learning_rate",
-    "HISTORY", "OBJECTIVES", "importance_probs", "objective_and_grads", "PARAMETRIZATIONS", "VAR_TYPES", "predict_x0", "target", "mean_from_output",
+    "HISTORY", "OBJECTIVES", "importance_probs", "importance_weights", "objective_and_grads", "PARAMETRIZATIONS", "VAR_TYPES", "predict_x0", "target", "mean_from_output",
     "p_log_variance", "threshold_x0", "x0_from_eps", "eps_from_x0", "v_from_x0_eps", "x0_from_v", "eps_from_v", "x0_from_mean",
     "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "bound",
     "predict_x0_from_eps", "SPACINGS", "timesteps", "respace", "network", "mlp_eps_div", "ode_log_likelihood", "ode_sample",

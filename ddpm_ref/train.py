@@ -34,7 +34,7 @@ from .schedule import Schedule
 
 __all__ = ["TrainConfig", "OBJECTIVES", "loss_simple", "draw_batch", "init_state", "objective_and_grads",
            "train_step", "train",
-           "learning_rate", "importance_probs", "HISTORY"]
+           "learning_rate", "importance_probs", "importance_weights", "HISTORY"]
 
 OBJECTIVES = ("simple", "vlb", "hybrid")
 HISTORY = 10                     # recent L_t values kept per t for importance sampling
@@ -66,6 +66,15 @@ class TrainConfig:
                 raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
         if self.t_sampling == "importance" and self.objective != "vlb":
             raise ValueError("t_sampling='importance' is for objective='vlb' (it reweights the bound's terms)")
+        # L_simple gives a learned variance no gradient (its output never enters the loss), and the
+        # hybrid's λ·L_vlb trains nothing but that variance (μ_θ is stop-gradient there): refuse both
+        # pairings rather than silently train a head that stays at its initial values / add a zero.
+        if self.var_type == "learned" and self.objective == "simple":
+            raise ValueError("var_type 'learned' needs objective 'hybrid' (or 'vlb'): L_simple gives the variance "
+                             "output no gradient (Nichol & Dhariwal 2021 train it with L_hybrid)")
+        if self.objective == "hybrid" and self.var_type != "learned":
+            raise ValueError(f"objective 'hybrid' adds λ·L_vlb to train the learned variance; with var_type "
+                             f"{self.var_type!r} it is 'simple' exactly: use objective 'simple' or var_type 'learned'")
         for name in ("steps", "batch_size"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
@@ -108,6 +117,12 @@ def importance_probs(state: dict, T: int) -> np.ndarray | None:
     p = np.sqrt(np.mean(state["lt_hist"][1:] ** 2, axis=1))                # (T,)
     p = p / p.sum()
     return p * (1.0 - 1e-3) + 1e-3 / T
+
+
+def importance_weights(p_t: np.ndarray | None, t: np.ndarray, T: int) -> np.ndarray | None:
+    """The weights 1/(T·p_t) that make Σ_t L_t = T·E_{t~U}[L_t] = E_{t~p}[L_t / p_t] unbiased under
+    importance sampling t ~ p_t (Nichol & Dhariwal 2021, Eq. 18); None (weight 1) for uniform t."""
+    return None if p_t is None else 1.0 / (T * p_t[np.asarray(t) - 1])
 
 
 def draw_batch(rng: np.random.Generator, data: np.ndarray, batch_size: int, T: int, p_t: np.ndarray | None = None):
@@ -203,7 +218,7 @@ def train(state: dict, data: np.ndarray, sched: Schedule, cfg: MLPConfig, tcfg: 
     for i in range(n_steps):
         p_t = importance_probs(state, sched.T) if tcfg.t_sampling == "importance" else None
         x0, t, eps = draw_batch(rng, data, tcfg.batch_size, sched.T, p_t)
-        weights = None if p_t is None else 1.0 / (sched.T * p_t[t - 1])
+        weights = importance_weights(p_t, t, sched.T)
         state, losses[i] = train_step(state, x0, t, eps, sched, cfg, tcfg, weights)
         if callback is not None:
             callback(state["opt"]["step"], losses[i])

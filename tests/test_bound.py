@@ -207,8 +207,17 @@ def test_importance_sampled_bound_is_unbiased():
     p = ddpm_ref.importance_probs(state, T)
     assert p.shape == (T,) and p.sum() == pytest.approx(1.0) and p.std() > 0
     t = rng.choice(T, size=400_000, p=p) + 1
-    est = L[t] / (T * p[t - 1]) * T                                   # weight 1/(T p_t), times T
+    est = L[t] * ddpm_ref.importance_weights(p, t, T) * T              # train's weights, times T
     assert est.mean() == pytest.approx(L[1:].sum(), abs=4 * est.std() / np.sqrt(t.size))
+
+
+def test_importance_weights_are_one_for_uniform_probabilities_and_none_for_uniform_sampling():
+    T = 7
+    t = np.arange(1, T + 1)
+    np.testing.assert_allclose(ddpm_ref.importance_weights(np.full(T, 1.0 / T), t, T), 1.0, rtol=1e-14)
+    p = np.arange(1, T + 1) / np.arange(1, T + 1).sum()
+    np.testing.assert_allclose(ddpm_ref.importance_weights(p, t, T) * p, 1.0 / T, rtol=1e-14)
+    assert ddpm_ref.importance_weights(None, t, T) is None
 
 
 def test_importance_sampling_stays_uniform_until_history_is_full():
