@@ -50,22 +50,40 @@ def sigma_of_t(sched: Schedule, t) -> np.ndarray:
     return np.exp(np.interp(t, np.arange(1, sched.T + 1, dtype=np.float64), np.log(s)))
 
 
-def mlp_eps_div(params: dict, cfg: MLPConfig):
-    """``eps_div(x, t, need_div) -> (ε_θ(x, t) (B, D), Σ_d ∂ε_d/∂x_d (B,) or None)`` for the MLP (ε-prediction);
-    the divergence takes D backward passes, one per output coordinate."""
+def mlp_eps_div(params: dict, cfg: MLPConfig, sched: Schedule | None = None, parametrization: str = "eps"):
+    """``eps_div(x, t, need_div) -> (ε_θ(x, t) (B, D), Σ_d ∂ε_d/∂x_d (B,) or None)`` for the MLP.
+
+    The divergence takes D backward passes, one per output coordinate. An x_0- or v-model (``sched``
+    needed) is turned into its ε by Eq. 4 with ᾱ(t) = 1/(1 + σ(t)²) at the continuous step t:
+        x_0:  ε = (x − √ᾱ x̂_0)/√(1−ᾱ),   ∂ε_d/∂x_d = (1 − √ᾱ ∂x̂_0,d/∂x_d)/√(1−ᾱ)
+        v:    ε = √(1−ᾱ) x + √ᾱ v̂,        ∂ε_d/∂x_d = √(1−ᾱ) + √ᾱ ∂v̂_d/∂x_d
+    A μ-model has no ε at a continuous t (its output is a one-step mean, tied to step t − 1): refused.
+    """
     D = cfg.dim
+    if parametrization not in ("eps", "x0", "v"):
+        raise ValueError(f"the probability-flow ODE needs epsilon at any continuous t: parametrization "
+                         f"{parametrization!r} has none (use eps, x0 or v)")
+    if parametrization != "eps" and sched is None:
+        raise ValueError(f"an {parametrization!r}-model needs the schedule to be turned into epsilon")
 
     def eps_div(x, t, need_div):
-        out, cache = forward(params, x, np.full(x.shape[0], t), cfg)
-        eps = out[:, :D]
+        full, cache = forward(params, x, np.full(x.shape[0], t), cfg)           # (B, n_out)
+        out = full[:, :D]
+        if parametrization == "eps":
+            a, b = 0.0, 1.0                                               # ε = a·x + b·out
+        else:
+            ab = 1.0 / (1.0 + float(sigma_of_t(sched, t)) ** 2)           # ᾱ at the continuous step t
+            a, b = ((1.0 / math.sqrt(1.0 - ab), -math.sqrt(ab / (1.0 - ab))) if parametrization == "x0"
+                    else (math.sqrt(1.0 - ab), math.sqrt(ab)))
+        eps = a * x + b * out
         if not need_div:
             return eps, None
-        div = np.zeros(x.shape[0])
+        div = np.full(x.shape[0], a * D)
         for d in range(D):
-            dout = np.zeros_like(out)
+            dout = np.zeros_like(full)
             dout[:, d] = 1.0
-            _, dx = backward(params, cache, dout, cfg, return_dx=True)        # row d of ∂ε/∂x
-            div += dx[:, d]
+            _, dx = backward(params, cache, dout, cfg, return_dx=True)        # row d of ∂out/∂x
+            div += b * dx[:, d]
         return eps, div
 
     return eps_div

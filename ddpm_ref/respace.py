@@ -20,9 +20,11 @@ import numpy as np
 
 from .mlp import MLPConfig, forward
 from .param import check_compatible, eps_from_x0, predict_x0, threshold_x0
+from dataclasses import replace
+
 from .schedule import Schedule, schedule_from_betas
 
-__all__ = ["SPACINGS", "timesteps", "respace", "network", "ddim_step", "ddim_sample_loop", "ddim_invert"]
+__all__ = ["SPACINGS", "timesteps", "check_timesteps", "respace", "network", "ddim_step", "ddim_sample_loop", "ddim_invert"]
 
 SPACINGS = ("even", "leading", "trailing", "quad")
 
@@ -63,16 +65,33 @@ def timesteps(T: int, K: int, spacing: str = "even") -> np.ndarray:
     return _strictly_increasing_in(np.asarray(s), T)[::-1].copy()
 
 
+def check_timesteps(ts, T: int) -> np.ndarray:
+    """``ts`` as an int64 array after checking it is what the samplers visit: a non-empty 1-D sequence of
+    integers, strictly decreasing, within 1..T (as ``timesteps`` makes them). Raises ValueError otherwise."""
+    a = np.asarray(ts)
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError(f"timesteps must be a non-empty 1-D sequence of steps in 1..{T}, got shape {a.shape}")
+    if not (np.issubdtype(a.dtype, np.integer) or (np.issubdtype(a.dtype, np.floating)
+                                                   and np.all(np.isfinite(a)) and np.all(a == np.round(a)))):
+        raise ValueError(f"timesteps must be integers in 1..{T}, got {a.tolist()[:8]}")
+    a = a.astype(np.int64)
+    if np.any(np.diff(a) >= 0):
+        raise ValueError(f"timesteps must be strictly decreasing (the order the sampler visits them), "
+                         f"got {a.tolist()[:8]}{' ...' if a.size > 8 else ''}")
+    if a[-1] < 1 or a[0] > T:
+        raise ValueError(f"timesteps must lie in 1..T = 1..{T}, got {a[-1]}..{a[0]}")
+    return a
+
+
 def respace(sched: Schedule, ts: np.ndarray) -> tuple[Schedule, np.ndarray]:
     """The schedule of the subsequence ``ts`` (descending steps of ``sched``) and the map k → τ_k.
 
     Returns (sched_K, t_model) where sched_K has K steps with ᾱ'_k = ᾱ_{τ_k} and t_model (K + 1,)
-    holds the original step to give the network at new step k (t_model[0] = 0).
+    holds the original step to give the network at new step k (t_model[0] = 0). sched_K also keeps
+    ``sched`` (``parent``) and ``t_model``: a μ-model's output is a one-step mean of ``sched``, so its
+    x̂_0 needs the original posterior coefficients at τ_k (``sample.p_mean_variance``).
     """
-    ts = np.asarray(ts)
-    up = np.sort(ts)
-    if up.size < 1 or np.any(np.diff(up) <= 0) or up[0] < 1 or up[-1] > sched.T:
-        raise ValueError(f"timesteps must be unique integers in 1..{sched.T}")
+    up = check_timesteps(ts, sched.T)[::-1]
     ab = sched.alpha_bar[up]                                             # ᾱ'_1..ᾱ'_K
     ab_prev = np.concatenate([[1.0], ab[:-1]])
     prev_step = np.concatenate([[0], up[:-1]])
@@ -80,7 +99,8 @@ def respace(sched: Schedule, ts: np.ndarray) -> tuple[Schedule, np.ndarray]:
     beta = np.where(up - prev_step == 1, sched.beta[up], 1.0 - ab / ab_prev)
     new = schedule_from_betas(beta, name=f"{sched.name}[{len(up)} of {sched.T}]",
                               params={**sched.params, "respaced_from": sched.T}, warn=False)
-    return new, np.concatenate([[0], up])
+    t_model = np.concatenate([[0], up])
+    return replace(new, parent=sched, t_model=t_model), t_model
 
 
 def network(params: dict, cfg: MLPConfig):
@@ -122,7 +142,7 @@ def ddim_sample_loop(predict, sched: Schedule, x_T, *, ts=None, eta: float = 0.0
     if not (0.0 <= eta <= 1.0):
         raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
     check_compatible(sched, parametrization)
-    ts = np.arange(sched.T, 0, -1) if ts is None else np.asarray(ts)
+    ts = np.arange(sched.T, 0, -1) if ts is None else check_timesteps(ts, sched.T)
     x = np.array(x_T, dtype=np.float64)
     if eta > 0 and (z is None) == (rng is None):
         raise ValueError("with eta > 0 pass exactly one noise source: z (K, N, D) or rng")
@@ -147,7 +167,7 @@ def ddim_invert(predict, sched: Schedule, x0, *, ts=None, parametrization: str =
     for sampling; default all T). Sampling back with the same ``ts`` and η = 0 returns ≈ x_0, with an
     error that shrinks as the steps get finer."""
     check_compatible(sched, parametrization)
-    ts = np.arange(sched.T, 0, -1) if ts is None else np.asarray(ts)
+    ts = np.arange(sched.T, 0, -1) if ts is None else check_timesteps(ts, sched.T)
     x = np.array(x0, dtype=np.float64)
     prev = 0
     for t in ts[::-1]:

@@ -28,6 +28,24 @@ __all__ = ["VAR_TYPES", "predict_x0_from_eps", "p_mean_variance", "p_sample", "p
 predict_x0_from_eps = x0_from_eps
 
 
+def _t_model(sched: Schedule, t_model, parametrization: str):
+    """The map k → τ_k of a respaced schedule: the one passed, else the one ``respace`` stored. A μ-model on a
+    respaced schedule needs that schedule's ``parent`` (its one-step means are of the original steps)."""
+    if t_model is None:
+        t_model = sched.t_model
+    elif sched.t_model is not None and not np.array_equal(t_model, sched.t_model):
+        raise ValueError("t_model differs from the map stored in the respaced schedule; pass the pair respace() returned")
+    if t_model is not None:
+        t_model = np.asarray(t_model)
+        if t_model.shape != (sched.T + 1,):
+            raise ValueError(f"t_model must map steps 0..T of the schedule (length T + 1 = {sched.T + 1}), "
+                             f"got shape {t_model.shape}")
+        if parametrization == "mu" and sched.parent is None:
+            raise ValueError("a mu-model on a respaced schedule needs the schedule made by ddpm_ref.respace "
+                             "(its output is a one-step mean of the original schedule)")
+    return t_model
+
+
 def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t,
                     var_type: str = "beta", parametrization: str = "eps",
                     t_model: np.ndarray | None = None, clip_x0: float | None = None,
@@ -38,12 +56,20 @@ def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarra
     respaced schedule ``t_model[t]`` is the original step the network was trained with.
     """
     _check_var(var_type)
-    out, _ = forward(params, xt, t if t_model is None else t_model[t], cfg)   # (B, n_out)
+    t_model = _t_model(sched, t_model, parametrization)
+    t_net = t if t_model is None else t_model[t]                          # the step the network was trained on
+    out, _ = forward(params, xt, t_net, cfg)                               # (B, n_out)
     D = xt.shape[1]
-    if clip_x0 is None and dynamic_threshold is None:
+    if t_model is None and clip_x0 is None and dynamic_threshold is None:
         mean, _ = mean_from_output(parametrization, sched, xt, t, out[:, :D])
-    else:                                                                  # μ̃_t(x_t, processed x̂_0), Eq. 7
-        x0 = threshold_x0(predict_x0(parametrization, sched, xt, t, out[:, :D]), clip_x0, dynamic_threshold)
+    else:                                                                  # μ̃_t(x_t, x̂_0), Eq. 7
+        # x̂_0 is read off the output on the schedule the network was trained on (for ε, x_0 and v
+        # only ᾱ enters, the same at k and τ_k; a μ-model's output is the one-step mean at τ_k), and the
+        # mean of a respaced step k — a jump τ_k → τ_{k−1} — is formed from it with sched's coefficients.
+        on_parent = t_model is not None and sched.parent is not None
+        model_sched, model_t = (sched.parent, t_net) if on_parent else (sched, t)
+        x0 = threshold_x0(predict_x0(parametrization, model_sched, xt, model_t, out[:, :D]), clip_x0,
+                          dynamic_threshold)
         mean = extract(sched.posterior_mean_coef_x0, t, xt) * x0 + extract(sched.posterior_mean_coef_xt, t, xt) * xt
     if var_type == "beta":
         var = extract(sched.beta, t, xt)

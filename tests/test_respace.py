@@ -171,3 +171,82 @@ def test_divergence_by_backward_passes_equals_a_finite_difference_jacobian_trace
         fd += (ddpm_ref.forward(params, xp, np.full(4, 17.5), cfg)[0][:, d]
                - ddpm_ref.forward(params, xm, np.full(4, 17.5), cfg)[0][:, d]) / (2 * h)
     np.testing.assert_allclose(div, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("clip", [None, 1e6])
+@pytest.mark.parametrize("parametrization", ddpm_ref.PARAMETRIZATIONS)
+def test_a_perfect_predictor_gives_the_true_respaced_posterior_mean(parametrization, clip, monkeypatch):
+    # The network outputs exactly its regression target at the original step τ_k; Algorithm 2 on the
+    # respaced schedule must then step with q(x_{τ_{k-1}} | x_{τ_k}, x_0) — for every parametrization
+    # (a μ-model's output is a one-step mean at τ_k, not the mean of the K-step jump), clipped or not.
+    s = make_schedule("linear", 100)
+    new, t_model = respace(s, timesteps(100, 5))
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((6, 2))
+    for k in range(2, 6):
+        tau = t_model[k]
+        eps = rng.standard_normal(x0.shape)
+        xt = ddpm_ref.q_sample(s, x0, tau, eps)
+        out = ddpm_ref.target(parametrization, s, x0, xt, tau, eps)
+
+        def perfect(params, x, t, cfg, out=out, tau=tau):
+            assert np.all(np.asarray(t) == tau)                      # the network sees the original step
+            return out, None
+
+        monkeypatch.setattr(ddpm_ref.sample, "forward", perfect)
+        mean, _ = ddpm_ref.p_mean_variance(None, None, new, xt, k, "beta", parametrization, t_model, clip_x0=clip)
+        true_mean, _ = ddpm_ref.q_posterior(new, x0, xt, k)
+        np.testing.assert_allclose(mean, true_mean, rtol=1e-10, atol=1e-12)
+
+
+def test_a_mu_model_on_a_hand_made_respaced_schedule_is_refused():
+    s = make_schedule("linear", 50)
+    new, t_model = respace(s, timesteps(50, 5))
+    bare = ddpm_ref.schedule_from_betas(new.beta[1:], warn=False)                 # no parent: no original steps
+    cfg = MLPConfig(dim=2, hidden=4, depth=1)
+    params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="respace"):
+        ddpm_ref.p_sample_loop(params, cfg, bare, np.zeros((3, 2)), rng=np.random.default_rng(0),
+                               parametrization="mu", t_model=t_model)
+
+
+@pytest.mark.parametrize("bad, msg", [([5, 5, 1], "strictly decreasing"), ([1, 3, 5], "strictly decreasing"),
+                                      ([51, 20, 1], "1..T"), ([10, 0], "1..T"), ([], "non-empty"),
+                                      ([[3, 2]], "1-D"), ([7.5, 2.0], "integers"), ([np.nan, 1.0], "integers")])
+@pytest.mark.parametrize("fn", ["ddim_sample_loop", "ddim_invert", "respace"])
+def test_every_timestep_consumer_refuses_bad_timesteps_the_same_way(fn, bad, msg, model):
+    cfg, params = model
+    s = make_schedule("linear", 50)
+    x = np.zeros((3, 2))
+    with pytest.raises(ValueError, match=msg):
+        if fn == "respace":
+            respace(s, bad)
+        else:
+            getattr(ddpm_ref, fn)(ddpm_ref.network(params, cfg), s, x, ts=bad)
+
+
+@pytest.mark.parametrize("parametrization", ["x0", "v"])
+def test_ode_epsilon_of_an_x0_or_v_model_is_eq_4_and_its_divergence_a_jacobian_trace(parametrization):
+    cfg = MLPConfig(dim=3, hidden=8, depth=2, activation="gelu")
+    params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
+    sched = make_schedule("cosine", 40)
+    x = np.random.default_rng(1).standard_normal((4, 3))
+    f = mlp_eps_div(params, cfg, sched, parametrization)
+    out = ddpm_ref.forward(params, x, np.full(4, 17), cfg)[0]
+    to_eps = ddpm_ref.eps_from_x0 if parametrization == "x0" else ddpm_ref.eps_from_v
+    np.testing.assert_allclose(f(x, 17.0, False)[0], to_eps(sched, x, 17, out), rtol=1e-10)   # integer t: ᾱ_t
+    eps, div = f(x, 17.5, True)
+    h, fd = 1e-6, np.zeros(4)
+    for d in range(3):
+        xp, xm = x.copy(), x.copy()
+        xp[:, d] += h
+        xm[:, d] -= h
+        fd += (f(xp, 17.5, False)[0][:, d] - f(xm, 17.5, False)[0][:, d]) / (2 * h)
+    np.testing.assert_allclose(div, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_ode_refuses_a_mu_model_with_one_line():
+    cfg = MLPConfig(dim=2, hidden=4, depth=1)
+    params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="'mu'"):
+        mlp_eps_div(params, cfg, make_schedule("cosine", 10), "mu")
