@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -111,11 +111,11 @@ def _progress(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, desc="training", unit="step", dynamic_ncols=True)
 
 
-def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000, schedule: str = "linear",
+def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None = None, schedule: str | None = None,
         seed: int = 0, backend: str | None = None, model: MLPConfig | None = None, train: TrainConfig | None = None,
         n_train: int = N_TRAIN_DEFAULT, n_eval: int = N_EVAL, progress: bool = True,
         overwrite: bool = False, resume=None, checkpoint_every: int = 2000, callback=None,
-        normalize: str = "per_dim", schedule_params: dict | None = None) -> FitResult:
+        normalize: str | None = None, schedule_params: dict | None = None) -> FitResult:
     """Fit ε_θ to ``data`` with Algorithm 1, then draw ``n_eval`` samples with Algorithm 2 and measure them.
 
     ``data``: a built-in name (``toy_data.NAMES``), a path to .npy/.csv, or an (N, D) array. With
@@ -123,14 +123,17 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
     model.npz every ``checkpoint_every`` steps while training); an existing fit there is never
     replaced unless ``overwrite=True`` or it is the ``resume`` source. ``resume``: path to a
     checkpoint of an interrupted fit of the same data; training continues exactly as the
-    uninterrupted run would have. ``model`` sets the architecture; its ``dim`` is taken from the data.
-    ``normalize``: "per_dim" (z-score each coordinate) or "isotropic" (centre, one scale for all).
-    ``schedule_params`` are passed to ``ddpm_ref.make_schedule`` (e.g. ``{"beta_1": 1e-3}``).
+    uninterrupted run would have. A setting given together with ``resume`` must agree with the
+    checkpoint's (else ValueError naming it), except ``steps``, which may grow (the run is extended;
+    its cosine lr then decays over the new length). ``model`` sets the architecture; its ``dim`` is
+    taken from the data. ``T`` (default 1000), ``schedule`` (default "linear") and ``schedule_params``
+    (passed to ``ddpm_ref.make_schedule``, e.g. ``{"beta_start": 1e-3}``) make the schedule.
+    ``normalize``: "per_dim" (default: z-score each coordinate) or "isotropic" (centre, one scale for all).
     Returns a :class:`FitResult`.
     """
     if backend is not None:
         _choose_backend(backend)                                           # fail early on unknown names
-    if normalize not in ("per_dim", "isotropic"):
+    if normalize not in (None, "per_dim", "isotropic"):
         raise ValueError(f"unknown normalize {normalize!r}; choose per_dim or isotropic")
     if out is not None:
         out = os.fspath(out)
@@ -148,19 +151,22 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
         if m.info.get("data_sha256") != data_fingerprint(train_x):
             raise ValueError(f"{resume}: it was trained on other data ({m.info.get('data_source')!r}, seed "
                              f"{m.info.get('seed')}); resume with the same data and seed")
-        if steps is not None and steps != m.tcfg.steps:
-            raise ValueError(f"{resume}: the run was planned for {m.tcfg.steps} steps (its learning-rate "
-                             f"schedule depends on it); resume without changing steps")
+        _check_resume(resume, m, steps=steps, T=T, schedule=schedule, schedule_params=schedule_params,
+                      model=model, train=train, normalize=normalize)
+        new_steps = max(steps or 0, train.steps if train is not None else 0)
+        if new_steps > m.tcfg.steps:
+            m.tcfg = replace(m.tcfg, steps=new_steps)                  # extend the run
         rng = np.random.default_rng()
         rng.bit_generator.state = m.rng_state
     else:
         tcfg = train or TrainConfig()
         if steps is not None:
             tcfg = replace(tcfg, steps=steps)
+        normalize = normalize or "per_dim"
         D = int(train_x.shape[1])                                          # D is the data's, not a choice
         n_out = ddpm_ref.param.out_dim(D, tcfg.var_type)
         cfg = replace(model or MLPConfig(), dim=D, out_dim=None if n_out == D else n_out)
-        sched = ddpm_ref.make_schedule(schedule, T, **(schedule_params or {}))
+        sched = ddpm_ref.make_schedule(schedule or "linear", 1000 if T is None else T, **(schedule_params or {}))
         rng = np.random.default_rng(ss_train)
         ddpm_ref.param.check_compatible(sched, tcfg.parametrization)
         m = Model(cfg, tcfg, sched, ddpm_ref.init_state(cfg, rng, sched.T),
@@ -197,11 +203,12 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
     train_seconds = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    samples = sample(m, held.shape[0], seed=int(ss_eval.generate_state(1)[0]),
-                     backend=backend if backend in ("numpy", "cupy") else None)
+    sample_seed = int(ss_eval.generate_state(1)[0])
+    samples = sample(m, held.shape[0], seed=sample_seed, backend=backend if backend in ("numpy", "cupy") else None)
     sample_seconds = time.perf_counter() - t0
     metrics = {
-        "dataset": source, "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]),
+        "dataset": source, "seed": m.info.get("seed", seed), "sample_seed": sample_seed,
+        "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]),
         "steps": m.step, "T": m.sched.T, "schedule": m.sched.name, "backend": backend, "objective": m.tcfg.objective,
         "parametrization": m.tcfg.parametrization, "var_type": m.tcfg.var_type,
         "final_loss": float(np.mean(m.losses[-FINAL_LOSS_WINDOW:])) if m.losses.size else None,
@@ -230,18 +237,50 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int = 1000,
     return FitResult(m, samples, metrics, out)
 
 
+def _check_resume(path, m: Model, *, steps, T, schedule, schedule_params, model, train, normalize) -> None:
+    """Refuse, with one line naming the setting, any argument of ``fit`` that contradicts the checkpoint
+    being resumed (None means "not given"). More steps than planned are allowed; fewer are not."""
+    def refuse(what, given, stored):
+        raise ValueError(f"{path}: resume with {what} = {given!r}, but the checkpoint has {what} = {stored!r}; "
+                         f"drop the setting (resuming uses the stored one) or start a new fit")
+    for name, n in (("steps", steps), ("train.steps", None if train is None else train.steps)):
+        if n is not None and n < m.tcfg.steps:
+            raise ValueError(f"{path}: resume with {name} = {n}, fewer than the {m.tcfg.steps} the run was planned "
+                             f"for (its learning-rate schedule depends on it); give at least {m.tcfg.steps}")
+    if T is not None and T != m.sched.T:
+        refuse("T", T, m.sched.T)
+    if schedule is not None and schedule != m.sched.name:
+        refuse("schedule", schedule, m.sched.name)
+    if schedule_params is not None:
+        stored = {k: v for k, v in m.sched.params.items() if k != "zero_terminal_snr"}
+        given = {k: v for k, v in schedule_params.items() if k != "zero_terminal_snr"}
+        if given != stored or bool(schedule_params.get("zero_terminal_snr")) != bool(m.sched.params.get("zero_terminal_snr")):
+            refuse("schedule_params", schedule_params, m.sched.params)
+    if normalize is not None and normalize != m.info.get("normalize", "per_dim"):
+        refuse("normalize", normalize, m.info.get("normalize", "per_dim"))
+    if model is not None:
+        for f in fields(MLPConfig):
+            if f.name not in ("dim", "out_dim") and getattr(model, f.name) != getattr(m.cfg, f.name):
+                refuse(f"model.{f.name}", getattr(model, f.name), getattr(m.cfg, f.name))
+    if train is not None:
+        for f in fields(TrainConfig):
+            if f.name != "steps" and getattr(train, f.name) != getattr(m.tcfg, f.name):
+                refuse(f"train.{f.name}", getattr(train, f.name), getattr(m.tcfg, f.name))
+
+
 def load_model(path) -> Model:
     """Load a fitted model from a checkpoint file (see :class:`ddpm.model.Model`)."""
     return Model.load(path)
 
 
-def sample(model, n: int, *, seed: int = 0, var_type: str | None = None, use_ema: bool = True,
+def sample(model, n: int, *, seed: int | None = None, var_type: str | None = None, use_ema: bool = True,
            backend: str | None = None, return_trajectory: bool = False, sampler: str = "ancestral",
            steps: int | None = None, eta: float = 0.0, spacing: str = "even"):
     """Draw n points with Algorithm 2 from a fitted model (a :class:`Model` or a checkpoint path).
 
     Returns points (n, D) in the data's own coordinates (and the trajectory (T+1, n, D), also in data
-    coordinates, if ``return_trajectory``). Uses the EMA weights unless ``use_ema=False``. The
+    coordinates, if ``return_trajectory``). ``seed``: as ``numpy.random.default_rng`` — None (default)
+    draws fresh entropy, so two calls give different points; pass an int to reproduce a draw. Uses the EMA weights unless ``use_ema=False``. The
     default backend is numba when installed and it implements the model (ε, fixed σ²), else numpy;
     the numba sampler draws z in-kernel from a seed taken from the same rng.
 
@@ -262,9 +301,8 @@ def sample(model, n: int, *, seed: int = 0, var_type: str | None = None, use_ema
     if sampler not in ("ancestral", "ddim", "ode"):
         raise ValueError(f"unknown sampler {sampler!r}; choose ancestral, ddim or ode")
     if sampler == "ode":
-        if m.tcfg.parametrization != "eps":
-            raise ValueError("the ODE sampler needs an eps-parametrized model")
-        x0 = ddpm_ref.ode_sample(ddpm_ref.mlp_eps_div(weights, m.cfg), m.sched, x_T, steps=steps or 100)
+        eps_div = ddpm_ref.mlp_eps_div(weights, m.cfg, m.sched, m.tcfg.parametrization)
+        x0 = ddpm_ref.ode_sample(eps_div, m.sched, x_T, steps=steps or 100)
         return m.norm.to_data(x0)
     T = m.sched.T
     K = T if steps is None else steps
@@ -345,12 +383,12 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
 
 
 def ode_nll(model, x, *, steps: int = 100, use_ema: bool = True) -> dict:
-    """Exact NLL of points x (N, D) under the model's probability-flow ODE, bits/dim in data coordinates."""
+    """Exact NLL of points x (N, D) under the model's probability-flow ODE, bits/dim in data coordinates:
+    −log p_x(x) = −log p_u(u) + Σ_d log s_d for the standardised u = (x − m)/s (ε-, x_0- and v-models)."""
     m = model if isinstance(model, Model) else Model.load(model)
-    if m.tcfg.parametrization != "eps":
-        raise ValueError("the exact ODE likelihood needs an eps-parametrized model")
     weights = m.state["ema"] if use_ema else m.state["params"]
-    ll, _ = ddpm_ref.ode_log_likelihood(ddpm_ref.mlp_eps_div(weights, m.cfg), m.sched, m.norm.to_model(x), steps)
+    eps_div = ddpm_ref.mlp_eps_div(weights, m.cfg, m.sched, m.tcfg.parametrization)
+    ll, _ = ddpm_ref.ode_log_likelihood(eps_div, m.sched, m.norm.to_model(x), steps)
     nll_bpd = (-ll + float(np.sum(np.log(m.norm.scale)))) / (x.shape[1] * ddpm_ref.LN2)
     return {"ode_nll_bits_per_dim": float(nll_bpd.mean()),
             "ode_nll_bits_per_dim_se": float(nll_bpd.std(ddof=1) / np.sqrt(nll_bpd.size)),
@@ -364,6 +402,9 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
     ``data``: a built-in name (n fresh points, independent of the training draw) or a .npy/.csv file
     / array (all its points, at most n used for the bound).
     """
+    if exact and bin_width is not None:
+        raise ValueError("exact=True (--exact) gives a density of x under the ODE and bin_width gives the "
+                         "probability of x's bin: they cannot be compared; drop one of the two")
     m = model if isinstance(model, Model) else Model.load(model)
     ss = np.random.SeedSequence([seed, 7919])                               # not the fit's streams
     ss_x, ss_ref, ss_bound, ss_sample = ss.spawn(4)
@@ -380,8 +421,9 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
         source = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "array"
     res = likelihood_bound(m, x, seed=int(ss_bound.generate_state(1)[0]), bin_width=bin_width)
     per_point_bpd = res.pop("per_point_nats") / (x.shape[1] * ddpm_ref.LN2)
-    samples = sample(m, x.shape[0], seed=int(ss_sample.generate_state(1)[0]))
-    res.update({"data": source, "energy_distance": energy_distance(samples, x),
+    sample_seed = int(ss_sample.generate_state(1)[0])
+    samples = sample(m, x.shape[0], seed=sample_seed)
+    res.update({"data": source, "seed": seed, "sample_seed": sample_seed, "energy_distance": energy_distance(samples, x),
                 "energy_distance_floor": float(np.mean([energy_distance(r, x) for r in refs])),
                 "energy_distance_floor_draws": N_FLOOR_DRAWS})
     res["energy_ratio"] = res["energy_distance"] / res["energy_distance_floor"]

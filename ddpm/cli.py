@@ -42,24 +42,29 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("dataset", nargs="?", help=f"built-in dataset name ({', '.join(toy_data.NAMES)})")
     f.add_argument("--data", metavar="FILE", help="fit a .npy (N, D) or .csv (D numeric columns) file instead")
     f.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    # Settings default to None ("not given"): a fresh fit fills in the defaults shown, a resumed fit the
+    # checkpoint's, and a given setting that contradicts the checkpoint is refused (api.fit).
     f.add_argument("--steps", type=_positive_int, default=None, help=f"training steps (default {d_train.steps})")
-    f.add_argument("--T", type=_positive_int, default=1000, help="diffusion steps T (default %(default)s)")
-    f.add_argument("--schedule", choices=sorted(SCHEDULES), default="linear", help="β schedule (default %(default)s)")
+    f.add_argument("--T", type=_positive_int, default=None, help="diffusion steps T (default 1000)")
+    f.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="β schedule (default linear)")
     f.add_argument("--backend", choices=api.BACKENDS, default=None,
                    help="compute backend (default: numba when installed and it implements the settings, else numpy)")
     f.add_argument("--seed", type=int, default=0, help="seed for data, training and evaluation (default %(default)s)")
-    f.add_argument("--batch-size", type=_positive_int, default=d_train.batch_size)
-    f.add_argument("--lr", type=float, default=d_train.lr)
-    f.add_argument("--hidden", type=_positive_int, default=d_model.hidden, help="hidden width H")
-    f.add_argument("--depth", type=_positive_int, default=d_model.depth, help="number of hidden layers")
-    f.add_argument("--activation", default=d_model.activation, help="relu, silu, gelu or tanh")
-    f.add_argument("--var", choices=VAR_TYPES, default=d_train.var_type,
-                   help="reverse variance σ_t²: fixed beta or beta_tilde, or learned (default %(default)s)")
-    f.add_argument("--objective", choices=OBJECTIVES, default=d_train.objective, help="training loss (default %(default)s)")
-    f.add_argument("--parametrization", choices=PARAMETRIZATIONS, default=d_train.parametrization,
-                   help="what the network predicts (default %(default)s)")
-    f.add_argument("--t-sampling", choices=("uniform", "importance"), default=d_train.t_sampling,
-                   help="how t is drawn in training; importance is for --objective vlb")
+    f.add_argument("--batch-size", type=_positive_int, default=None, help=f"(default {d_train.batch_size})")
+    f.add_argument("--lr", type=float, default=None, help=f"Adam step size at the start (default {d_train.lr})")
+    f.add_argument("--hidden", type=_positive_int, default=None, help=f"hidden width H (default {d_model.hidden})")
+    f.add_argument("--depth", type=_positive_int, default=None,
+                   help=f"number of hidden layers (default {d_model.depth})")
+    f.add_argument("--activation", default=None, help=f"relu, silu, gelu or tanh (default {d_model.activation})")
+    f.add_argument("--var", choices=VAR_TYPES, default=None,
+                   help=f"reverse variance σ_t²: fixed beta or beta_tilde, or learned (needs --objective hybrid "
+                        f"or vlb) (default {d_train.var_type})")
+    f.add_argument("--objective", choices=OBJECTIVES, default=None,
+                   help=f"training loss (default {d_train.objective}; hybrid goes with --var learned)")
+    f.add_argument("--parametrization", choices=PARAMETRIZATIONS, default=None,
+                   help=f"what the network predicts (default {d_train.parametrization})")
+    f.add_argument("--t-sampling", choices=("uniform", "importance"), default=None,
+                   help="how t is drawn in training; importance is for --objective vlb (default uniform)")
     f.add_argument("--n-train", type=_positive_int, default=api.N_TRAIN_DEFAULT,
                    help="points drawn from a built-in dataset for training (default %(default)s)")
     f.add_argument("--preset", choices=("sohl_dickstein",), default=None,
@@ -74,7 +79,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("model", help="model.npz written by ddpm fit")
     s.add_argument("-n", type=_positive_int, required=True, help="number of points")
     s.add_argument("--out", required=True, metavar="FILE.npy")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the sampler's noise (default %(default)s; recorded in the output line)")
     s.add_argument("--var", choices=VAR_TYPES, default=None, help="sampling variance (default: the fit's)")
 
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
@@ -115,15 +120,26 @@ def _cmd_fit(args) -> int:
     if args.data is None and data not in toy_data.NAMES:
         raise ValueError(f"unknown dataset {data!r}; known datasets: {', '.join(toy_data.NAMES)} "
                          f"(use --data FILE for your own .npy/.csv)")
-    model = MLPConfig(hidden=args.hidden, depth=args.depth, activation=args.activation)
-    train = TrainConfig(steps=args.steps or d_train.steps, batch_size=args.batch_size, lr=args.lr,
-                        objective=args.objective, parametrization=args.parametrization, var_type=args.var,
-                        t_sampling=args.t_sampling)
-    kw = dict(T=args.T, schedule=args.schedule, train=train, normalize="per_dim")
+    given_model = {k: v for k, v in (("hidden", args.hidden), ("depth", args.depth),
+                                      ("activation", args.activation)) if v is not None}
+    given_train = {k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr), ("objective", args.objective),
+                                      ("parametrization", args.parametrization), ("var_type", args.var),
+                                      ("t_sampling", args.t_sampling)) if v is not None}
+    kw = dict(T=args.T, schedule=args.schedule)
     if args.preset is not None:
         from .presets import preset_kwargs
         kw.update(preset_kwargs(args.preset))
-        kw["train"] = replace(kw["train"], steps=train.steps, batch_size=train.batch_size, lr=train.lr)
+        given_train = {**{k: getattr(kw["train"], k) for k in ("objective", "parametrization", "var_type")},
+                       **{k: v for k, v in given_train.items() if k in ("batch_size", "lr", "t_sampling")}}
+    if args.resume is not None:
+        # the checkpoint's settings, with the ones given on the command line laid over them
+        stored = api.load_model(args.resume)
+        model = replace(stored.cfg, **given_model) if given_model else None
+        train = replace(stored.tcfg, **given_train) if given_train else None
+    else:
+        model = MLPConfig(**given_model)
+        train = TrainConfig(steps=args.steps or d_train.steps, **given_train)
+    kw["train"] = train
     res = api.fit(data, args.out, steps=args.steps, seed=args.seed, backend=args.backend, model=model,
                   n_train=args.n_train, progress=not args.quiet, overwrite=args.overwrite, resume=args.resume, **kw)
     m = res.metrics
@@ -147,7 +163,7 @@ def _cmd_sample(args) -> int:
     tmp = args.out + ".tmp.npy"
     np.save(tmp, x)
     os.replace(tmp, args.out)
-    print(json.dumps({"out": args.out, "n": int(x.shape[0]), "dim": int(x.shape[1]),
+    print(json.dumps({"out": args.out, "n": int(x.shape[0]), "dim": int(x.shape[1]), "seed": args.seed,
                       "mean": x.mean(axis=0).round(4).tolist(), "std": x.std(axis=0).round(4).tolist()}))
     return 0
 
