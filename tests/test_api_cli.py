@@ -206,10 +206,109 @@ def test_learned_variance_and_other_parametrisations_fit_and_sample(tmp_path):
     for tc in (TrainConfig(objective="hybrid", var_type="learned"), TrainConfig(parametrization="v"),
                TrainConfig(objective="vlb", parametrization="mu", var_type="learned", t_sampling="importance")):
         res = ddpm.fit("moons", tmp_path / tc.objective / tc.parametrization, steps=40, train=tc, **SMALL)
-        assert np.all(np.isfinite(res.samples))
         m = ddpm.load_model(tmp_path / tc.objective / tc.parametrization / "model.npz")
         assert m.tcfg == res.model.tcfg and m.cfg.n_out == (4 if tc.var_type == "learned" else 2)
         np.testing.assert_array_equal(m.state["lt_hist"], res.model.state["lt_hist"])
+        # the API's samples are Algorithm 2 of the reference on the same noise, for every parametrization
+        u = ddpm.sample(m, 40, seed=3)
+        ref = ddpm_ref.p_sample_loop(m.state["ema"], m.cfg, m.sched, np.random.default_rng(3).standard_normal((40, 2)),
+                                     rng=_rng_after_xT(3, 40, 2), var_type=tc.var_type,
+                                     parametrization=tc.parametrization)
+        np.testing.assert_allclose(u, m.norm.to_data(ref), rtol=1e-12)
+        if tc.var_type == "learned":          # the variance head is trained: its output weights moved
+            W_out = f"W{m.cfg.depth}"
+            init = ddpm_ref.init_params(m.cfg, np.random.default_rng(np.random.SeedSequence(0).spawn(3)[1]))
+            assert np.abs(m.state["params"][W_out][:, 2:] - init[W_out][:, 2:]).max() > 1e-3
+
+
+def test_learned_variance_with_l_simple_is_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(ValueError, match="learned.*hybrid"):
+        TrainConfig(var_type="learned")
+    with pytest.raises(ValueError, match="hybrid.*learned"):
+        TrainConfig(objective="hybrid", var_type="beta")
+    assert main(["fit", "moons", "--out", str(tmp_path / "l"), "--var", "learned", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ddpm: error:") and "hybrid" in err and "\n" not in err
+    assert not (tmp_path / "l").exists()
+
+
+def test_exact_nll_with_a_bin_width_is_refused(tmp_path, capsys):
+    res = ddpm.fit("8gaussians", tmp_path / "m", steps=5, **SMALL)
+    with pytest.raises(ValueError, match="bin"):
+        ddpm.evaluate(res.model, "8gaussians", n=20, bin_width=0.1, exact=True)
+    assert main(["eval", str(tmp_path / "m" / "model.npz"), "--data", "8gaussians", "--exact", "--bin-width", "0.1"]) == 2
+    assert "cannot be compared" in capsys.readouterr().err
+    assert not (tmp_path / "m" / "eval.json").exists()
+
+
+@pytest.mark.parametrize("parametrization", ["x0", "v"])
+def test_ode_sampling_and_exact_nll_take_x0_and_v_models(tmp_path, parametrization):
+    res = ddpm.fit("8gaussians", steps=30, train=TrainConfig(parametrization=parametrization), **SMALL)
+    m = res.model
+    x = ddpm.sample(m, 20, seed=4, sampler="ode", steps=10)
+    eps_div = ddpm_ref.mlp_eps_div(m.state["ema"], m.cfg, m.sched, parametrization)
+    ref = ddpm_ref.ode_sample(eps_div, m.sched, np.random.default_rng(4).standard_normal((20, 2)), steps=10)
+    np.testing.assert_allclose(x, m.norm.to_data(ref), rtol=1e-12)
+    pts = np.random.default_rng(5).normal(size=(20, 2))
+    nll = ddpm.ode_nll(m, pts, steps=10)
+    ll, _ = ddpm_ref.ode_log_likelihood(eps_div, m.sched, m.norm.to_model(pts), 10)
+    expected = (-ll + np.log(m.norm.scale).sum()) / (2 * np.log(2))
+    assert nll["ode_nll_bits_per_dim"] == pytest.approx(expected.mean(), rel=1e-12)
+
+
+def test_exact_nll_in_data_units_gains_log2_of_the_scale_per_dimension(tmp_path):
+    # the change of variables x = s·u + m: scaling the data and the normaliser by 8 adds log2(8) = 3 bits/dim
+    import copy
+    res = ddpm.fit("8gaussians", steps=10, **SMALL)
+    x = np.random.default_rng(0).normal(size=(30, 2))
+    scaled = copy.deepcopy(res.model)
+    scaled.norm = type(scaled.norm)(scaled.norm.mean * 8, scaled.norm.scale * 8)
+    a = ddpm.ode_nll(res.model, x, steps=8)["ode_nll_bits_per_dim"]
+    b = ddpm.ode_nll(scaled, x * 8, steps=8)["ode_nll_bits_per_dim"]
+    assert b - a == pytest.approx(3.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("change, msg", [
+    (dict(T=40), "T = 40"), (dict(schedule="cosine"), "schedule = 'cosine'"),
+    (dict(model=MLPConfig(hidden=17, depth=2)), "model.hidden = 17"),
+    (dict(train=TrainConfig(steps=20, lr=1e-3)), "train.lr = 0.001"),
+    (dict(train=TrainConfig(steps=20, parametrization="v")), "train.parametrization = 'v'"),
+    (dict(steps=10), "steps = 10, fewer than the 20"), (dict(normalize="isotropic"), "normalize = 'isotropic'"),
+    (dict(schedule_params={"beta_start": 1e-3}), "schedule_params"),
+])
+def test_resume_refuses_a_setting_that_contradicts_the_checkpoint(tmp_path, change, msg):
+    kw = {**SMALL, "checkpoint_every": 10}
+    ddpm.fit("moons", tmp_path / "a", steps=20, **kw)
+    before = (tmp_path / "a" / "model.npz").read_bytes()
+    kw.pop("model") if "model" in change else None
+    with pytest.raises(ValueError, match=msg.replace("(", r"\(")):
+        ddpm.fit("moons", tmp_path / "a", resume=tmp_path / "a" / "model.npz", **{**kw, **change})
+    assert (tmp_path / "a" / "model.npz").read_bytes() == before
+
+
+def test_resume_to_more_steps_extends_the_run_and_agreeing_settings_are_accepted(tmp_path, capsys):
+    ddpm.fit("moons", tmp_path / "a", steps=20, **SMALL)
+    res = ddpm.fit("moons", tmp_path / "a", resume=tmp_path / "a" / "model.npz", steps=30,
+                   train=TrainConfig(steps=30), **SMALL)
+    assert res.model.step == 30 and res.model.tcfg.steps == 30 and res.model.losses.shape == (30,)
+    out = str(tmp_path / "c")
+    assert main(["fit", "moons", "--out", out, "--steps", "10", "--T", "30", "--hidden", "8", "--quiet"]) == 0
+    assert main(["fit", "moons", "--out", out, "--resume", out + "/model.npz", "--hidden", "8", "--quiet"]) == 0
+    assert main(["fit", "moons", "--out", out, "--resume", out + "/model.npz", "--hidden", "9", "--quiet"]) == 2
+    assert "model.hidden = 9" in capsys.readouterr().err
+    assert main(["fit", "moons", "--out", out, "--resume", out + "/model.npz", "--T", "31", "--quiet"]) == 2
+
+
+def test_sample_without_a_seed_draws_fresh_points_and_seeds_are_recorded(tmp_path, capsys):
+    res = ddpm.fit("moons", tmp_path / "a", steps=5, **SMALL)
+    a, b = ddpm.sample(res.model, 10), ddpm.sample(res.model, 10)
+    assert not np.allclose(a, b)
+    np.testing.assert_array_equal(ddpm.sample(res.model, 10, seed=7), ddpm.sample(res.model, 10, seed=7))
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["seed"] == 0 and isinstance(metrics["sample_seed"], int)
+    assert main(["sample", str(tmp_path / "a" / "model.npz"), "-n", "5", "--out", str(tmp_path / "s.npy"),
+                 "--seed", "11"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["seed"] == 11
 
 
 def test_preset_sohl_dickstein_runs_from_the_cli(tmp_path):
@@ -228,11 +327,25 @@ def test_preset_sohl_dickstein_runs_from_the_cli(tmp_path):
 def test_cli_samples_with_ddim_and_respaced_ancestral(tmp_path):
     out = tmp_path / "m"
     assert main(["fit", "moons", "--out", str(out), "--steps", "20", "--T", "50", "--hidden", "8", "--quiet"]) == 0
-    for extra in (["--sampler", "ddim", "--steps", "10", "--eta", "0"], ["--sampler", "ddim", "--eta", "1"],
-                  ["--steps", "7", "--spacing", "trailing"]):
-        f = tmp_path / f"s{len(extra)}{extra[-1]}.npy"
+    m = ddpm.load_model(out / "model.npz")
+    x_T = np.random.default_rng(0).standard_normal((30, 2))               # the CLI's default --seed 0
+    net = ddpm_ref.network(m.state["ema"], m.cfg)
+    ts10 = ddpm_ref.timesteps(50, 10, "even")
+    sched7, t_model7 = ddpm_ref.respace(m.sched, ddpm_ref.timesteps(50, 7, "trailing"))
+    expected = {   # each CLI call against the reference run on the same x_T (and the same z for numpy)
+        "ddim10": (["--sampler", "ddim", "--steps", "10", "--eta", "0"],
+                   ddpm_ref.ddim_sample_loop(net, m.sched, x_T, ts=ts10), 2e-3),
+        "resp7": (["--steps", "7", "--spacing", "trailing", "--backend", "numpy"],
+                  ddpm_ref.p_sample_loop(m.state["ema"], m.cfg, sched7, x_T, rng=_rng_after_xT(0, 30, 2),
+                                         t_model=t_model7), 1e-10),
+    }
+    for name, (extra, ref, tol) in expected.items():
+        f = tmp_path / f"{name}.npy"
         assert main(["sample", str(out / "model.npz"), "-n", "30", "--out", str(f)] + extra) == 0
-        assert np.load(f).shape == (30, 2) and np.all(np.isfinite(np.load(f)))
+        np.testing.assert_allclose(np.load(f), m.norm.to_data(ref), rtol=tol, atol=tol * m.norm.scale.max(), err_msg=name)
+    f = tmp_path / "ddim_eta1.npy"
+    assert main(["sample", str(out / "model.npz"), "-n", "30", "--out", str(f), "--sampler", "ddim", "--eta", "1"]) == 0
+    assert np.load(f).shape == (30, 2) and not np.allclose(np.load(f), np.load(tmp_path / "ddim10.npy"), atol=1e-3)
     with pytest.raises(ValueError, match="steps must be an integer in 1..T"):
         ddpm.sample(out / "model.npz", 5, steps=51)
     with pytest.raises(ValueError, match="eta must lie in"):
@@ -244,7 +357,10 @@ def test_cli_ode_sampler_and_exact_eval(tmp_path, capsys):
     assert main(["fit", "8gaussians", "--out", str(out), "--steps", "20", "--T", "50", "--hidden", "8", "--quiet"]) == 0
     f = tmp_path / "ode.npy"
     assert main(["sample", str(out / "model.npz"), "-n", "30", "--out", str(f), "--sampler", "ode", "--steps", "20"]) == 0
-    assert np.all(np.isfinite(np.load(f)))
+    m = ddpm.load_model(out / "model.npz")
+    ref = ddpm_ref.ode_sample(ddpm_ref.mlp_eps_div(m.state["ema"], m.cfg), m.sched,
+                              np.random.default_rng(0).standard_normal((30, 2)), steps=20)
+    np.testing.assert_allclose(np.load(f), m.norm.to_data(ref), rtol=1e-12)
     assert main(["eval", str(out / "model.npz"), "--data", "8gaussians", "-n", "50", "--exact"]) == 0
     ev = json.loads((out / "eval.json").read_text())
     assert np.isfinite(ev["ode_nll_bits_per_dim"]) and "bound_minus_ode_nll_bits_per_dim" in ev
