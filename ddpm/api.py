@@ -370,13 +370,13 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
         "bound_bits_per_dim_se": float(total.std(ddof=1) / np.sqrt(N) * to_bpd),
         "bound_bits_per_point": float(total.mean() / ddpm_ref.LN2),
         "L_T_bits_per_dim": float(b["L_T"].mean() * to_bpd),
-        "L_t_sum_bits_per_dim": float(b["L_t"].sum(axis=0).mean() * to_bpd),
+        "L_t_minus_1_sum_bits_per_dim": float(b["L_t_minus_1"].sum(axis=0).mean() * to_bpd),
         "L_0_bits_per_dim": float(b["L_0"].mean() * to_bpd),
         "L_T_bits_per_point": float(b["L_T"].mean() / ddpm_ref.LN2),
-        "L_t_sum_bits_per_point": float(b["L_t"].sum(axis=0).mean() / ddpm_ref.LN2),
+        "L_t_minus_1_sum_bits_per_point": float(b["L_t_minus_1"].sum(axis=0).mean() / ddpm_ref.LN2),
         "L_0_bits_per_point": float(b["L_0"].mean() / ddpm_ref.LN2),
         "bound_bits_per_point_se": float(total.std(ddof=1) / np.sqrt(N) / ddpm_ref.LN2),
-        "profile_bits_per_dim": (b["L_t"].mean(axis=1) * to_bpd).tolist(),   # index t; [1] holds L_0 below
+        "profile_bits_per_dim": (b["L_t_minus_1"].mean(axis=1) * to_bpd).tolist(),  # [t] = L_{t−1}; L_0 below
         "profile_L_0_bits_per_dim": float(b["L_0"].mean() * to_bpd),
         "per_point_nats": total,
     }

@@ -73,14 +73,14 @@ def save_loss_plot(path, losses: np.ndarray) -> None:
 
 
 def save_profile_plot(path, res: dict) -> None:
-    """The bound's terms against t (bits/dim): L_0 at t = 1, L_t for t = 2..T, L_T as a line."""
+    """The bound's terms against t (bits/dim): L_0 at t = 1, L_{t−1} for t = 2..T (Ho's labels), L_T as a line."""
     plt = _plt()
     prof = np.asarray(res["profile_bits_per_dim"], dtype=np.float64)
     T = len(prof) - 1
     fig, ax = plt.subplots(figsize=(7, 4))
     t = np.arange(2, T + 1)
     if T >= 2:
-        ax.plot(t, np.maximum(prof[2:], 1e-12), lw=1.2, label="L_t (t = 2..T)")
+        ax.plot(t, np.maximum(prof[2:], 1e-12), lw=1.2, label="$L_{t-1}$ (t = 2..T)")
     ax.scatter([1], [max(abs(res["profile_L_0_bits_per_dim"]), 1e-12)], color="C3", zorder=3,
                label=f"|L_0| = {abs(res['profile_L_0_bits_per_dim']):.3g}")
     ax.axhline(max(res["L_T_bits_per_dim"], 1e-12), color="C2", ls="--", lw=1, label=f"L_T = {res['L_T_bits_per_dim']:.2g}")

@@ -9,7 +9,7 @@ et al. 2015; modules follow the paper's order:
     optim.py      Adam, gradient clipping, EMA of the weights
     train.py      L_simple (Eq. 14) and Algorithm 1
     param.py      what the network predicts (ε, x_0, v, μ) and σ_t² (β, β̃, learned): conversions in one place
-    bound.py      the variational bound L_T + Σ L_t + L_0 (Eq. 5), Gaussian KL, decoders
+    bound.py      the variational bound L_T + Σ_{t≥2} L_{t−1} + L_0 (Eq. 5), Gaussian KL, decoders
     sample.py     p_θ(x_{t−1}|x_t) (Eqs. 1, 11) and Algorithm 2
     respace.py    K < T steps: timestep spacings, respaced schedules, DDIM and its inversion
     ode.py        the probability-flow ODE and its exact log-likelihood

@@ -1,8 +1,8 @@
 """The variational bound on −log p_θ(x_0) (Sohl-Dickstein et al. 2015; Ho et al. 2020, Eq. 5), term by term.
 
-    −log p_θ(x_0) ≤ L_T + Σ_{t=2..T} L_t + L_0                        (all in nats, per point)
+    −log p_θ(x_0) ≤ L_T + Σ_{t=2..T} L_{t−1} + L_0                    (all in nats, per point)
     L_T = KL(q(x_T|x_0) ‖ N(0, I))                                     prior term, no parameters
-    L_t = KL(q(x_{t−1}|x_t, x_0) ‖ p_θ(x_{t−1}|x_t)),  x_t ~ q(x_t|x_0)  (Gaussian KL in closed form)
+    L_{t−1} = KL(q(x_{t−1}|x_t, x_0) ‖ p_θ(x_{t−1}|x_t)),  x_t ~ q(x_t|x_0)  (Gaussian KL in closed form)
     L_0 = −log p_θ(x_0|x_1),  x_1 ~ q(x_1|x_0)                           the decoder
 
 The decoder is a continuous Gaussian N(x_0; μ_θ(x_1, 1), σ_1²) — a density, right for continuous
@@ -10,7 +10,7 @@ data — or, given a bin width w, Ho's discretised Gaussian: the probability mas
 [x_0 − w/2, x_0 + w/2] (a probability, right for data on a grid of spacing w).
 
 ``terms_at`` computes the step-t term for a batch (and its gradients w.r.t. μ_θ and log σ_t², used
-by the L_vlb objective); ``bound`` sums every t for every point (each L_t with one draw of x_t, so
+by the L_vlb objective); ``bound`` sums every t for every point (each L_{t−1} with one draw of x_t, so
 the per-point total is an unbiased Monte Carlo estimate of the bound, with a standard error).
 """
 
@@ -79,7 +79,7 @@ def terms_at(sched: Schedule, x0, xt, t, out, parametrization: str = "eps", var_
              bin_width: float | None = None, grads: bool = False):
     """The step-t term of the bound for a batch, per point (sum over D), in nats.
 
-    t ≥ 2: L_t = KL(q(x_{t−1}|x_t,x_0) ‖ N(μ_θ, σ_t²)); t = 1: L_0 = −log p_θ(x_0|x_1) (continuous
+    t ≥ 2: L_{t−1} = KL(q(x_{t−1}|x_t,x_0) ‖ N(μ_θ, σ_t²)); t = 1: L_0 = −log p_θ(x_0|x_1) (continuous
     Gaussian, or discretised with ``bin_width``). ``out`` is the network output (B, D), or (B, 2D)
     for learned variances. With ``grads=True`` also returns (∂term/∂out (B, out width)); the
     discretised decoder is for evaluation only and has no gradient here.
@@ -122,7 +122,7 @@ def bound(predict, sched: Schedule, x0, rng: np.random.Generator, parametrizatio
     coordinates (log p_x = log p_u − Σ log s); it is added to the continuous decoder term L_0 only,
     since KL terms do not change under an invertible map and a discretised probability has no Jacobian.
 
-    Returns per-point arrays in nats: ``L_T`` (N,), ``L_0`` (N,), ``L_t`` (T+1, N) with rows t = 2..T
+    Returns per-point arrays in nats: ``L_T`` (N,), ``L_0`` (N,), ``L_t_minus_1`` (T+1, N) whose row t holds L_{t−1} for t = 2..T
     filled (rows 0 and 1 zero), ``total`` (N,).
     """
     x0 = np.asarray(x0, dtype=np.float64)
@@ -130,7 +130,7 @@ def bound(predict, sched: Schedule, x0, rng: np.random.Generator, parametrizatio
     N, D = x0.shape
     T = sched.T
     L_T = prior_kl(sched, x0)
-    L_t = np.zeros((T + 1, N))
+    L_t_minus_1 = np.zeros((T + 1, N))                                  # row t: L_{t−1}
     L_0 = np.zeros(N)
     for t in range(1, T + 1):
         xt = q_sample(sched, x0, t, rng.standard_normal(x0.shape))
@@ -138,5 +138,6 @@ def bound(predict, sched: Schedule, x0, rng: np.random.Generator, parametrizatio
         if t == 1:
             L_0 = term + (log_scale if bin_width is None else 0.0)
         else:
-            L_t[t] = term
-    return {"L_T": L_T, "L_t": L_t, "L_0": L_0, "total": L_T + L_t.sum(axis=0) + L_0, "N": N, "D": D}
+            L_t_minus_1[t] = term
+    return {"L_T": L_T, "L_t_minus_1": L_t_minus_1, "L_0": L_0, "total": L_T + L_t_minus_1.sum(axis=0) + L_0,
+            "N": N, "D": D}

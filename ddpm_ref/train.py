@@ -11,8 +11,8 @@ Algorithm 1 (Training), repeated until converged:
 
 Objectives (``TrainConfig.objective``), each with its gradient written by hand:
     simple   L_simple = mean ‖target − out‖² (Eq. 14; the target is ε, x_0, v or μ̃ per parametrisation)
-    vlb      L_vlb = Σ_t L_t estimated as T·E_t[L_t] (bits per dimension), t uniform or importance-
-             sampled with p_t ∝ √E[L_t²] over the last 10 values seen at each t, weight 1/(T p_t)
+    vlb      L_vlb = Σ_{t=1..T} L_{t−1} (the step-t term; L_0 is the decoder) estimated as T·E_t[L_{t−1}]
+             (bits per dimension), t uniform or importance-sampled with p_t ∝ √E[L_{t−1}²] over the last 10 values seen at each t, weight 1/(T p_t)
              (Nichol & Dhariwal 2021, Sec. 3.3)
     hybrid   L_simple + λ·L_vlb with λ = 0.001 and μ_θ held fixed inside L_vlb (stop-gradient), so
              L_vlb only trains the learned variance (Nichol & Dhariwal 2021, Sec. 3.1)
@@ -37,7 +37,7 @@ __all__ = ["TrainConfig", "OBJECTIVES", "loss_simple", "draw_batch", "init_state
            "learning_rate", "importance_probs", "importance_weights", "HISTORY"]
 
 OBJECTIVES = ("simple", "vlb", "hybrid")
-HISTORY = 10                     # recent L_t values kept per t for importance sampling
+HISTORY = 10                     # recent L_{t−1} values kept per t for importance sampling
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def loss_simple(target_: np.ndarray, out: np.ndarray) -> tuple[float, np.ndarray
 
 
 def importance_probs(state: dict, T: int) -> np.ndarray | None:
-    """p_t ∝ √E[L_t²] over the stored history, mixed with 0.1% uniform; None until every t has
+    """p_t ∝ √E[L_{t−1}²] over the stored history, mixed with 0.1% uniform; None until every t has
     HISTORY values (sampling stays uniform until then)."""
     count = state["lt_count"][1:]
     if count.min() < HISTORY:
@@ -120,7 +120,7 @@ def importance_probs(state: dict, T: int) -> np.ndarray | None:
 
 
 def importance_weights(p_t: np.ndarray | None, t: np.ndarray, T: int) -> np.ndarray | None:
-    """The weights 1/(T·p_t) that make Σ_t L_t = T·E_{t~U}[L_t] = E_{t~p}[L_t / p_t] unbiased under
+    """The weights 1/(T·p_t) that make Σ_t L_{t−1} = T·E_{t~U}[L_{t−1}] = E_{t~p}[L_{t−1}/p_t] unbiased under
     importance sampling t ~ p_t (Nichol & Dhariwal 2021, Eq. 18); None (weight 1) for uniform t."""
     return None if p_t is None else 1.0 / (T * p_t[np.asarray(t) - 1])
 
@@ -149,7 +149,7 @@ def objective_and_grads(params: dict, x0: np.ndarray, t: np.ndarray, eps: np.nda
                         cfg: MLPConfig, tcfg: TrainConfig, weights: np.ndarray | None = None):
     """The training objective for given draws (x_0, t, ε) and its gradient w.r.t. every parameter.
 
-    Returns (loss, grads, vlb_terms): ``vlb_terms`` (B,) are the per-point bound terms L_t in nats
+    Returns (loss, grads, vlb_terms): ``vlb_terms`` (B,) are the per-point bound terms L_{t−1} in nats
     (None for L_simple), which feed the importance sampler's history.
     """
     D = x0.shape[1]
@@ -163,7 +163,7 @@ def objective_and_grads(params: dict, x0: np.ndarray, t: np.ndarray, eps: np.nda
     if tcfg.objective in ("vlb", "hybrid"):
         term, dterm = terms_at(sched, x0, xt, t, out, tcfg.parametrization, tcfg.var_type, grads=True)
         w = np.ones(x0.shape[0]) if weights is None else weights
-        scale = sched.T / (D * LN2)                                        # Σ_t L_t = T·E_t[L_t], bits/dim
+        scale = sched.T / (D * LN2)                                        # Σ_t L_{t−1} = T·E_t[L_{t−1}], bits/dim
         l_v = float(np.mean(w * term)) * scale
         dv = (w * scale / x0.shape[0])[:, None] * dterm                     # (B, n_out)
         if tcfg.objective == "hybrid":
@@ -194,7 +194,7 @@ def train_step(state: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarray, sche
 
 
 def _push_history(state: dict, t: np.ndarray, term: np.ndarray):
-    """Append each L_t value of the batch to its t's ring buffer of the last HISTORY values."""
+    """Append each L_{t−1} value of the batch to its t's ring buffer of the last HISTORY values."""
     hist, count = state["lt_hist"].copy(), state["lt_count"].copy()
     for ti, li in zip(np.broadcast_to(t, term.shape), term):
         hist[ti, count[ti] % HISTORY] = li

@@ -173,10 +173,10 @@ def test_cli_reports_a_bad_data_file(tmp_path, capsys):
 def test_fit_reports_a_heldout_bound_and_eval_writes_json(tmp_path, capsys):
     res = ddpm.fit("8gaussians", tmp_path / "g", steps=30, **SMALL)
     hb = res.metrics["heldout_bound"]
-    for key in ("bound_bits_per_dim", "bound_bits_per_dim_se", "L_T_bits_per_dim", "L_t_sum_bits_per_dim",
+    for key in ("bound_bits_per_dim", "bound_bits_per_dim_se", "L_T_bits_per_dim", "L_t_minus_1_sum_bits_per_dim",
                 "L_0_bits_per_dim", "n_points"):
         assert key in hb, key
-    total = hb["L_T_bits_per_dim"] + hb["L_t_sum_bits_per_dim"] + hb["L_0_bits_per_dim"]
+    total = hb["L_T_bits_per_dim"] + hb["L_t_minus_1_sum_bits_per_dim"] + hb["L_0_bits_per_dim"]
     assert total == pytest.approx(hb["bound_bits_per_dim"], rel=1e-9)
     assert (tmp_path / "g" / "bound_profile.png").is_file()
     model = str(tmp_path / "g" / "model.npz")
@@ -199,7 +199,7 @@ def test_bound_is_reported_in_data_coordinates(tmp_path):
     scaled.norm = type(scaled.norm)(scaled.norm.mean * 8, scaled.norm.scale * 8)
     b = ddpm.likelihood_bound(scaled, x * 8, seed=0)
     assert b["bound_bits_per_dim"] - a["bound_bits_per_dim"] == pytest.approx(3.0, rel=1e-9)
-    assert b["L_t_sum_bits_per_dim"] == pytest.approx(a["L_t_sum_bits_per_dim"], rel=1e-9)
+    assert b["L_t_minus_1_sum_bits_per_dim"] == pytest.approx(a["L_t_minus_1_sum_bits_per_dim"], rel=1e-9)
 
 
 def test_learned_variance_and_other_parametrisations_fit_and_sample(tmp_path):
