@@ -52,10 +52,32 @@ def test_loss_simple_gradient_equals_finite_differences(rng):
     np.testing.assert_allclose(d, _fd(lambda: ddpm_ref.loss_simple(eps, eps_theta)[0], eps_theta), rtol=1e-6)
 
 
-def test_timestep_embedding_is_sin_cos_pairs():
-    e = ddpm_ref.timestep_embedding(np.array([0, 7]), 4, max_period=100.0)
-    np.testing.assert_allclose(e[0], [0, 0, 1, 1])
-    np.testing.assert_allclose(e[1], [np.sin(7), np.sin(0.7), np.cos(7), np.cos(0.7)])
+# The documented formula, written out by hand: [sin(t·ω_0), …, sin(t·ω_{E/2−1}), cos(t·ω_0), …],
+# ω_k = max_period^(−k/(E/2)).  E = 4, max_period = 10⁴: ω = (1, 10⁴^(−1/2)) = (1, 0.01);
+# E = 6: ω = (1, 10⁴^(−1/3), 10⁴^(−2/3)); E = 4, max_period = 100: ω = (1, 0.1).
+_W6 = (1.0, 10.0 ** (-4 / 3), 10.0 ** (-8 / 3))
+
+
+@pytest.mark.parametrize("t, dim, max_period, expected", [
+    (0, 4, 10000.0, [0.0, 0.0, 1.0, 1.0]),
+    (3, 4, 10000.0, [np.sin(3.0), np.sin(0.03), np.cos(3.0), np.cos(0.03)]),
+    (500, 4, 10000.0, [np.sin(500.0), np.sin(5.0), np.cos(500.0), np.cos(5.0)]),
+    (7, 4, 100.0, [np.sin(7.0), np.sin(0.7), np.cos(7.0), np.cos(0.7)]),
+    (250, 6, 10000.0, [np.sin(250 * _W6[0]), np.sin(250 * _W6[1]), np.sin(250 * _W6[2]),
+                       np.cos(250 * _W6[0]), np.cos(250 * _W6[1]), np.cos(250 * _W6[2])]),
+])
+def test_timestep_embedding_equals_its_formula_written_out(t, dim, max_period, expected):
+    e = ddpm_ref.timestep_embedding(t, dim, max_period=max_period)
+    assert e.shape == (1, dim)
+    np.testing.assert_allclose(e[0], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_timestep_embedding_rows_follow_the_batch_of_steps():
+    t = np.array([0, 3, 500])
+    e = ddpm_ref.timestep_embedding(t, 4)
+    assert e.shape == (3, 4)
+    for i, ti in enumerate(t):
+        np.testing.assert_array_equal(e[i], ddpm_ref.timestep_embedding(ti, 4)[0])
 
 
 def test_adam_matches_hand_computed_steps():
@@ -137,3 +159,23 @@ def test_training_lowers_the_loss(rng):
     state, losses = ddpm_ref.train(state, data, sched, cfg, tcfg, rng, 300)
     assert state["opt"]["step"] == 300
     assert losses[-50:].mean() < 0.7 * losses[:10].mean()
+
+
+def test_learning_rate_is_the_cosine_decay_from_lr_to_lr_final_frac():
+    tcfg = ddpm_ref.TrainConfig(steps=1000, lr=2e-3, lr_final_frac=0.05)
+    lr, lo = 2e-3, 2e-3 * 0.05
+    assert ddpm_ref.learning_rate(tcfg, 0) == pytest.approx(lr, rel=1e-14)
+    assert ddpm_ref.learning_rate(tcfg, 1000) == pytest.approx(lo, rel=1e-12)
+    assert ddpm_ref.learning_rate(tcfg, 500) == pytest.approx((lr + lo) / 2, rel=1e-12)
+    # a quarter of the way: lo + ½(lr − lo)(1 + cos(π/4)), cos(π/4) = √2/2
+    assert ddpm_ref.learning_rate(tcfg, 250) == pytest.approx(lo + 0.5 * (lr - lo) * (1 + np.sqrt(2) / 2), rel=1e-12)
+    assert ddpm_ref.learning_rate(tcfg, 750) == pytest.approx(lo + 0.5 * (lr - lo) * (1 - np.sqrt(2) / 2), rel=1e-12)
+    steps = np.arange(0, 1001)
+    lrs = np.array([ddpm_ref.learning_rate(tcfg, int(k)) for k in steps])
+    assert np.all(np.diff(lrs) < 0)                                        # strictly decreasing on [0, steps]
+
+
+@pytest.mark.parametrize("past", [1001, 1500, 2000, 10**6])
+def test_learning_rate_stays_at_its_final_value_past_steps(past):
+    tcfg = ddpm_ref.TrainConfig(steps=1000, lr=2e-3, lr_final_frac=0.05)
+    assert ddpm_ref.learning_rate(tcfg, past) == pytest.approx(2e-3 * 0.05, rel=1e-12)
