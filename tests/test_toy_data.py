@@ -32,11 +32,222 @@ def test_8gaussians_density_integrates_to_one_and_matches_samples():
     assert r.mean() == pytest.approx(2.0, abs=0.02)
 
 
-def test_checkerboard_occupies_alternate_squares():
-    x = draw("checkerboard", 5000, np.random.default_rng(0))
-    cell = (np.floor(x[:, 0] / 2) + np.floor(x[:, 1] / 2)) % 2
-    assert np.all(cell == cell[0])
+# --- each generator's shape and noise level, read back from 100,000 points ------------------------
+#
+# Each test recovers the noise the generator added (the residual off its circle, arc, curve, centre
+# or line) and compares its mean and standard deviation with the values written in toy_data. With
+# N = 100,000 the standard error of a standard deviation is 0.2% (0.6% for one of 8 clusters); the
+# tolerance REL = 3% leaves room for the curvature terms (O(σ²/R²), ≤ 1%) and still fails on a noise
+# level off by 5% or more.
+
+N = 100_000
+REL = 0.03
+
+
+def _points(name, seed=0):
+    return draw(name, N, np.random.default_rng(seed))
+
+
+def _assert_fractions(labels, probs, atol=0.01):
+    counts = np.bincount(labels, minlength=len(probs))
+    np.testing.assert_allclose(counts / len(labels), probs, atol=atol)
+
+
+def _nearest_on_curve(q, u0, c, dc, ddc, lo, hi, iters=30):
+    """u* minimising |q − c(u)| near u0 (Newton on ½|q − c(u)|², kept in [lo, hi]); the residual
+    r = q − c(u*) (n, 2); the curve's unit normal n̂ = (−c'_y, c'_x)/|c'| at u*, so that r·n̂ is the
+    signed distance; and r's component along the curve, |r·c'|/|c'|, 0 where Newton converged (and
+    set to 0 at a clipped end, where the nearest point need not be stationary)."""
+    u = u0.copy()
+    for _ in range(iters):
+        r = q - c(u)                                                        # (n, 2)
+        d1, d2 = dc(u), ddc(u)
+        u = np.clip(u + (r * d1).sum(1) / ((d1 * d1).sum(1) - (r * d2).sum(1)), lo, hi)
+    d1 = dc(u)
+    r = q - c(u)
+    along = np.where((u > lo) & (u < hi), np.abs((r * d1).sum(1)) / np.linalg.norm(d1, axis=1), 0.0)
+    normal = np.stack([-d1[:, 1], d1[:, 0]], 1) / np.linalg.norm(d1, axis=1, keepdims=True)
+    return u, r, normal, along
+
+
+def test_moons_points_lie_off_their_two_arcs_with_noise_sd_0_1():
+    # upper arc: centre (0, 0), radius 1, polar angle in [0, π]; lower arc (1 − cos a, 0.5 − sin a):
+    # centre (1, 0.5), radius 1, polar angle in [−π, 0]; n//2 points on each; noise N(0, 0.1² I).
+    x = _points("moons")
+    dists, resid, angle = [], [], []
+    for centre, (a_lo, a_hi) in (((0.0, 0.0), (0.0, np.pi)), ((1.0, 0.5), (-np.pi, 0.0))):
+        v = x - np.array(centre)
+        rho, theta = np.linalg.norm(v, axis=1), np.arctan2(v[:, 1], v[:, 0])
+        ends = np.array(centre) + np.array([[np.cos(a_lo), np.sin(a_lo)], [np.cos(a_hi), np.sin(a_hi)]])
+        to_end = np.linalg.norm(x[:, None, :] - ends[None], axis=2).min(1)
+        on_arc = (theta >= a_lo) & (theta <= a_hi)
+        dists.append(np.where(on_arc, np.abs(rho - 1.0), to_end))         # exact distance to the arc
+        resid.append(rho - 1.0)
+        angle.append(np.mod(theta - a_lo + np.pi / 2, 2 * np.pi) - np.pi / 2)  # along the arc: 0..π on it
+    arc = np.argmin(dists, axis=0)                                          # (N,) 0 upper, 1 lower
+    _assert_fractions(arc, [0.5, 0.5])
+    d = np.choose(arc, dists)
+    assert np.sqrt(np.mean(d ** 2)) == pytest.approx(0.1, rel=0.05)          # ends and curvature included
+    for k in (0, 1):
+        # away from the ends the signed distance to the circle is the radial noise component
+        a = angle[k][arc == k]
+        r = resid[k][arc == k][(a > 0.3) & (a < np.pi - 0.3)]
+        assert abs(r.mean()) < 0.01, (k, r.mean())                          # radius 1 (bias σ²/2 = 0.005)
+        assert r.std() == pytest.approx(0.1, rel=REL), k
+        assert a.mean() == pytest.approx(np.pi / 2, abs=0.02), k            # uniform along the arc
+
+
+def test_circles_radii_are_1_and_0_5_with_noise_sd_0_05():
+    x = _points("circles")
+    rho = np.linalg.norm(x, axis=1)
+    ring = (rho > 0.75).astype(int)                                         # 0: r = 0.5, 1: r = 1
+    _assert_fractions(ring, [0.5, 0.5])
+    for k, r in enumerate((0.5, 1.0)):
+        res = rho[ring == k] - r
+        assert abs(res.mean()) < 0.005, (r, res.mean())                     # bias σ²/(2r) ≤ 0.0025
+        assert res.std() == pytest.approx(0.05, rel=REL), r
+        ang = np.arctan2(x[ring == k, 1], x[ring == k, 0])
+        assert abs(np.cos(ang).mean()) < 0.01 and abs(np.sin(ang).mean()) < 0.01   # uniform angle
+
+
+def test_rings_radii_0_5_to_2_weighted_by_radius_with_noise_sd_0_04():
+    # radii 1, 2, 3, 4 with probability ∝ radius, noise 0.08, all halved
+    x = _points("rings")
+    rho = np.linalg.norm(x, axis=1)
+    radii = np.array([0.5, 1.0, 1.5, 2.0])
+    ring = np.argmin(np.abs(rho[:, None] - radii[None]), axis=1)
+    _assert_fractions(ring, [0.1, 0.2, 0.3, 0.4])
+    for k, r in enumerate(radii):
+        res = rho[ring == k] - r
+        assert abs(res.mean()) < 0.004, (r, res.mean())
+        assert res.std() == pytest.approx(0.04, rel=REL), r
+
+
+def test_8gaussians_centres_on_the_radius_2_circle_with_sd_0_2():
+    x = _points("8gaussians")
+    a = 2 * np.pi * np.arange(8) / 8
+    centres = 2.0 * np.stack([np.cos(a), np.sin(a)], axis=1)
+    k = np.argmin(((x[:, None, :] - centres[None]) ** 2).sum(-1), axis=1)
+    _assert_fractions(k, np.full(8, 1 / 8))
+    for j in range(8):
+        off = x[k == j] - centres[j]
+        np.testing.assert_allclose(off.mean(0), 0.0, atol=0.01, err_msg=f"centre {j}")
+        np.testing.assert_allclose(off.std(0), 0.2, rtol=REL, err_msg=f"centre {j}")
+        assert abs(np.corrcoef(off.T)[0, 1]) < 0.05                         # isotropic
+
+
+def test_25gaussians_sit_on_the_integer_grid_with_sd_0_05():
+    x = _points("25gaussians")
+    g = np.clip(np.round(x), -2, 2)
+    cell = ((g[:, 0] + 2) * 5 + (g[:, 1] + 2)).astype(int)
+    _assert_fractions(cell, np.full(25, 1 / 25), atol=0.003)
+    off = x - g
+    np.testing.assert_allclose(off.mean(0), 0.0, atol=0.002)
+    np.testing.assert_allclose(off.std(0), 0.05, rtol=REL)
+    assert np.abs(off).max() < 0.4                                          # every point by its own centre
+
+
+def test_checkerboard_is_uniform_on_the_8_alternate_squares_of_side_2():
+    x = _points("checkerboard")
     assert np.all(np.abs(x) <= 4)
+    i = np.floor(x / 2).astype(int)                                         # square index, −2..1 per axis
+    assert np.all((i[:, 0] + i[:, 1]) % 2 == 0)                             # only squares with i + j even
+    occupied = [(a, b) for a in range(-2, 2) for b in range(-2, 2) if (a + b) % 2 == 0]
+    label = ((i[:, 0] + 2) * 4 + (i[:, 1] + 2))
+    counts = np.bincount(label, minlength=16)
+    for a, b in occupied:
+        assert counts[(a + 2) * 4 + (b + 2)] / N == pytest.approx(1 / 8, abs=0.01), (a, b)
+    frac = x / 2 - i                                                        # position inside the square
+    np.testing.assert_allclose(frac.mean(0), 0.5, atol=0.005)
+    np.testing.assert_allclose(frac.var(0), 1 / 12, rtol=REL)
+
+
+def test_swiss_roll_lies_off_the_spiral_u_cos_u_u_sin_u_with_noise_sd_0_5():
+    # 10·x = u·(cos u, sin u) + N(0, 0.5² I), u ~ U(1.5π, 4.5π): turns 2π apart, so the nearest point
+    # of the curve is the one the point came from, and the signed normal distance is the noise's
+    # normal component, sd 0.5.
+    q = 10 * _points("swiss_roll")
+    lo, hi = 1.5 * np.pi, 4.5 * np.pi
+    rho, phi = np.linalg.norm(q, axis=1), np.arctan2(q[:, 1], q[:, 0])
+    u0 = np.clip(phi + 2 * np.pi * np.round((rho - phi) / (2 * np.pi)), lo, hi)  # u ≡ φ (mod 2π), u ≈ ρ
+    c = lambda u: u[:, None] * np.stack([np.cos(u), np.sin(u)], 1)
+    dc = lambda u: np.stack([np.cos(u) - u * np.sin(u), np.sin(u) + u * np.cos(u)], 1)
+    ddc = lambda u: np.stack([-2 * np.sin(u) - u * np.cos(u), 2 * np.cos(u) - u * np.sin(u)], 1)
+    u, r, normal, along = _nearest_on_curve(q, u0, c, dc, ddc, lo, hi)
+    assert along.max() < 1e-9                                               # Newton converged
+    dist = (r * normal).sum(1)
+    inner = (u > lo + 0.5) & (u < hi - 0.5)
+    assert abs(dist[inner].mean()) < 0.05                                  # curvature bias −κσ²/2 ≈ −0.015
+    assert dist[inner].std() == pytest.approx(0.5, rel=REL)
+    assert u.mean() == pytest.approx(3 * np.pi, abs=0.03)                  # u uniform on [1.5π, 4.5π]
+
+
+def test_2spirals_lie_off_two_mirrored_arms_by_a_uniform_0_to_0_5_jitter():
+    # 3·x = ±(−m cos m, m sin m) + j, m = 3π·√U, j ~ U[0, 0.5)² (the same for both arms). The nearest
+    # curve point removes j's tangential part: the signed normal distance is j·n̂, whose mean is
+    # 0.25·(n̂_x + n̂_y) and whose variance is (0.5²/12)|n̂|² = 0.5²/12 whatever n̂ is.
+    q = 3 * _points("2spirals")
+    lo, hi = 0.0, 3 * np.pi
+    rho, phi = np.linalg.norm(q, axis=1), np.arctan2(q[:, 1], q[:, 0])
+    best = None
+    for sign, phase in ((1.0, np.pi), (-1.0, 0.0)):                       # arm +: angle π − m; arm −: −m
+        base = phase - phi
+        m0 = np.clip(base + 2 * np.pi * np.round((rho - base) / (2 * np.pi)), lo, hi)
+        c = lambda m, s=sign: s * m[:, None] * np.stack([-np.cos(m), np.sin(m)], 1)
+        dc = lambda m, s=sign: s * np.stack([-np.cos(m) + m * np.sin(m), np.sin(m) + m * np.cos(m)], 1)
+        ddc = lambda m, s=sign: s * np.stack([2 * np.sin(m) + m * np.cos(m), 2 * np.cos(m) - m * np.sin(m)], 1)
+        m, r, normal, along = _nearest_on_curve(q, m0, c, dc, ddc, lo, hi)
+        arm = np.full(len(q), sign)
+        if best is None:
+            best = [m, r, normal, along, arm]
+        else:                                                              # keep the nearer arm
+            closer = np.linalg.norm(r, axis=1) < np.linalg.norm(best[1], axis=1)
+            for b, new in zip(best, (m, r, normal, along, arm)):
+                b[closer] = new[closer]
+    m, r, normal, along, arm = best
+    assert along.max() < 1e-9                                               # Newton converged on that arm
+    dist = (r * normal).sum(1)
+    assert np.mean(arm > 0) == pytest.approx(0.5, abs=0.01)
+    assert np.abs(dist).max() < 0.5 * np.sqrt(2) + 0.05                   # |j| < 0.5·√2
+    inner = (m > np.pi) & (m < hi - 0.5)                                   # curvature radius ≳ π there
+    e = dist[inner] - 0.25 * normal[inner].sum(1)
+    assert abs(e.mean()) < 0.02                                            # curvature terms O(κ·0.25²) ≈ 0.01
+    assert e.std() == pytest.approx(0.5 / np.sqrt(12), rel=REL)
+    assert np.mean(m < 1.5 * np.pi) == pytest.approx(0.25, abs=0.01)       # P(m < 3π/2) = (1/2)²: m = 3π√U
+
+
+def test_pinwheel_arms_recover_radial_sd_0_3_and_tangential_sd_0_1():
+    # x/2 = R(−θ)·f with f = (1 + 0.3 z_1, 0.1 z_2), θ = 2πk/5 + 0.25·e^{f_1}, k uniform on 0..4.
+    # Writing f = ρ(cos χ, sin χ) with ρ = |x|/2 and ψ the polar angle of x: χ − 0.25 e^{ρ cos χ} ≡ ψ
+    # (mod 2π/5), which fixes χ by iteration; then f_1 = ρ cos χ, f_2 = ρ sin χ and k are read back.
+    y = _points("pinwheel") / 2
+    rho, psi = np.linalg.norm(y, axis=1), np.arctan2(y[:, 1], y[:, 0])
+    arm = 2 * np.pi / 5
+    wrap = lambda a: (a + arm / 2) % arm - arm / 2
+    chi = wrap(psi + 0.25 * np.exp(rho))
+    for _ in range(50):
+        chi = wrap(psi + 0.25 * np.exp(rho * np.cos(chi)))
+    f1, f2 = rho * np.cos(chi), rho * np.sin(chi)
+    assert np.max(np.abs(wrap(chi - 0.25 * np.exp(f1) - psi))) < 1e-9       # the fixed point was reached
+    k = np.round(-(psi + 0.25 * np.exp(f1) - chi) / arm).astype(int) % 5
+    _assert_fractions(k, np.full(5, 0.2))
+    assert f1.mean() == pytest.approx(1.0, abs=0.01)
+    assert f1.std() == pytest.approx(0.3, rel=REL)
+    assert abs(f2.mean()) < 0.002
+    assert f2.std() == pytest.approx(0.1, rel=REL)
+
+
+def test_line_points_lie_off_y_equals_x_over_2_with_noise_sd_0_03():
+    x = _points("line")
+    normal = np.array([-0.5, 1.0]) / np.sqrt(1.25)
+    along = np.array([1.0, 0.5]) / np.sqrt(1.25)
+    d = x @ normal                                                          # exact: the line is infinite
+    assert abs(d.mean()) < 0.001
+    assert d.std() == pytest.approx(0.03, rel=REL)
+    s = x @ along                                                           # U(−2, 2)·√1.25 plus noise
+    assert s.mean() == pytest.approx(0.0, abs=0.02)
+    assert s.var() == pytest.approx(16 * 1.25 / 12 + 0.03 ** 2, rel=REL)
+    assert np.abs(x[:, 0]).max() < 2 + 6 * 0.03
 
 
 def test_unknown_name_lists_known_ones():
