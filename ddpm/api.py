@@ -22,7 +22,7 @@ import ddpm_ref
 import toy_data
 from ddpm_ref import MLPConfig, TrainConfig
 
-from .metrics import energy_distance
+from .metrics import sample_statistics
 from .model import Model, Normalizer, data_fingerprint
 
 __all__ = ["fit", "sample", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
@@ -32,7 +32,7 @@ BACKENDS = ddpm_fast.BACKENDS
 OUTPUT_FILES = ("model.npz", "samples.npy", "samples.png", "loss.png", "bound_profile.png", "metrics.json")
 N_TRAIN_DEFAULT = 100_000     # points drawn from a built-in generator for training: enough that the
                               # training set's own sampling error is small next to the evaluation floor
-N_EVAL = 5_000                # samples and fresh data points compared by the energy distance
+N_EVAL = 5_000                # samples drawn after a fit, and fresh data points they are compared with
 FINAL_LOSS_WINDOW = 200       # final_loss = mean L_simple over the last steps (one step is noisy)
 N_BOUND = 1_000               # held-out points on which fit reports the likelihood bound (SE ≈ 0.02 bits/dim)
 N_FLOOR_DRAWS = 4             # the floor is averaged over this many reference draws: one draw's value
@@ -71,10 +71,11 @@ def _choose_backend(backend: str | None, tcfg: TrainConfig | None = None) -> str
 def resolve_data(data, seed: int = 0, n_train: int = N_TRAIN_DEFAULT, n_eval: int = N_EVAL):
     """Turn ``data`` (a built-in name, a .npy/.csv path, or an (N, D) array) into training and evaluation sets.
 
-    Returns (train (N, D), held_out (M, D), references [(M, D)] * N_FLOOR_DRAWS, source). For a
+    Returns (train (N, D), held_out (M, D), references [(R, D)] * N_FLOOR_DRAWS, source). For a
     built-in name the held-out set and each reference are fresh, independent draws of n_eval points;
-    for a user's data a random 20% (at most n_eval points) is held out and the references are
-    same-size random subsets of the training part.
+    for a user's data a random 20% (at most n_eval points) is held out and the references are random
+    subsets of R = min(n_eval, N) training points: R is the number of samples compared with the
+    held-out set, so that statistic and floor are measured at the same sizes.
     """
     ss_data, _, ss_eval = np.random.SeedSequence(seed).spawn(3)
     ss_held, *ss_refs = ss_eval.spawn(1 + N_FLOOR_DRAWS)
@@ -97,7 +98,8 @@ def resolve_data(data, seed: int = 0, n_train: int = N_TRAIN_DEFAULT, n_eval: in
     perm = np.random.default_rng(ss_data).permutation(x.shape[0])
     m = min(n_eval, max(2, x.shape[0] // 5))
     held, train = x[perm[:m]], x[perm[m:]]
-    refs = [train[np.random.default_rng(ss).permutation(train.shape[0])[:m]] for ss in ss_refs]
+    r = min(n_eval, train.shape[0])
+    refs = [train[np.random.default_rng(ss).permutation(train.shape[0])[:r]] for ss in ss_refs]
     return train, held, refs, source
 
 
@@ -204,7 +206,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
 
     t0 = time.perf_counter()
     sample_seed = int(ss_eval.generate_state(1)[0])
-    samples = sample(m, held.shape[0], seed=sample_seed, backend=backend if backend in ("numpy", "cupy") else None)
+    samples = sample(m, n_eval, seed=sample_seed, backend=backend if backend in ("numpy", "cupy") else None)
     sample_seconds = time.perf_counter() - t0
     metrics = {
         "dataset": source, "seed": m.info.get("seed", seed), "sample_seed": sample_seed,
@@ -213,13 +215,11 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         "parametrization": m.tcfg.parametrization, "var_type": m.tcfg.var_type,
         "final_loss": float(np.mean(m.losses[-FINAL_LOSS_WINDOW:])) if m.losses.size else None,
         "final_loss_window": FINAL_LOSS_WINDOW,
-        "n_eval": int(held.shape[0]),
-        "energy_distance": energy_distance(samples, held),
-        "energy_distance_floor": float(np.mean([energy_distance(r, held) for r in refs])),
-        "energy_distance_floor_draws": N_FLOOR_DRAWS,
-        "train_seconds": round(train_seconds, 3), "sample_seconds": round(sample_seconds, 3),
+        "n_eval": int(n_eval), "train_seconds": round(train_seconds, 3), "sample_seconds": round(sample_seconds, 3),
     }
-    metrics["energy_ratio"] = metrics["energy_distance"] / metrics["energy_distance_floor"]
+    t0 = time.perf_counter()
+    metrics.update(sample_statistics(samples[:refs[0].shape[0]], held, refs))
+    metrics["statistics_seconds"] = round(time.perf_counter() - t0, 3)
     t0 = time.perf_counter()
     lb = likelihood_bound(m, held[:N_BOUND], seed=int(ss_eval.generate_state(2)[1]))
     lb.pop("per_point_nats")
@@ -340,7 +340,7 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
     Every term is summed over all t (``ddpm_ref.bound``) and reported in bits, per point and per
     dimension, with its Monte Carlo standard error over points; the standardisation's log-Jacobian
     Σ_d log s_d is included in L_0 (continuous decoder), so the numbers are densities of x itself.
-    ``bin_width`` (data units) switches to Ho's discretised decoder: then the bound is on the
+    ``bin_width`` (data units) switches to a discretised decoder (Ho's Eq. 13 without its ±∞ edge bins: every bin is [x − w/2, x + w/2]): then the bound is on the
     probability of x's bin, in bits, and no Jacobian applies. Also returns the per-t profile.
     """
     m = model if isinstance(model, Model) else Model.load(model)
@@ -400,7 +400,9 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
     """``ddpm eval``: the likelihood bound on ``data`` and the sample statistics of ``metrics.json``.
 
     ``data``: a built-in name (n fresh points, independent of the training draw) or a .npy/.csv file
-    / array (all its points, at most n used for the bound).
+    / array (half its points, at most n, for the bound and as the held-out side of the sample
+    statistics; references for their floors from the other half). n samples are drawn; as many as a
+    reference holds are compared (``sample_statistics``).
     """
     if exact and bin_width is not None:
         raise ValueError("exact=True (--exact) gives a density of x under the ODE and bin_width gives the "
@@ -417,16 +419,15 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
         perm = np.random.default_rng(ss_x).permutation(x_all.shape[0])
         half = max(1, min(n, x_all.shape[0] // 2))
         x, rest = x_all[perm[:half]], x_all[perm[half:]]
-        refs = [rest[np.random.default_rng(s_).permutation(rest.shape[0])[:half]] for s_ in ss_ref.spawn(N_FLOOR_DRAWS)]
+        r = min(n, rest.shape[0])
+        refs = [rest[np.random.default_rng(s_).permutation(rest.shape[0])[:r]] for s_ in ss_ref.spawn(N_FLOOR_DRAWS)]
         source = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "array"
     res = likelihood_bound(m, x, seed=int(ss_bound.generate_state(1)[0]), bin_width=bin_width)
     per_point_bpd = res.pop("per_point_nats") / (x.shape[1] * ddpm_ref.LN2)
     sample_seed = int(ss_sample.generate_state(1)[0])
-    samples = sample(m, x.shape[0], seed=sample_seed)
-    res.update({"data": source, "seed": seed, "sample_seed": sample_seed, "energy_distance": energy_distance(samples, x),
-                "energy_distance_floor": float(np.mean([energy_distance(r, x) for r in refs])),
-                "energy_distance_floor_draws": N_FLOOR_DRAWS})
-    res["energy_ratio"] = res["energy_distance"] / res["energy_distance_floor"]
+    samples = sample(m, n, seed=sample_seed)
+    res.update({"data": source, "seed": seed, "sample_seed": sample_seed})
+    res.update(sample_statistics(samples[:refs[0].shape[0]], x, refs))
     if exact:
         ode = ode_nll(m, x)
         ode_pp = ode.pop("per_point_bpd")

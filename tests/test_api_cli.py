@@ -31,9 +31,21 @@ def test_fit_writes_every_output_and_sane_metrics(tmp_path):
         assert key in metrics
     assert metrics["steps"] == 50 and metrics["T"] == 30
     assert 0 < metrics["energy_distance_floor"] < metrics["energy_distance"]   # 50 steps is not a fit
+    for key in ("w2", "mmd2"):                  # exact W2 and small-bandwidth MMD², each next to its floor
+        assert metrics[f"{key}_ratio"] == pytest.approx(metrics[key] / metrics[f"{key}_floor"]) and metrics[f"{key}_ratio"] > 1
+    assert metrics["n_samples"] == metrics["n_heldout"] == metrics["n_w2"] == 300
     s = np.load(tmp_path / "run" / "samples.npy")
     assert s.shape == (300, 2)
     np.testing.assert_array_equal(s, res.samples)
+
+
+def test_a_small_user_file_still_gets_n_eval_samples_and_statistics_at_matching_sizes(tmp_path):
+    x = np.random.default_rng(0).normal(size=(100, 2))
+    np.save(tmp_path / "pts.npy", x)
+    res = ddpm.fit(str(tmp_path / "pts.npy"), steps=5, **SMALL)
+    m = res.metrics
+    assert res.samples.shape == (300, 2)                     # not sized by the 20 held-out points
+    assert m["n_heldout"] == 20 and m["n_samples"] == 80 and m["n_w2"] == 20   # references: 80 training points
 
 
 def test_samples_are_returned_in_data_coordinates(tmp_path):

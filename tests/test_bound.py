@@ -134,7 +134,7 @@ def test_bound_with_the_optimal_predictor_is_above_the_true_nll_and_tightens_wit
 
 
 def test_bound_with_beta_tilde_stays_loose_near_t_0():
-    # σ_t² = β̃_t underestimates the reverse variance at small t by a factor ≈ 1/(1 + 1/t), so the
+    # σ_t² = β̃_t underestimates the reverse variance at small t by a factor ≈ (t − 1)/t, so the
     # bound stays valid but does not become tight as T grows (measured ≈ 1.07 nats at T = 1600).
     gaps = _gaps(0.8, "beta_tilde", (100, 1600), N=2000)
     for gap, se in gaps:
