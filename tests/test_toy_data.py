@@ -18,8 +18,10 @@ def test_generators_are_seeded_finite_and_2d(name):
 
 def test_required_generators_exist():
     for name in ["swiss_roll", "moons", "circles", "rings", "8gaussians", "25gaussians", "pinwheel",
-                 "2spirals", "checkerboard", "line"]:
+                 "2spirals", "checkerboard", "line", "grid", "clusters"]:
         assert name in toy_data.NAMES
+    for name in ["8gaussians", "grid", "clusters"]:
+        assert name in toy_data.LOG_DENSITIES
 
 
 def test_8gaussians_density_integrates_to_one_and_matches_samples():
@@ -248,6 +250,103 @@ def test_line_points_lie_off_y_equals_x_over_2_with_noise_sd_0_03():
     assert s.mean() == pytest.approx(0.0, abs=0.02)
     assert s.var() == pytest.approx(16 * 1.25 / 12 + 0.03 ** 2, rel=REL)
     assert np.abs(x[:, 0]).max() < 2 + 6 * 0.03
+
+
+
+# --- fine structure: grid, clusters --------------------------------------------------------------
+#
+# Each mixture test recomputes the centres from the description in toy_data's docstrings (not from
+# toy_data's code), assigns every point to its nearest centre and reads back the weights (a
+# chi-square over the K centres, bounded at its 0.9999 quantile) and the per-coordinate sd of the
+# residuals (REL = 3% on 100,000 points). The clusters are ≥ 13 sd apart, so no point is assigned
+# to a neighbour's centre.
+
+
+def _mixture_log_density_by_scipy(x, centres, sd):
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+    comp = np.stack([multivariate_normal(c, sd ** 2 * np.eye(2)).logpdf(x) for c in centres], axis=1)
+    return logsumexp(comp, axis=1) - np.log(len(centres))
+
+
+def _assert_equal_weights_and_sd(x, centres, sd):
+    from scipy.spatial import cKDTree
+    from scipy.stats import chi2
+    d, k = cKDTree(centres).query(x)
+    counts = np.bincount(k, minlength=len(centres))
+    expected = len(x) / len(centres)
+    assert counts.min() > 0, "a centre drew no points"
+    stat = ((counts - expected) ** 2 / expected).sum()
+    assert stat < chi2.ppf(0.9999, len(centres) - 1), (stat, counts.min(), counts.max())
+    off = x - centres[k]
+    np.testing.assert_allclose(off.mean(0), 0.0, atol=4 * sd / np.sqrt(len(x)))
+    np.testing.assert_allclose(off.std(0), sd, rtol=REL)
+    assert abs(np.corrcoef(off.T)[0, 1]) < 0.02                              # isotropic
+    assert d.max() < 6 * sd                                                  # P(|z| > 6) = e^−18 in 2-D
+    means = np.stack([np.bincount(k, weights=off[:, i], minlength=len(centres)) for i in (0, 1)], 1) / counts[:, None]
+    assert np.abs(means).max() < 5 * sd / np.sqrt(counts.min()), "a cluster is off its centre"
+
+
+def _integral_on_lattice(log_density, lo, hi, h):
+    """∫ exp(log_density) over [lo, hi]² by the midpoint rule with spacing h (for a Gaussian of sd σ
+    the rule's relative error is about 2·exp(−2π²σ²/h²): 5e-9 at h = σ)."""
+    g = np.arange(lo + h / 2, hi, h)
+    xx, yy = np.meshgrid(g, g)
+    pts = np.stack([xx.ravel(), yy.ravel()], 1)
+    return sum(np.exp(log_density(c)).sum() for c in np.array_split(pts, 1 + len(pts) // 20_000)) * h * h
+
+
+def test_grid_is_100_equal_gaussians_at_minus_4_5_to_4_5_with_sd_0_05():
+    g = np.arange(10) - 4.5
+    centres = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+    np.testing.assert_array_equal(toy_data.grid_centers(), centres)
+    assert toy_data.GRID == {"side": 10, "spacing": 1.0, "sd": 0.05}
+    _assert_equal_weights_and_sd(_points("grid"), centres, 0.05)
+
+
+def test_grid_log_density_is_the_mixture_and_integrates_to_one_quarter_on_a_quadrant():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([draw("grid", 200, rng), [[0.0, 0.0], [10.0, -10.0], [-4.5, 4.6], [0.5, 0.5]]])
+    np.testing.assert_allclose(toy_data.log_density_grid(x), _mixture_log_density_by_scipy(
+        x, toy_data.grid_centers(), 0.05), rtol=1e-10)
+    # [−5, 0]² holds 25 of the 100 centres, each ≥ 10 sd inside its edges
+    assert _integral_on_lattice(toy_data.log_density_grid, -5.0, 0.0, 0.05) == pytest.approx(0.25, abs=1e-7)
+
+
+def _cluster_centres_by_chords():
+    """The documented centres, arc length measured by chords on 400,001 points of each arm."""
+    a = 1 / (3 * np.pi)
+    u = np.linspace(np.pi / 2, 3 * np.pi, 400_001)
+    centres = []
+    for phase in (0.0, np.pi):
+        c = a * u[:, None] * np.stack([np.cos(u + phase), np.sin(u + phase)], 1)
+        s = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(c, axis=0), axis=1))])
+        target = (np.arange(33) + 0.5) / 33 * s[-1]
+        centres.append(np.stack([np.interp(target, s, c[:, 0]), np.interp(target, s, c[:, 1])], 1))
+    phi = 2 * np.pi * np.arange(54) / 54
+    centres.append(1.25 * np.stack([np.cos(phi), np.sin(phi)], 1))
+    return np.concatenate(centres)
+
+
+def test_clusters_are_120_equal_gaussians_with_sd_0_01_spaced_evenly_along_two_arms_and_a_circle():
+    from scipy.spatial.distance import pdist
+    centres = _cluster_centres_by_chords()
+    assert len(centres) == 120
+    np.testing.assert_allclose(toy_data.cluster_centers(), centres, atol=1e-6)
+    gaps = np.linalg.norm(np.diff(centres[:33], axis=0), axis=1)             # along arm 1
+    assert gaps.max() - gaps.min() < 0.003                                   # equal arcs, chords differ by curvature
+    assert pdist(centres).min() / 0.01 == pytest.approx(13.9, abs=0.05)      # as documented
+    _assert_equal_weights_and_sd(_points("clusters"), centres, 0.01)
+
+
+def test_clusters_log_density_is_the_mixture_and_integrates_to_one():
+    rng = np.random.default_rng(1)
+    x = np.concatenate([draw("clusters", 200, rng), [[0.0, 0.0], [3.0, 3.0], [1.25, 0.005], [-0.3, 0.1]]])
+    # the centres themselves are checked above (to 1e-6 = 1e-4 sd, which moves log q by up to ~1e-6)
+    np.testing.assert_allclose(toy_data.log_density_clusters(x), _mixture_log_density_by_scipy(
+        x, toy_data.cluster_centers(), 0.01), rtol=1e-10)
+    # every centre lies within radius 1.25, ≥ 10 sd inside [−1.35, 1.35]²
+    assert _integral_on_lattice(toy_data.log_density_clusters, -1.35, 1.35, 0.01) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_unknown_name_lists_known_ones():

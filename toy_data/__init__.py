@@ -5,8 +5,12 @@
     NAMES               -> the known generator names
 
 Every generator takes its randomness from the passed ``numpy.random.Generator`` and nothing else.
-Noise levels are part of each distribution's definition and written next to it; ``8gaussians`` also
-has an exact density (``log_density_8gaussians``) for likelihood checks.
+Noise levels are part of each distribution's definition and written next to it. The Gaussian
+mixtures ``8gaussians``, ``grid`` and ``clusters`` also have an exact density (``LOG_DENSITIES``)
+for likelihood checks.
+
+Two data sets have fine structure that a sample quality panel can see a model miss: ``grid``
+(100 tight Gaussians) and ``clusters`` (120 tiny Gaussians along two spiral arms and a circle).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["draw", "load", "NAMES", "DataError", "log_density_8gaussians", "EIGHT_GAUSSIANS", "LOG_DENSITIES", "validate"]
+__all__ = ["draw", "load", "NAMES", "DataError", "log_density_8gaussians", "EIGHT_GAUSSIANS", "LOG_DENSITIES", "validate",
+           "GRID", "grid_centers", "log_density_grid",
+           "CLUSTERS", "cluster_centers", "log_density_clusters"]
 
 
 class DataError(ValueError):
@@ -76,15 +82,19 @@ def _8gaussians(n, rng):
     return centers[k] + EIGHT_GAUSSIANS["sd"] * rng.standard_normal((n, 2))
 
 
-def log_density_8gaussians(x: np.ndarray) -> np.ndarray:
-    """Exact log q(x) (nats) of the ``8gaussians`` mixture at points x (N, 2)."""
+def _log_density_isotropic_mixture(x, centers, sd):
+    """log q(x) (nats) of the equal-weight mixture (1/K) Σ_k N(x; centers[k], sd² I) at points x (N, D)."""
     x = np.asarray(x, dtype=np.float64)
-    centers = _eight_centers()
-    s2 = EIGHT_GAUSSIANS["sd"] ** 2
-    d2 = ((x[:, None, :] - centers[None, :, :]) ** 2).sum(-1)           # (N, 8)
-    log_comp = -0.5 * d2 / s2 - math.log(2 * math.pi * s2)                # 2-D isotropic Gaussian
+    s2 = sd ** 2
+    d2 = ((x[:, None, :] - centers[None, :, :]) ** 2).sum(-1)           # (N, K)
+    log_comp = -0.5 * d2 / s2 - 0.5 * x.shape[1] * math.log(2 * math.pi * s2)
     m = log_comp.max(axis=1, keepdims=True)
     return (m + np.log(np.mean(np.exp(log_comp - m), axis=1, keepdims=True)))[:, 0]
+
+
+def log_density_8gaussians(x: np.ndarray) -> np.ndarray:
+    """Exact log q(x) (nats) of the ``8gaussians`` mixture at points x (N, 2)."""
+    return _log_density_isotropic_mixture(x, _eight_centers(), EIGHT_GAUSSIANS["sd"])
 
 
 def _25gaussians(n, rng):
@@ -130,13 +140,89 @@ def _line(n, rng):
     return np.stack([x, 0.5 * x], axis=1) + 0.03 * rng.standard_normal((n, 2))
 
 
+
+# grid: a 10 × 10 grid of tight Gaussians, centres at spacing 1 centred on 0, sd 0.05 = spacing/20.
+GRID = {"side": 10, "spacing": 1.0, "sd": 0.05}
+
+
+def grid_centers() -> np.ndarray:
+    """The ``grid`` centres (100, 2): (i − 4.5, j − 4.5)·spacing for i, j = 0..9, row-major in (i, j)."""
+    g = (np.arange(GRID["side"]) - (GRID["side"] - 1) / 2) * GRID["spacing"]
+    return np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
+
+
+def _grid(n, rng):
+    """An equal-weight mixture of 100 isotropic Gaussians N(c, 0.05² I), c on the 10 × 10 grid
+    {−4.5, −3.5, …, 4.5}² (``grid_centers()``): spacing 1, so neighbours are 20 sd apart."""
+    centers = grid_centers()
+    k = rng.integers(0, len(centers), size=n)
+    return centers[k] + GRID["sd"] * rng.standard_normal((n, 2))
+
+
+def log_density_grid(x: np.ndarray) -> np.ndarray:
+    """Exact log q(x) (nats) of the ``grid`` mixture at points x (N, 2)."""
+    return _log_density_isotropic_mixture(x, grid_centers(), GRID["sd"])
+
+
+# clusters: 120 tiny Gaussians along two interleaved Archimedean spiral arms and a circle around them.
+CLUSTERS = {"arm_turns": (0.5, 3.0), "arm_a": 1 / (3 * math.pi), "circle_radius": 1.25,
+            "counts": (33, 33, 54), "sd": 0.01}
+
+
+def _spiral_arc_length(u, a):
+    # r = a·u: |c'(u)| = a·√(1 + u²), so s(u) = ∫_0^u a√(1 + v²) dv = (a/2)(u√(1 + u²) + asinh u).
+    return 0.5 * a * (u * np.sqrt(1 + u * u) + np.arcsinh(u))
+
+
+def cluster_centers() -> np.ndarray:
+    """The ``clusters`` centres (120, 2), deterministic; see ``_clusters``."""
+    a = CLUSTERS["arm_a"]
+    u_lo, u_hi = (math.pi * t for t in CLUSTERS["arm_turns"])
+    n_arm1, n_arm2, n_circle = CLUSTERS["counts"]
+    s_lo, s_hi = _spiral_arc_length(u_lo, a), _spiral_arc_length(u_hi, a)
+    centers = []
+    for phase, m in ((0.0, n_arm1), (math.pi, n_arm2)):
+        s = s_lo + (np.arange(m) + 0.5) / m * (s_hi - s_lo)                 # midpoints of m equal arcs
+        u = np.full(m, 0.5 * (u_lo + u_hi))
+        for _ in range(50):                                                 # Newton on s(u) = s, s' = a√(1+u²)
+            u = u - (_spiral_arc_length(u, a) - s) / (a * np.sqrt(1 + u * u))
+        centers.append(a * u[:, None] * np.stack([np.cos(u + phase), np.sin(u + phase)], axis=1))
+    phi = 2 * math.pi * np.arange(n_circle) / n_circle
+    centers.append(CLUSTERS["circle_radius"] * np.stack([np.cos(phi), np.sin(phi)], axis=1))
+    return np.concatenate(centers)
+
+
+def _clusters(n, rng):
+    """An equal-weight mixture of 120 isotropic Gaussians N(c, 0.01² I) whose centres c
+    (``cluster_centers()``) are spaced equally by arc length along three curves:
+
+    * 33 on each of two spiral arms c(u) = a·u·(cos(u + φ), sin(u + φ)), a = 1/(3π), u in [π/2, 3π],
+      φ = 0 and φ = π (so the arms interleave, 1/3 apart radially, and end at radius 1), at the
+      midpoints of 33 equal arcs (spacing 0.1416);
+    * 54 on the circle of radius 1.25 around them, at angles 2πk/54 (spacing 0.145).
+
+    The counts follow the curves' lengths (4.674, 4.674, 7.854), so the spacing is about the same on
+    all three; no two centres are closer than 0.139 (a chord at the arms' inner ends), i.e. 13.9 sd.
+    """
+    centers = cluster_centers()
+    k = rng.integers(0, len(centers), size=n)
+    return centers[k] + CLUSTERS["sd"] * rng.standard_normal((n, 2))
+
+
+def log_density_clusters(x: np.ndarray) -> np.ndarray:
+    """Exact log q(x) (nats) of the ``clusters`` mixture at points x (N, 2)."""
+    return _log_density_isotropic_mixture(x, cluster_centers(), CLUSTERS["sd"])
+
+
 _GENERATORS = {
     "swiss_roll": _swiss_roll, "moons": _moons, "circles": _circles, "rings": _rings,
     "8gaussians": _8gaussians, "25gaussians": _25gaussians, "pinwheel": _pinwheel,
     "2spirals": _2spirals, "checkerboard": _checkerboard, "line": _line,
+    "grid": _grid, "clusters": _clusters,
 }
 NAMES = tuple(_GENERATORS)
-LOG_DENSITIES = {"8gaussians": log_density_8gaussians}   # datasets whose exact density is known
+LOG_DENSITIES = {"8gaussians": log_density_8gaussians, "grid": log_density_grid,
+                 "clusters": log_density_clusters}   # datasets whose exact density is known
 
 
 def draw(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
