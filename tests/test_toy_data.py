@@ -1,3 +1,5 @@
+import sys
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,7 @@ def test_generators_are_seeded_finite_and_2d(name):
 
 def test_required_generators_exist():
     for name in ["swiss_roll", "moons", "circles", "rings", "8gaussians", "25gaussians", "pinwheel",
-                 "2spirals", "checkerboard", "line", "grid", "clusters"]:
+                 "2spirals", "checkerboard", "line", "word", "grid", "clusters"]:
         assert name in toy_data.NAMES
     for name in ["8gaussians", "grid", "clusters"]:
         assert name in toy_data.LOG_DENSITIES
@@ -252,8 +254,7 @@ def test_line_points_lie_off_y_equals_x_over_2_with_noise_sd_0_03():
     assert np.abs(x[:, 0]).max() < 2 + 6 * 0.03
 
 
-
-# --- fine structure: grid, clusters --------------------------------------------------------------
+# --- fine structure: grid, clusters, word ---------------------------------------------------------
 #
 # Each mixture test recomputes the centres from the description in toy_data's docstrings (not from
 # toy_data's code), assigns every point to its nearest centre and reads back the weights (a
@@ -348,6 +349,125 @@ def test_clusters_log_density_is_the_mixture_and_integrates_to_one():
     # every centre lies within radius 1.25, ≥ 10 sd inside [−1.35, 1.35]²
     assert _integral_on_lattice(toy_data.log_density_clusters, -1.35, 1.35, 0.01) == pytest.approx(1.0, abs=1e-6)
 
+
+WORD_SD = 0.01
+
+
+@pytest.fixture(scope="module")
+def word_reference():
+    """The outline of "DDPM" in matplotlib's bundled DejaVu Sans Bold, built here from TextPath's raw
+    vertices and codes (Bézier formulas written out, not matplotlib's iter_bezier), bounding box
+    centred on 0 and scaled to width 4, then resampled every h = 0.001 (0.1 sd) by arc length.
+    Per sample point: position p, unit tangent, arc-length coordinate s over all contours (length L),
+    whether it lies on a straight (LINETO/CLOSEPOLY) piece and, if so, its distance to that piece's
+    nearer end."""
+    matplotlib = pytest.importorskip("matplotlib")
+    import os
+
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.path import Path
+    from matplotlib.textpath import TextPath
+    from scipy.spatial import cKDTree
+    fname = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans-Bold.ttf")
+    path = TextPath((0, 0), "DDPM", size=1.0, prop=FontProperties(fname=fname))
+    v, codes = path.vertices, path.codes
+    t = np.linspace(0, 1, 401)[:, None]
+    pieces, i = [], 0                                                       # (straight?, points along it)
+    while i < len(codes):
+        if codes[i] == Path.MOVETO:
+            start = cur = v[i]
+            i += 1
+        elif codes[i] in (Path.LINETO, Path.CLOSEPOLY):
+            end = v[i] if codes[i] == Path.LINETO else start
+            pieces.append((True, np.array([cur, end])))
+            cur, i = end, i + 1
+        elif codes[i] == Path.CURVE3:
+            p1, p2 = v[i], v[i + 1]
+            pieces.append((False, (1 - t) ** 2 * cur + 2 * t * (1 - t) * p1 + t ** 2 * p2))
+            cur, i = p2, i + 2
+        elif codes[i] == Path.CURVE4:
+            p1, p2, p3 = v[i], v[i + 1], v[i + 2]
+            pieces.append((False, (1 - t) ** 3 * cur + 3 * t * (1 - t) ** 2 * p1 + 3 * t ** 2 * (1 - t) * p2 + t ** 3 * p3))
+            cur, i = p3, i + 3
+        else:
+            raise AssertionError(f"path code {codes[i]}")
+    allp = np.concatenate([p for _, p in pieces])
+    lo, hi = allp.min(0), allp.max(0)
+    h, s0 = 0.001, 0.0
+    out = {"p": [], "tangent": [], "s": [], "straight": [], "to_end": []}
+    for straight, p in pieces:
+        p = (p - (lo + hi) / 2) * (4.0 / (hi[0] - lo[0]))
+        d = np.diff(p, axis=0)
+        ell = np.linalg.norm(d, axis=1)
+        d, ell, a = d[ell > 0], ell[ell > 0], p[:-1][ell > 0]
+        if len(ell) == 0:
+            continue
+        cum = np.concatenate([[0.0], np.cumsum(ell)])
+        m = int(np.ceil(cum[-1] / h))
+        s = (np.arange(m) + 0.5) / m * cum[-1]
+        k = np.searchsorted(cum, s, side="right") - 1
+        out["p"].append(a[k] + ((s - cum[k]) / ell[k])[:, None] * d[k])
+        out["tangent"].append(d[k] / ell[k][:, None])
+        out["s"].append(s0 + s)
+        out["straight"].append(np.full(m, straight))
+        out["to_end"].append(np.minimum(s, cum[-1] - s))
+        s0 += cum[-1]
+    ref = {key: np.concatenate(val) for key, val in out.items()}
+    ref["L"] = s0
+    ref["tree"] = cKDTree(ref["p"])
+    return ref
+
+
+def test_word_outline_is_matplotlibs_ddpm_centred_and_4_wide(word_reference):
+    outline = toy_data.word_outline()
+    assert len(outline) == 7                                                # D, D: outer + counter; P: 2; M: 1
+    for p in outline:
+        np.testing.assert_array_equal(p[0], p[-1])                          # closed
+    v = np.concatenate(outline)
+    np.testing.assert_allclose(v.min(0), -v.max(0), atol=1e-12)             # bounding box centred on 0
+    assert v.max(0)[0] == pytest.approx(2.0, abs=1e-12)
+    assert word_reference["tree"].query(v)[0].max() < 0.001                 # every vertex on the outline
+    length = sum(np.linalg.norm(np.diff(p, axis=0), axis=1).sum() for p in outline)
+    assert length == pytest.approx(word_reference["L"], rel=1e-5)          # and none of it missing
+
+
+def test_word_points_lie_off_the_outline_with_noise_sd_0_01(word_reference):
+    ref = word_reference
+    x = _points("word")
+    dist, j = ref["tree"].query(x)
+    assert dist.max() < 6 * WORD_SD                                         # |noise| ≥ distance; e^−18 in 2-D
+    # Signed distance to the outline where it is straight (≥ 5 sd from the piece's ends): exactly the
+    # noise's normal component there, N(0, sd²), up to points a thin gap sends to the other side.
+    normal = np.stack([-ref["tangent"][:, 1], ref["tangent"][:, 0]], 1)
+    r = ((x - ref["p"][j]) * normal[j]).sum(1)
+    on_line = ref["straight"][j] & (ref["to_end"][j] > 5 * WORD_SD)
+    assert on_line.mean() > 0.4
+    assert abs(r[on_line].mean()) < 0.02 * WORD_SD
+    assert r[on_line].std() == pytest.approx(WORD_SD, rel=REL)
+    assert np.sqrt(np.mean(dist ** 2)) == pytest.approx(WORD_SD, rel=REL)  # all points, corners included
+
+
+def test_word_points_cover_the_outline_uniformly_by_arc_length(word_reference):
+    # 200 bins of equal arc length (0.1 = 10 sd each) over all contours; a point counts in the bin of
+    # its nearest outline point. Corners move a few points across bin edges (chi-square ≈ 230 on 199).
+    from scipy.stats import chi2
+    ref = word_reference
+    _, j = ref["tree"].query(_points("word"))
+    bins = 200
+    counts = np.bincount((ref["s"][j] / ref["L"] * bins).astype(int), minlength=bins)
+    expected = N / bins
+    z = (counts - expected) / np.sqrt(expected)
+    assert np.abs(z).max() < 5, (np.argmax(np.abs(z)), z.max(), z.min())
+    assert (z ** 2).sum() < chi2.ppf(0.9999, bins - 1) + 30
+
+
+def test_word_without_matplotlib_says_how_to_install_it(monkeypatch):
+    for mod in ("matplotlib", "matplotlib.font_manager", "matplotlib.path", "matplotlib.textpath"):
+        monkeypatch.setitem(sys.modules, mod, None)                         # import → ImportError
+    toy_data._outline.cache_clear()
+    with pytest.raises(ImportError, match=r"pip install 'ddpm\[plot\]'"):
+        draw("word", 10, np.random.default_rng(0))
+    toy_data._outline.cache_clear()
 
 def test_unknown_name_lists_known_ones():
     with pytest.raises(ValueError, match="unknown dataset 'spiral'.*swiss_roll.*checkerboard"):

@@ -9,13 +9,15 @@ Noise levels are part of each distribution's definition and written next to it. 
 mixtures ``8gaussians``, ``grid`` and ``clusters`` also have an exact density (``LOG_DENSITIES``)
 for likelihood checks.
 
-Two data sets have fine structure that a sample quality panel can see a model miss: ``grid``
-(100 tight Gaussians) and ``clusters`` (120 tiny Gaussians along two spiral arms and a circle).
+Three data sets have fine structure that a sample quality panel can see a model miss: ``word``
+(the outline of "DDPM", needs matplotlib), ``grid`` (100 tight Gaussians) and ``clusters``
+(120 tiny Gaussians along two spiral arms and a circle).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import math
 import os
 import zipfile
@@ -23,7 +25,7 @@ import zipfile
 import numpy as np
 
 __all__ = ["draw", "load", "NAMES", "DataError", "log_density_8gaussians", "EIGHT_GAUSSIANS", "LOG_DENSITIES", "validate",
-           "GRID", "grid_centers", "log_density_grid",
+           "WORD", "word_outline", "GRID", "grid_centers", "log_density_grid",
            "CLUSTERS", "cluster_centers", "log_density_clusters"]
 
 
@@ -140,6 +142,81 @@ def _line(n, rng):
     return np.stack([x, 0.5 * x], axis=1) + 0.03 * rng.standard_normal((n, 2))
 
 
+# word: the outline of a word, as matplotlib draws it, with a little Gaussian noise.
+WORD = {"text": "DDPM", "font": "DejaVuSans-Bold.ttf", "width": 4.0, "sd": 0.01, "curve_steps": 32}
+
+
+@functools.lru_cache(maxsize=None)
+def _outline(text, font, width, curve_steps):
+    try:
+        import matplotlib
+        from matplotlib.font_manager import FontProperties
+        from matplotlib.path import Path
+        from matplotlib.textpath import TextPath
+    except ImportError as e:
+        raise ImportError("the 'word' data set renders its outline with matplotlib, which is not installed: "
+                          "pip install 'ddpm[plot]'") from e
+    # The font file that ships inside matplotlib, not a font looked up by family name: a system
+    # font of the same name (another version, other outlines) would change the data set.
+    fname = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", font)
+    path = TextPath((0, 0), text, size=1.0, prop=FontProperties(fname=fname))
+    # Each glyph contour is a closed run of line and quadratic/cubic Bézier pieces; a piece of
+    # degree ≥ 2 becomes curve_steps chords at equal steps of its parameter (32: chords within 1e-4,
+    # 0.01 sd, of the curve at width 4). Path.to_polygons flattens curves with a tolerance in path
+    # units, too coarse for a path 1 unit high (12 points for the counter of a D), and
+    # Path.interpolated treats control points as points of the curve.
+    polylines, current = [], []
+    for bezier, code in path.iter_bezier():
+        if code == Path.MOVETO:
+            if len(current) > 1:
+                polylines.append(np.array(current))
+            current = [bezier.control_points[0]]
+        elif bezier.degree == 1:
+            current.append(bezier.control_points[-1])
+        else:
+            current.extend(bezier(np.arange(1, curve_steps + 1) / curve_steps))
+    if len(current) > 1:
+        polylines.append(np.array(current))
+    lo = np.min([p.min(0) for p in polylines], axis=0)
+    hi = np.max([p.max(0) for p in polylines], axis=0)
+    scale = width / (hi[0] - lo[0])
+    out = []
+    for p in polylines:
+        p = (p - (lo + hi) / 2) * scale                                    # bounding box centred on 0
+        keep = np.concatenate([[True], np.linalg.norm(np.diff(p, axis=0), axis=1) > 0])  # no empty chords
+        p = np.ascontiguousarray(p[keep])
+        p.setflags(write=False)                                             # cached: shared by every call
+        out.append(p)
+    return tuple(out)
+
+
+def word_outline() -> tuple:
+    """The ``word`` data set's outline: one closed polyline (m_i, 2) per glyph contour (first point
+    = last point), scaled as ``_word`` describes. Built once per process (needs matplotlib)."""
+    return _outline(WORD["text"], WORD["font"], WORD["width"], WORD["curve_steps"])
+
+
+def _word(n, rng):
+    """Points on the outline of the word "DDPM" in DejaVu Sans Bold (the font file bundled with
+    matplotlib), as ``matplotlib.textpath.TextPath`` draws it, with isotropic Gaussian noise.
+
+    The outline (``word_outline()``): every glyph contour, its curved pieces flattened into 32 chords
+    each, the whole bounding box centred on the origin and scaled to width 4 (x in [−2, 2]; the height
+    is then 0.91). A point is uniform by arc length along all contours together (one U(0, L) draw
+    for its position s along the total length L, then the point at s on the chord it falls in), plus
+    N(0, sd² I) noise with sd = 0.01, i.e. 1/400 of the word's width (1/91 of its height; strokes
+    are 0.18 to 0.27 wide, 18 to 27 sd, so both edges of every stroke stay apart).
+    """
+    a = np.concatenate([p[:-1] for p in word_outline()])                   # (S, 2) chord starts
+    b = np.concatenate([p[1:] for p in word_outline()])                    # (S, 2) chord ends
+    length = np.linalg.norm(b - a, axis=1)                                  # (S,) all > 0
+    cum = np.concatenate([[0.0], np.cumsum(length)])                        # (S + 1,)
+    s = cum[-1] * rng.random(n)                                             # arc-length position
+    seg = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(length) - 1)
+    t = (s - cum[seg]) / length[seg]                                        # position within the chord
+    x = a[seg] + t[:, None] * (b[seg] - a[seg])
+    return x + WORD["sd"] * rng.standard_normal((n, 2))
+
 
 # grid: a 10 × 10 grid of tight Gaussians, centres at spacing 1 centred on 0, sd 0.05 = spacing/20.
 GRID = {"side": 10, "spacing": 1.0, "sd": 0.05}
@@ -218,7 +295,7 @@ _GENERATORS = {
     "swiss_roll": _swiss_roll, "moons": _moons, "circles": _circles, "rings": _rings,
     "8gaussians": _8gaussians, "25gaussians": _25gaussians, "pinwheel": _pinwheel,
     "2spirals": _2spirals, "checkerboard": _checkerboard, "line": _line,
-    "grid": _grid, "clusters": _clusters,
+    "word": _word, "grid": _grid, "clusters": _clusters,
 }
 NAMES = tuple(_GENERATORS)
 LOG_DENSITIES = {"8gaussians": log_density_8gaussians, "grid": log_density_grid,
