@@ -16,7 +16,7 @@ import numpy as np
 import ddpm_ref
 from ddpm_ref import CheckpointError, MLPConfig, Schedule, TrainConfig
 
-__all__ = ["Model", "data_fingerprint", "Normalizer"]
+__all__ = ["Model", "data_fingerprint", "Normalizer", "param_shapes"]
 
 _GROUPS = {"params": "params", "ema": "ema", "adam_m": ("opt", "m"), "adam_v": ("opt", "v")}
 
@@ -94,11 +94,23 @@ class Model:
         """Read a model written by :meth:`save`; raises CheckpointError for a foreign or inconsistent file."""
         arrays, config = ddpm_ref.load_checkpoint(path)
         try:
+            for key in ("model", "train", "schedule", "rng_state"):
+                if not isinstance(config[key], dict):
+                    raise TypeError(f"config[{key!r}] is a {type(config[key]).__name__}, not an object")
             cfg = MLPConfig(**config["model"])
             tcfg = TrainConfig(**config["train"])
             sc = config["schedule"]
+            if not isinstance(sc.get("params", {}), dict) or not isinstance(sc.get("name"), str):
+                raise TypeError("config['schedule'] needs a name (string) and params (object)")
+            step = config["step"]
+            if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+                raise TypeError(f"config['step'] must be a non-negative integer, got {step!r}")
+            info = config.get("info", {})
+            if not isinstance(info, dict):
+                raise TypeError(f"config['info'] is a {type(info).__name__}, not an object")
+            _check_shapes(path, cfg, arrays)                 # before anything is built from the arrays
             sched = ddpm_ref.schedule_from_betas(arrays["beta"], name=sc["name"], params=sc["params"], warn=False)
-            state = {"params": {}, "ema": {}, "opt": {"m": {}, "v": {}, "step": int(config["step"])},
+            state = {"params": {}, "ema": {}, "opt": {"m": {}, "v": {}, "step": step},
                      "lt_hist": np.array(arrays["lt_hist"], dtype=np.float64),
                      "lt_count": np.array(arrays["lt_count"], dtype=np.int64)}
             for key, arr in arrays.items():
@@ -108,18 +120,54 @@ class Model:
                     d = state[where] if isinstance(where, str) else state[where[0]][where[1]]
                     d[name] = np.array(arr, dtype=np.float64)
             norm = Normalizer(arrays["data_mean"].astype(np.float64), arrays["data_scale"].astype(np.float64))
-            model = cls(cfg, tcfg, sched, state, norm, config["rng_state"], arrays["losses"], config.get("info", {}))
-        except (KeyError, TypeError, ValueError) as e:
+            np.random.default_rng().bit_generator.state = config["rng_state"]       # a valid generator state
+            losses = np.asarray(arrays["losses"], dtype=np.float64)
+            model = cls(cfg, tcfg, sched, state, norm, config["rng_state"], losses, info)
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, OverflowError, AttributeError) as e:
             raise CheckpointError(f"{path}: checkpoint is missing or has inconsistent fields ({e!r})") from None
         model._check(path)
         return model
 
     def _check(self, path) -> None:
-        ref = ddpm_ref.init_params(self.cfg, np.random.default_rng(0))
-        for group in (self.state["params"], self.state["ema"], self.state["opt"]["m"], self.state["opt"]["v"]):
-            if set(group) != set(ref) or any(group[k].shape != ref[k].shape for k in ref):
-                raise CheckpointError(f"{path}: weight arrays do not match the stored architecture {self.cfg}")
-        if self.state["lt_hist"].shape[0] != self.sched.T + 1:
-            raise CheckpointError(f"{path}: loss history does not match T = {self.sched.T}")
+        for name, arr in (("lt_hist", self.state["lt_hist"]), ("lt_count", self.state["lt_count"])):
+            if arr.ndim < 1 or arr.shape[0] != self.sched.T + 1:
+                raise CheckpointError(f"{path}: {name} does not match T = {self.sched.T}")
+        if self.state["lt_hist"].shape != (self.sched.T + 1, ddpm_ref.HISTORY):
+            raise CheckpointError(f"{path}: lt_hist must have shape {(self.sched.T + 1, ddpm_ref.HISTORY)}")
         if self.norm.mean.shape != (self.cfg.dim,) or self.norm.scale.shape != (self.cfg.dim,):
             raise CheckpointError(f"{path}: data normalisation does not match dimension {self.cfg.dim}")
+        if not (np.all(np.isfinite(self.norm.mean)) and np.all(np.isfinite(self.norm.scale)) and np.all(self.norm.scale > 0)):
+            raise CheckpointError(f"{path}: data normalisation holds non-finite or non-positive values")
+        for group in (self.state["params"], self.state["ema"]):
+            if not all(np.all(np.isfinite(v)) for v in group.values()):
+                raise CheckpointError(f"{path}: weights hold NaN or infinite values")
+        if self.losses.ndim != 1:
+            raise CheckpointError(f"{path}: the loss history must be 1-D, got shape {self.losses.shape}")
+
+
+def param_shapes(cfg: MLPConfig) -> dict:
+    """The shape of every weight of the MLP ``cfg`` (as ``ddpm_ref.init_params`` makes them), computed
+    without allocating anything — so a checkpoint's arrays are checked before a huge config is trusted."""
+    widths = [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out]
+    shapes = {}
+    for l, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+        shapes[f"W{l}"], shapes[f"b{l}"] = (fan_in, fan_out), (fan_out,)
+    return shapes
+
+
+def _check_shapes(path, cfg: MLPConfig, arrays: dict) -> None:
+    """Every weight group holds exactly the arrays the architecture needs, with their shapes."""
+    shapes = param_shapes(cfg)
+    for prefix in _GROUPS:
+        got = {k.partition(".")[2]: a.shape for k, a in arrays.items() if k.partition(".")[0] == prefix}
+        if got != shapes:
+            raise CheckpointError(f"{path}: weight arrays '{prefix}.*' do not match the stored architecture {cfg}")
+    expected = {"beta", "lt_hist", "lt_count", "data_mean", "data_scale", "losses"} | {
+        f"{p}.{k}" for p in _GROUPS for k in shapes}
+    extra, missing = set(arrays) - expected, expected - set(arrays)
+    if extra or missing:
+        raise CheckpointError(f"{path}: unexpected arrays {sorted(extra)[:5]} / missing arrays {sorted(missing)[:5]}")
+    if arrays["beta"].ndim != 1:
+        raise CheckpointError(f"{path}: beta must be 1-D, got shape {arrays['beta'].shape}")

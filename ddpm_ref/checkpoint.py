@@ -9,17 +9,20 @@ where a good one was.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import zipfile
 
 import numpy as np
 
-__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "FORMAT_TAG", "FORMAT_VERSION"]
+__all__ = ["save_checkpoint", "load_checkpoint", "CheckpointError", "FORMAT_TAG", "FORMAT_VERSION", "MAX_BYTES"]
 
 FORMAT_TAG = "ddpm-checkpoint"
 FORMAT_VERSION = 1
 _RESERVED = ("__format__", "__version__", "__config__")
+MAX_BYTES = 1 << 30          # arrays a checkpoint may declare in all (1 GiB): checked before anything is allocated
+_MAX_MEMBERS = 10_000
 
 
 class CheckpointError(ValueError):
@@ -64,9 +67,12 @@ def load_checkpoint(path) -> tuple[dict, dict]:
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
         with open(path, "rb") as fh:
-            z = np.load(fh, allow_pickle=False)
-            if not isinstance(z, np.lib.npyio.NpzFile):
+            if fh.read(6) == b"\x93NUMPY":
                 raise CheckpointError(f"{path}: not a ddpm checkpoint (a single .npy array, not an .npz archive)")
+            fh.seek(0)
+            _check_members(path, fh)                  # headers only: dtypes and declared sizes, nothing allocated
+            fh.seek(0)
+            z = np.load(fh, allow_pickle=False)
             if "__format__" not in z.files or str(z["__format__"]) != FORMAT_TAG:
                 raise CheckpointError(f"{path}: not a ddpm checkpoint (no '{FORMAT_TAG}' tag); "
                                       f"it holds arrays {sorted(z.files)[:8]}")
@@ -75,9 +81,46 @@ def load_checkpoint(path) -> tuple[dict, dict]:
                 raise CheckpointError(f"{path}: checkpoint format version {version} is newer than this "
                                       f"library reads ({FORMAT_VERSION}); upgrade ddpm")
             config = json.loads(str(z["__config__"]))
+            if not isinstance(config, dict):
+                raise CheckpointError(f"{path}: not a ddpm checkpoint (its config is a JSON {type(config).__name__}, "
+                                      f"not an object)")
             arrays = {k: z[k] for k in z.files if k not in _RESERVED}
     except CheckpointError:
         raise
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, json.JSONDecodeError) as e:
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError, KeyError, TypeError,
+            OverflowError, NotImplementedError, RuntimeError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CheckpointError(f"{path}: not a readable ddpm checkpoint (truncated or corrupt: {e})") from None
     return arrays, config
+
+
+def _check_members(path: str, fh) -> None:
+    """Read every member's .npy header (not its data) and refuse, before any allocation, members that
+    are not plain numeric arrays (object or structured dtypes, text outside the reserved entries), that
+    declare more bytes than they hold, or that together declare more than MAX_BYTES (a memory bomb)."""
+    with zipfile.ZipFile(fh) as zf:
+        infos = zf.infolist()
+        if len(infos) > _MAX_MEMBERS:
+            raise CheckpointError(f"{path}: not a ddpm checkpoint ({len(infos)} archive members)")
+        total = 0
+        for info in infos:
+            name = info.filename[:-4] if info.filename.endswith(".npy") else None
+            if name is None:
+                raise CheckpointError(f"{path}: not a ddpm checkpoint (archive member {info.filename!r} is not .npy)")
+            with zf.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version in ((2, 0), (3, 0)):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise CheckpointError(f"{path}: array {name!r} has an unknown .npy format version {version}")
+            text_ok = name in _RESERVED and dtype.kind == "U"
+            if dtype.hasobject or dtype.fields is not None or (dtype.kind not in "biuf" and not text_ok):
+                raise CheckpointError(f"{path}: array {name!r} has dtype {dtype}; a checkpoint holds numeric arrays only")
+            nbytes = math.prod(int(d) for d in shape) * dtype.itemsize          # Python ints: no overflow
+            if nbytes > info.file_size:
+                raise CheckpointError(f"{path}: array {name!r} declares shape {shape} ({nbytes} bytes) but holds "
+                                      f"{info.file_size} bytes (truncated or forged)")
+            total += nbytes
+            if total > MAX_BYTES:
+                raise CheckpointError(f"{path}: arrays declare more than {MAX_BYTES} bytes; refused before loading")
