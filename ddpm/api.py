@@ -25,7 +25,7 @@ from ddpm_ref import MLPConfig, TrainConfig
 from .metrics import sample_statistics
 from .model import Model, Normalizer, data_fingerprint
 
-__all__ = ["fit", "sample", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
+__all__ = ["DivergenceError", "fit", "sample", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
            "OUTPUT_FILES"]
 
 BACKENDS = ddpm_fast.BACKENDS
@@ -193,11 +193,16 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
 
     try:
         while m.step < m.tcfg.steps:
-            n = min(checkpoint_every, m.tcfg.steps - m.step) if out is not None else m.tcfg.steps - m.step
-            m.state, chunk = ddpm_fast.train(m.state, u, m.sched, m.cfg, m.tcfg, rng, n, callback=cb, backend=backend)
+            # one compiled chunk at a time (the same draws as one long call): divergence is seen within a chunk
+            n = min(ddpm_fast.CHUNK, m.tcfg.steps - m.step)
+            if out is not None:
+                n = min(n, checkpoint_every - m.step % checkpoint_every)
+            state, chunk = ddpm_fast.train(m.state, u, m.sched, m.cfg, m.tcfg, rng, n, callback=cb, backend=backend)
+            _check_finite(m, state, chunk, out)
+            m.state = state
             m.losses = np.concatenate([m.losses, chunk])
             m.rng_state = rng.bit_generator.state
-            if out is not None:
+            if out is not None and (m.step % checkpoint_every == 0 or m.step == m.tcfg.steps):
                 m.save(os.path.join(out, "model.npz"))
     finally:
         if bar is not None:
@@ -208,6 +213,10 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
     sample_seed = int(ss_eval.generate_state(1)[0])
     samples = sample(m, n_eval, seed=sample_seed, backend=backend if backend in ("numpy", "cupy") else None)
     sample_seconds = time.perf_counter() - t0
+    if not np.all(np.isfinite(samples)):
+        raise DivergenceError(f"the trained model's samples are not finite ({int(np.sum(~np.isfinite(samples).all(axis=1)))} "
+                              f"of {samples.shape[0]}): training has diverged; lower the learning rate (--lr, now "
+                              f"{m.tcfg.lr:g}) and fit again")
     metrics = {
         "dataset": source, "seed": m.info.get("seed", seed), "sample_seed": sample_seed,
         "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]),
@@ -235,6 +244,34 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         with open(os.path.join(out, "metrics.json"), "w") as f:
             json.dump(metrics, f, indent=2)
     return FitResult(m, samples, metrics, out)
+
+
+DIVERGENCE_FACTOR = 1e4       # a loss this many times its start value means training has diverged
+
+
+class DivergenceError(RuntimeError):
+    """Training produced a non-finite loss or weights; the last good state was kept."""
+
+
+def _check_finite(m: Model, state: dict, losses: np.ndarray, out) -> None:
+    """Refuse a chunk whose losses or weights are not finite: the model ``m`` (still the state before the
+    chunk) is saved as the last good checkpoint, and the error says where it diverged and what to change."""
+    # non-finite, or 10⁴ × above the loss of the first step, taken at the initial weights (a diverged Adam
+    # run reaches 1e20 while still finite)
+    first = float(np.concatenate([m.losses, losses])[0])
+    limit = DIVERGENCE_FACTOR * max(1.0, abs(first)) if np.isfinite(first) else np.inf
+    bad_loss = np.flatnonzero(~np.isfinite(losses) | (np.abs(losses) > limit))
+    bad_w = [k for g in ("params", "ema") for k, v in state[g].items() if not np.all(np.isfinite(v))]
+    if bad_loss.size == 0 and not bad_w:
+        return
+    where = (f"the loss is {losses[bad_loss[0]]} at step {m.step + bad_loss[0] + 1}" if bad_loss.size
+             else f"weights {', '.join(sorted(bad_w)[:3])} are not finite after step {m.step + losses.size}")
+    kept = "nothing was written"
+    if out is not None:
+        m.save(os.path.join(out, "model.npz"))
+        kept = f"the last good state (step {m.step}) is in {os.path.join(out, 'model.npz')}"
+    raise DivergenceError(f"training diverged: {where}; {kept}. Lower the learning rate (--lr, now "
+                          f"{m.tcfg.lr:g}) or the gradient clip (now {m.tcfg.grad_clip:g}), then fit again")
 
 
 def _check_resume(path, m: Model, *, steps, T, schedule, schedule_params, model, train, normalize) -> None:

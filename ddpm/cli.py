@@ -202,6 +202,9 @@ def main(argv=None) -> int:
     except (ValueError, FileExistsError, CheckpointError, ImportError) as e:
         print(f"ddpm: error: {e}", file=sys.stderr)
         return 2
+    except api.DivergenceError as e:
+        print(f"ddpm: error: {e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ddpm: interrupted; the last checkpoint in --out can be resumed with --resume", file=sys.stderr)
         return 130

@@ -376,3 +376,33 @@ def test_cli_ode_sampler_and_exact_eval(tmp_path, capsys):
     assert main(["eval", str(out / "model.npz"), "--data", "8gaussians", "-n", "50", "--exact"]) == 0
     ev = json.loads((out / "eval.json").read_text())
     assert np.isfinite(ev["ode_nll_bits_per_dim"]) and "bound_minus_ode_nll_bits_per_dim" in ev
+
+
+def test_a_diverging_fit_stops_keeps_the_last_good_checkpoint_and_exits_1(tmp_path, capsys):
+    out = tmp_path / "d"
+    assert main(["fit", "moons", "--out", str(out), "--steps", "2000", "--T", "50", "--hidden", "16", "--lr", "10",
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "diverged" in err[0] and "--lr" in err[0]
+    m = ddpm.load_model(out / "model.npz")                       # the last good state, finite, resumable
+    assert m.step < 500 and all(np.all(np.isfinite(v)) for v in m.state["params"].values())
+    assert not (out / "metrics.json").exists() and not (out / "samples.npy").exists()
+
+
+def test_an_injected_nan_stops_training_within_one_chunk(tmp_path, monkeypatch):
+    real_train = ddpm.api.ddpm_fast.train
+    calls = []
+
+    def nan_on_second_call(state, *args, **kw):
+        state, losses = real_train(state, *args, **kw)
+        calls.append(len(losses))
+        if len(calls) == 2:
+            state = {**state, "params": {**state["params"], "W1": state["params"]["W1"] * np.nan}}
+        return state, losses
+
+    monkeypatch.setattr(ddpm.api.ddpm_fast, "train", nan_on_second_call)
+    with pytest.raises(ddpm.api.DivergenceError, match=r"weights W1 are not finite after step 20.*step 10"):
+        ddpm.fit("moons", tmp_path / "n", steps=40, checkpoint_every=10, **SMALL)
+    assert calls == [10, 10]                                    # stopped at the chunk that went wrong
+    m = ddpm.load_model(tmp_path / "n" / "model.npz")
+    assert m.step == 10 and np.all(np.isfinite(m.state["params"]["W1"]))
