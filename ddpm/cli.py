@@ -1,7 +1,8 @@
 """The ``ddpm`` command: ``ddpm datasets``, ``ddpm fit``, ``ddpm sample``, ``ddpm eval``.
 
-Errors the user can fix (bad data, unknown names, existing outputs, corrupt checkpoints) print one
-line ``ddpm: error: ...`` and exit with status 2; nothing is overwritten without ``--overwrite``.
+Errors the user can fix print one line ``ddpm: error: ...``: usage errors (unknown names, impossible
+settings, existing outputs) exit with status 2, data errors (a bad data file, a corrupt checkpoint, a
+diverged fit) with status 1; nothing is overwritten without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -103,6 +104,20 @@ def _parser() -> argparse.ArgumentParser:
                    help="also the exact NLL under the probability-flow ODE (D backward passes per step)")
     e.add_argument("--out", metavar="FILE.json", help="also write the JSON here (default: next to the model)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+
+    w = sub.add_parser("show", help="pictures of the diffusion: forward and reverse grids, the reverse chain as a GIF, "
+                                    "the learned field, per-t profiles, schedules")
+    w.add_argument("model", help="model.npz written by ddpm fit")
+    w.add_argument("--out", required=True, metavar="DIR", help="output folder for the six pictures")
+    w.add_argument("--data", default=None,
+                   help="built-in dataset name or .npy/.csv file to push through q and draw behind the reverse "
+                        "chain (default: the model's built-in training set, else its own samples)")
+    w.add_argument("-n", type=_positive_int, default=2000, help="points in the grids (default %(default)s)")
+    w.add_argument("--n-gif", type=_positive_int, default=500, help="points in the animation (default %(default)s)")
+    w.add_argument("--n-bound", type=_positive_int, default=200,
+                   help="points in the bound's per-t profile, the slowest picture (default %(default)s)")
+    w.add_argument("--seed", type=int, default=0, help="seed of every draw in the pictures (default %(default)s)")
+    w.add_argument("--overwrite", action="store_true", help="replace existing pictures in --out")
     return p
 
 
@@ -190,21 +205,30 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_show(args) -> int:
+    from .show import show
+    res = show(args.model, args.out, data=args.data, n=args.n, n_gif=args.n_gif, n_bound=args.n_bound,
+               seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote {', '.join(res.files)} to {args.out} in {sum(res.seconds.values()):.1f}s")
+    return 0
+
+
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    handler = {"datasets": _cmd_datasets, "fit": _cmd_fit, "sample": _cmd_sample, "eval": _cmd_eval}[args.command]
+    handler = {"datasets": _cmd_datasets, "fit": _cmd_fit, "sample": _cmd_sample, "eval": _cmd_eval,
+               "show": _cmd_show}[args.command]
     old_format = warnings.formatwarning
     warnings.formatwarning = lambda msg, cat, *a, **k: f"ddpm: warning: {msg}\n"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             return handler(args)
-    except (ValueError, FileExistsError, CheckpointError, ImportError) as e:
-        print(f"ddpm: error: {e}", file=sys.stderr)
-        return 2
-    except api.DivergenceError as e:
+    except (toy_data.DataError, CheckpointError, api.DivergenceError) as e:
         print(f"ddpm: error: {e}", file=sys.stderr)
         return 1
+    except (ValueError, FileExistsError, ImportError) as e:
+        print(f"ddpm: error: {e}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ddpm: interrupted; the last checkpoint in --out can be resumed with --resume", file=sys.stderr)
         return 130

@@ -154,30 +154,30 @@ def test_cli_fits_a_csv_file(tmp_path):
     assert ddpm.load_model(out / "model.npz").cfg.dim == 3
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["fit", "spiral", "--out", "X"], "unknown dataset 'spiral'"),
-    (["fit", "--out", "X"], "either a built-in DATASET name or --data FILE"),
-    (["fit", "--data", "missing.csv", "--out", "X"], "missing.csv: no such file"),
-    (["sample", "missing.npz", "-n", "5", "--out", "s.npy"], "missing.npz: no such checkpoint file"),
-    (["sample", "m.npz", "-n", "5", "--out", "s.txt"], "--out must name a .npy file"),
+@pytest.mark.parametrize("argv, match, code", [
+    (["fit", "spiral", "--out", "X"], "unknown dataset 'spiral'", 2),
+    (["fit", "--out", "X"], "either a built-in DATASET name or --data FILE", 2),
+    (["fit", "--data", "missing.csv", "--out", "X"], "missing.csv: no such file", 1),
+    (["sample", "missing.npz", "-n", "5", "--out", "s.npy"], "missing.npz: no such checkpoint file", 1),
+    (["sample", "m.npz", "-n", "5", "--out", "s.txt"], "--out must name a .npy file", 2),
 ])
-def test_cli_errors_are_one_clear_line(tmp_path, monkeypatch, capsys, argv, match):
-    monkeypatch.chdir(tmp_path)
-    assert main(argv) == 2
+def test_cli_errors_are_one_clear_line(tmp_path, monkeypatch, capsys, argv, match, code):
+    monkeypatch.chdir(tmp_path)               # usage errors exit 2, data errors (files that cannot be used) 1
+    assert main(argv) == code
     err = capsys.readouterr().err
     assert err.startswith("ddpm: error:") and match in err
 
 
 def test_cli_rejects_a_corrupt_model(tmp_path, capsys):
     (tmp_path / "m.npz").write_bytes(b"PK\x03\x04garbage")
-    assert main(["sample", str(tmp_path / "m.npz"), "-n", "5", "--out", str(tmp_path / "s.npy")]) == 2
+    assert main(["sample", str(tmp_path / "m.npz"), "-n", "5", "--out", str(tmp_path / "s.npy")]) == 1   # a data error
     assert "not a readable ddpm checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "s.npy").exists()
 
 
 def test_cli_reports_a_bad_data_file(tmp_path, capsys):
     (tmp_path / "bad.csv").write_text("1,2\n3,x\n4,5\n")
-    assert main(["fit", "--data", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "o"), "--quiet"]) == 2
+    assert main(["fit", "--data", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "o"), "--quiet"]) == 1
     assert "bad.csv: line 2 has a non-numeric cell 'x'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 

@@ -153,6 +153,6 @@ def test_enormous_declared_shapes_are_refused_before_any_allocation(tmp_path, go
 def test_the_cli_names_a_corrupt_checkpoint_in_one_line(tmp_path, good, capsys):
     p = tmp_path / "model.npz"
     p.write_bytes(good[: len(good) // 3])
-    assert main(["sample", str(p), "-n", "5", "--out", str(tmp_path / "s.npy")]) == 2
+    assert main(["sample", str(p), "-n", "5", "--out", str(tmp_path / "s.npy")]) == 1       # a data error
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ddpm: error:") and str(p) in err[0]

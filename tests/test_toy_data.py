@@ -498,6 +498,7 @@ def test_load_npy_and_csv_with_and_without_header(tmp_path):
     ("ragged.csv", "1,2\n3\n", r"ragged\.csv: line 2 has 1 columns, expected 2"),
     ("one.csv", "x,y\n1,2\n", r"one\.csv: need at least 2 rows"),
     ("empty.csv", "", r"empty\.csv: the file is empty"),
+    ("comments.csv", "# only\n\n#x\n", r"comments\.csv: the file is empty"),
     ("data.txt", "1,2\n", r"data\.txt: unknown file type '\.txt'"),
     ("corrupt.npy", "this is not numpy", r"corrupt\.npy: not a readable \.npy"),
 ])

@@ -313,10 +313,14 @@ def draw(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.ascontiguousarray(_GENERATORS[name](int(n), rng), dtype=np.float64)
 
 
+MAX_ABS = 1e150          # larger values would overflow the standardisation (x − mean)² in float64
+MAX_NPY_BYTES = 4 << 30  # a .npy data file may declare at most this many bytes (checked before reading)
+
+
 def validate(x: np.ndarray, where: str) -> np.ndarray:
-    """Check an (N, D) data array (numeric, rank 2, ≥ 2 rows, finite) and return it as float64;
-    raises :class:`DataError` naming ``where`` and the problem."""
-    if x.dtype.kind not in "biuf":
+    """Check an (N, D) data array (numeric, rank 2, ≥ 2 rows, finite, |x| ≤ 1e150) and return it as
+    float64; raises :class:`DataError` naming ``where`` and the problem."""
+    if x.dtype.kind not in "biuf" or x.dtype.fields is not None:
         raise DataError(f"{where}: expected numbers, got an array of dtype {x.dtype}")
     if x.ndim != 2:
         raise DataError(f"{where}: expected a 2-D array of shape (N, D), got shape {x.shape} (rank {x.ndim})")
@@ -327,6 +331,11 @@ def validate(x: np.ndarray, where: str) -> np.ndarray:
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise DataError(f"{where}: {int(bad.sum())} value(s) are NaN or infinite, first at row {r}, column {c}")
+    big = np.abs(x) > MAX_ABS
+    if big.any():
+        r, c = np.argwhere(big)[0]
+        raise DataError(f"{where}: value {x[r, c]:g} at row {r}, column {c} is too large to standardise "
+                        f"(|x| ≤ {MAX_ABS:g}); rescale the data")
     return np.ascontiguousarray(x)
 
 
@@ -338,25 +347,59 @@ def _is_number(s: str) -> bool:
         return False
 
 
+def _delimiter(lines: list) -> str | None:
+    """The column separator: the most frequent of ',', ';' and tab over the first lines; None (split on
+    whitespace) when none occurs."""
+    head = "".join(lines[:20])
+    counts = {d: head.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] > 0 else None
+
+
 def _load_csv(path: str) -> np.ndarray:
-    with open(path, newline="") as f:
-        rows = [r for r in csv.reader(f) if r and any(c.strip() for c in r)]
-    if not rows:
-        raise DataError(f"{path}: the file is empty")
+    """Numbers in columns separated by ',', ';', tabs or spaces (the most frequent in the first lines); an
+    optional header row; blank lines and lines starting with '#' skipped; a UTF-8 byte-order mark and
+    quoted numbers accepted. Errors give the file's own line numbers."""
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        numbered = [(i, ln) for i, ln in enumerate(f, start=1) if ln.strip() and not ln.lstrip().startswith("#")]
+    if not numbered:
+        raise DataError(f"{path}: the file is empty (no data lines; '#' lines are comments)")
+    linenos, lines = zip(*numbered)
+    delim = _delimiter(list(lines))
+    if delim is None:
+        rows = [ln.split() for ln in lines]
+    else:
+        rows = [[c.strip() for c in r] for r in csv.reader(lines, delimiter=delim)]
     start = 0
     if not all(_is_number(c) for c in rows[0]):
         start = 1                                                           # a header row
     width = len(rows[0])
-    values = []
-    for i, row in enumerate(rows[start:], start=start + 1):
+    values = np.empty((len(rows) - start, width))
+    for i in range(start, len(rows)):
+        row = rows[i]
         if len(row) != width:
-            raise DataError(f"{path}: line {i} has {len(row)} columns, expected {width}")
+            raise DataError(f"{path}: line {linenos[i]} has {len(row)} columns, expected {width}")
         try:
-            values.append([float(c) for c in row])
+            values[i - start] = [float(c) for c in row]
         except ValueError:
             bad = next(c for c in row if not _is_number(c))
-            raise DataError(f"{path}: line {i} has a non-numeric cell {bad.strip()!r}") from None
-    return np.array(values, dtype=np.float64).reshape(len(values), width)
+            raise DataError(f"{path}: line {linenos[i]} has a non-numeric cell {bad.strip()[:20]!r}") from None
+    return values
+
+
+def _npy_declared_bytes(path: str) -> int:
+    """Bytes the .npy header of ``path`` declares (shape × itemsize), read without loading the data."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+        header_end = f.tell()
+    if dtype.hasobject:
+        raise DataError(f"{path}: the array holds Python objects (dtype {dtype}); save numbers")
+    nbytes = math.prod(int(d) for d in shape) * dtype.itemsize
+    if nbytes > os.path.getsize(path) - header_end:
+        raise DataError(f"{path}: the header declares shape {shape} but the file is shorter (truncated or forged)")
+    return nbytes
 
 
 def load(path) -> np.ndarray:
@@ -371,8 +414,12 @@ def load(path) -> np.ndarray:
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npy":
         try:
+            if _npy_declared_bytes(path) > MAX_NPY_BYTES:
+                raise DataError(f"{path}: the array declares more than {MAX_NPY_BYTES >> 30} GiB; refused")
             x = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as e:
+        except DataError:
+            raise
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile, TypeError, SyntaxError) as e:
             raise DataError(f"{path}: not a readable .npy array file ({e})") from None
         if not isinstance(x, np.ndarray):
             raise DataError(f"{path}: expected one array in a .npy file")
