@@ -25,22 +25,25 @@ def compiler_status() -> str | None:
     """None when g++ builds the emulator's C++20 (std::barrier, threads); else why not."""
     if not shutil.which("g++"):
         return "g++ not found"
-    d = tempfile.mkdtemp(prefix="ddpm_emu_probe_")
-    src = os.path.join(d, "probe.cpp")
-    with open(src, "w") as f:
-        f.write("#include <barrier>\n#include <thread>\nint main() { std::barrier<> b(1); b.arrive_and_wait(); }\n")
-    res = subprocess.run(["g++", "-std=c++20", "-pthread", src, "-o", os.path.join(d, "probe")],
-                         capture_output=True, text=True)
+    with tempfile.TemporaryDirectory(prefix="ddpm_emu_probe_") as d:
+        src = os.path.join(d, "probe.cpp")
+        with open(src, "w") as f:
+            f.write("#include <barrier>\n#include <thread>\nint main() { std::barrier<> b(1); b.arrive_and_wait(); }\n")
+        res = subprocess.run(["g++", "-std=c++20", "-pthread", src, "-o", os.path.join(d, "probe")],
+                             capture_output=True, text=True)
     return None if res.returncode == 0 else f"g++ cannot build C++20 std::barrier: {res.stderr.strip()[:200]}"
 
 
 @functools.lru_cache(maxsize=8)
 def _library(H: int) -> ctypes.CDLL:
-    out = os.path.join(tempfile.mkdtemp(prefix="ddpm_emu_"), f"emu{H}.so")
-    cmd = ["g++", "-std=c++20", "-O2", "-pthread", "-shared", "-fPIC", "-Wno-unknown-pragmas",
-           f"-DDDPM_H={H}", f"-I{CUDA_DIR}", os.path.join(HERE, "launch.cpp"), "-o", out]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
-    lib = ctypes.CDLL(out)
+    """kernels.cu built for hidden width H and loaded; the build folder is deleted at once (the loaded
+    library stays mapped), so test runs leave nothing in the temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="ddpm_emu_") as d:
+        out = os.path.join(d, f"emu{H}.so")
+        cmd = ["g++", "-std=c++20", "-O2", "-pthread", "-shared", "-fPIC", "-Wno-unknown-pragmas",
+               f"-DDDPM_H={H}", f"-I{CUDA_DIR}", os.path.join(HERE, "launch.cpp"), "-o", out]
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        lib = ctypes.CDLL(out)
     lib.emu_launch_named.restype = ctypes.c_int
     lib.emu_launch_named.argtypes = [ctypes.c_char_p, ctypes.c_uint, ctypes.c_uint, ctypes.c_size_t,
                                      ctypes.POINTER(ctypes.c_void_p)]
@@ -56,6 +59,7 @@ class EmuLauncher:
     max_smem = MAX_SMEM
 
     def __init__(self, H: int):
+        self.H = H                                            # the compiled hidden width (DDPM_H)
         self.lib = _library(H)
 
     def graph(self, enqueue):
