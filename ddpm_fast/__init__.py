@@ -29,7 +29,7 @@ import numpy as np
 
 import ddpm_ref
 
-from .layout import layout, pack, unpack
+from .layout import check_sampler_arrays, check_train_arrays, layout, model_widths, pack, unpack
 
 __all__ = ["BACKENDS", "available_backends", "default_backend", "train", "p_sample_loop", "ddim_sample_loop",
            "supports", "CHUNK"]
@@ -61,10 +61,15 @@ def _check_backend(backend: str) -> None:
 
 
 def supports(tcfg: ddpm_ref.TrainConfig) -> str | None:
-    """None if the fused training kernels (numba, cupy) implement ``tcfg``; else the reason they do not."""
-    if tcfg.objective != "simple" or tcfg.parametrization != "eps":
-        return (f"the numba and cupy backends implement objective 'simple' with parametrization 'eps' "
-                f"(got {tcfg.objective!r}, {tcfg.parametrization!r}); use backend 'numpy'")
+    """None if the fused training kernels (numba, cupy) implement ``tcfg``; else the reason they do not (one line).
+
+    They fit ε with L_simple and D outputs: objective 'simple', parametrization 'eps' and a fixed σ²
+    (var_type 'beta' or 'beta_tilde'; a learned variance needs 2D outputs and another loss). Checked
+    here whatever ``TrainConfig`` itself accepts."""
+    if (tcfg.objective, tcfg.parametrization) != ("simple", "eps") or tcfg.var_type not in ("beta", "beta_tilde"):
+        return (f"the numba and cupy backends implement objective 'simple', parametrization 'eps' and var_type "
+                f"'beta' or 'beta_tilde' (got {tcfg.objective!r}, {tcfg.parametrization!r}, {tcfg.var_type!r}); "
+                "use backend 'numpy'")
     return None
 
 
@@ -92,10 +97,6 @@ def time_table(params: dict, cfg, t_steps, dtype) -> np.ndarray:
     so the samplers add a row of it instead of multiplying the embedding every time."""
     emb = ddpm_ref.timestep_embedding(np.asarray(t_steps), cfg.emb_dim, cfg.max_period)
     return np.ascontiguousarray(emb @ np.asarray(params["W0"])[cfg.dim:] + np.asarray(params["b0"]), dtype=dtype)
-
-
-def _widths(cfg: ddpm_ref.MLPConfig) -> np.ndarray:
-    return np.array([cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out], dtype=np.int64)
 
 
 def draw_chunk(rng: np.random.Generator, n_data: int, T: int, B: int, D: int, K: int):
@@ -139,7 +140,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2 or data.shape[1] != cfg.dim:
         raise ValueError(f"data must have shape (N, {cfg.dim}), got {data.shape}")
-    widths = _widths(cfg)
+    widths = model_widths(cfg)
     offs, _ = layout(widths)
     theta = pack(state["params"], widths, dtype)
     m = pack(state["opt"]["m"], widths, dtype)
@@ -161,10 +162,12 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
         else:
             idx, tt, eps = draw_chunk(rng, data.shape[0], T, B, D, K)
         lrs = np.array([ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)], dtype=np.float64)
+        eps = eps.astype(dtype, copy=False)
+        check_train_arrays(cfg, widths, T, B, theta, m, v, ema, data_c, emb, sab, s1m, lrs, idx, tt, eps)
         chunk_losses = np.empty(K, dtype=np.float64)
         with _one_blas_thread():
             step = cpu.train_steps_kernel(theta, m, v, ema, step, widths, offs, cpu.ACT_CODES[cfg.activation],
-                                          data_c, idx, tt, eps.astype(dtype, copy=False), emb,
+                                          data_c, idx, tt, eps, emb,
                                           sab, s1m, lrs, tcfg.adam_beta1, tcfg.adam_beta2, tcfg.adam_eps,
                                           tcfg.grad_clip, tcfg.ema_decay, chunk_losses, _n_chunks(B),
                                           draws == "counter", np.uint64(seed))
@@ -214,22 +217,23 @@ def _run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, t
     from . import cpu
 
     x = np.array(x_T, dtype=dtype)
-    if x.ndim != 2 or x.shape[1] != cfg.dim:
-        raise ValueError(f"x_T must have shape (N, {cfg.dim}), got {x.shape}")
     if not (isinstance(tile, (int, np.integer)) and tile >= 1):
         raise ValueError(f"tile must be a positive integer, got {tile!r}")
-    widths = _widths(cfg)
+    widths = model_widths(cfg)
     offs, _ = layout(widths)
     theta = pack(params, widths, dtype)
     table = time_table(params, cfg, t_steps, dtype)                                  # (K, H)
     K = len(t_steps)
     traj = np.empty((K + 1,) + x.shape, dtype=dtype) if keep_traj else np.zeros((0, 1, 1), dtype=dtype)
+    as_dt = lambda a: np.ascontiguousarray(a, dtype=dtype)
+    c_x, c_eps, sigma = as_dt(c_x), as_dt(c_eps), as_dt(sigma)
+    z = np.zeros((0, 1, 1), dtype=dtype) if z is None or (np.ndim(z) >= 1 and np.shape(z)[0] == 0) else as_dt(z)
+    check_sampler_arrays(cfg, widths, theta, x, table, c_x, c_eps, sigma, z, traj)
     if keep_traj:
         traj[K] = x
-    as_dt = lambda a: np.ascontiguousarray(a, dtype=dtype)
     with _one_blas_thread():
         cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], x,
-                          table, as_dt(c_x), as_dt(c_eps), as_dt(sigma), z, np.uint64(seed), int(tile), traj)
+                          table, c_x, c_eps, sigma, z, np.uint64(seed), int(tile), traj)
     x = x.astype(np.float64)
     return (x, traj.astype(np.float64)) if keep_traj else x
 

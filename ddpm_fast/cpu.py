@@ -267,6 +267,8 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data
     grad = np.zeros(P, dtype=dt)
     n_out = widths[L]
     T = sqrt_ab.shape[0] - 1
+    # checked on the host (layout.check_train_arrays); nothing below checks an index
+    assert n_out == D and eps.shape[2] == D and tt.shape == idx.shape and theta.shape[0] == offs[L - 1, 1] + D
     for k in range(K):
         if counter:
             for b in range(B):
@@ -413,6 +415,8 @@ def sample_kernel(theta, widths, offs, act_code, x, t_table, c_x, c_eps, sigma, 
     K = t_table.shape[0]
     L = widths.shape[0] - 1
     H = widths[1]
+    # checked on the host (layout.check_sampler_arrays); ε̂ is read from the first D outputs
+    assert L >= 2 and widths[L] >= D and t_table.shape[1] == H and c_x.shape[0] == K and sigma.shape[0] == K
     use_z = z.shape[0] == K
     keep = traj.shape[0] == K + 1
     n_tiles = (N + tile - 1) // tile

@@ -29,7 +29,7 @@ import numpy as np
 
 import ddpm_ref
 
-from .layout import layout, pack, unpack
+from .layout import check_sampler_arrays, check_train_arrays, layout, model_widths, pack, unpack
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda", "kernels.cu")
 NT = 256            # threads per block (kernels.cu)
@@ -122,6 +122,7 @@ class CupyLauncher:
     def __init__(self, H: int):
         require_gpu()
         import cupy as cp
+        self.H = H                                            # the sampler kernels' compiled hidden width
         with open(KERNELS) as f:
             code = f.read()
         self.xp = cp
@@ -183,8 +184,7 @@ def check_model(cfg) -> None:
 
 def _widths(cfg) -> np.ndarray:
     """The layer widths as the kernels take them (int32)."""
-    from . import _widths as widths64
-    return widths64(cfg).astype(np.int32)
+    return model_widths(cfg).astype(np.int32)
 
 
 def _i32(v):
@@ -218,30 +218,32 @@ def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.
         raise ValueError("the cupy backend computes in float32")
     check_model(cfg)
     lau = launcher or _cupy_launcher(cfg.hidden)
+    if lau.H != cfg.hidden:
+        raise ValueError(f"the launcher's kernels are compiled for H = {lau.H}, the model has hidden = {cfg.hidden}")
     xp = lau.xp
     widths = _widths(cfg)
     offs, _ = layout(widths)
     L, D, H = len(widths) - 1, cfg.dim, cfg.hidden
     x = xp.array(xp.asarray(x_T), dtype=xp.float32)
-    if x.ndim != 2 or x.shape[1] != D:
-        raise ValueError(f"x_T must have shape (N, {D}), got {tuple(x.shape)}")
-    N, K = x.shape[0], len(t_steps)
+    from . import time_table
+    theta = pack(params, widths, np.float32)
+    table = time_table(params, cfg, t_steps, np.float32)                               # (K, H)
+    f32 = lambda a: np.ascontiguousarray(a, dtype=np.float32)
+    c_x, c_eps, sigma = f32(c_x), f32(c_eps), f32(sigma)
+    z = None if z is None or (np.ndim(z) >= 1 and np.shape(z)[0] == 0) else f32(z)
+    K, N = len(t_steps), x.shape[0] if x.ndim else 0
+    traj = xp.empty((K + 1, N, D), dtype=xp.float32) if keep_traj else None
+    check_sampler_arrays(cfg, widths, theta, x, table, c_x, c_eps, sigma, z, traj)
     if N == 0:                                                       # nothing to launch
         mod = xp if device_out else np
         return (mod.zeros((0, D)), mod.zeros((K + 1, 0, D))) if keep_traj else mod.zeros((0, D))
-    from . import time_table
-    table = time_table(params, cfg, t_steps, np.float32)                               # (K, H)
-    f32 = lambda a: xp.asarray(np.ascontiguousarray(a, dtype=np.float32))
-    use_z = z is not None and np.shape(z)[0] == K and K > 0
-    zd = f32(z) if use_z else NULL
-    traj = NULL
     if keep_traj:
-        traj = xp.empty((K + 1, N, D), dtype=xp.float32)
         traj[K] = x
+    dev = lambda a: xp.asarray(a)
     smem, w_in_smem = sampler_smem(H, D, L, lau.max_smem)
     lau.launch(SAMPLER_KERNELS[kernel], (N + TP - 1) // TP, smem,
-               [f32(pack(params, widths, np.float32)), xp.asarray(offs.ravel()), _i32(L), _i32(D), f32(table),
-                f32(c_x), f32(c_eps), f32(sigma), zd, np.uint64(seed), x, traj, _i32(N), _i32(K),
+               [dev(theta), dev(offs.ravel()), _i32(L), _i32(D), dev(table), dev(c_x), dev(c_eps), dev(sigma),
+                NULL if z is None else dev(z), np.uint64(seed), x, NULL if traj is None else traj, _i32(N), _i32(K),
                 _i32(ACT_CODES[cfg.activation]), _i32(w_in_smem)])
     if device_out:
         return (x, traj) if keep_traj else x
@@ -396,13 +398,19 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     seed = int(rng.integers(0, 2**63 - 1)) if draws == "counter" else None
     while done < n_steps:
         K = min(chunk, n_steps - done)
-        eng.set_chunk(K, seed)
+        idx = tt = eps = None
         if seed is None:
             idx, tt, eps = draw_chunk(rng, data.shape[0], T, B, D, K)
+            eps = eps.astype(np.float32)
+        lrs = np.array([ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)])
+        check_train_arrays(cfg, eng.widths, T, B, theta, m, v, ema, eng.data, eng.emb, eng.sab, eng.s1m, lrs,
+                           idx, tt, eps)
+        eng.set_chunk(K, seed)
+        if seed is None:
             eng.idx[...] = xp.asarray(idx)
             eng.tt[...] = xp.asarray(tt)
-            eng.eps[...] = xp.asarray(eps.astype(np.float32))
-        eng.lrs[...] = xp.asarray(np.array([ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)]))
+            eng.eps[...] = xp.asarray(eps)
+        eng.lrs[...] = xp.asarray(lrs)
         eng.base_step[...] = step
         if use_graph:
             if K not in eng.graphs:

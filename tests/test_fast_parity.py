@@ -1,5 +1,6 @@
 """ddpm_fast (numba) against ddpm_ref: same inputs and noise, same results (registry-driven)."""
 
+import copy
 import os
 import subprocess
 import sys
@@ -12,8 +13,10 @@ from hypothesis import strategies as st
 pytest.importorskip("numba")
 
 import ddpm_fast  # noqa: E402
+import ddpm_fast.cpu  # noqa: E402,F401  (monkeypatched below)
 from strategies import zero_model_sample_variance  # noqa: E402
 import ddpm_ref  # noqa: E402
+from ddpm_fast.layout import check_train_arrays, layout, model_widths  # noqa: E402
 from ddpm_fast.registry import REGISTRY, TOLERANCES  # noqa: E402
 
 ENTRIES = {e.name: e for e in REGISTRY}
@@ -76,6 +79,111 @@ def test_in_kernel_noise_is_standard_normal():
     u = x.ravel() / np.sqrt(zero_model_sample_variance(sched, "beta"))
     assert abs(u.mean()) < 4 / np.sqrt(u.size) and abs(u.var() - 1) < 0.02
     assert stats.kstest(u, "norm").pvalue > 1e-3
+
+
+# --- what the kernels are handed ----------------------------------------------------------------------------
+
+def _simple_learned_config():
+    """objective 'simple' with var_type 'learned': a combination TrainConfig itself may refuse, built
+    anyway (as an old checkpoint's config might be), so that supports() is seen to check it on its own."""
+    tcfg = copy.copy(ddpm_ref.TrainConfig(steps=3, batch_size=8))
+    object.__setattr__(tcfg, "var_type", "learned")
+    return tcfg
+
+
+def _no_kernel(*args, **kwargs):
+    raise AssertionError("a kernel ran")
+
+
+@pytest.mark.parametrize("tcfg", [ddpm_ref.TrainConfig(steps=3, batch_size=8, objective="hybrid", var_type="learned"),
+                                  _simple_learned_config()], ids=["hybrid-learned", "simple-learned"])
+def test_learned_variances_are_refused_by_the_fused_trainer_in_one_line(tcfg, monkeypatch):
+    assert ddpm_fast.supports(tcfg) and "\n" not in ddpm_fast.supports(tcfg)
+    assert ddpm_fast.supports(ddpm_ref.TrainConfig(var_type="beta_tilde")) is None
+    monkeypatch.setattr(ddpm_fast.cpu, "train_steps_kernel", _no_kernel)
+    cfg = ddpm_ref.MLPConfig(hidden=8, depth=1, out_dim=4)                  # 2D outputs: ε and the variance
+    rng = np.random.default_rng(0)
+    state = ddpm_ref.init_state(cfg, rng, 30)
+    with pytest.raises(ValueError, match="var_type 'beta' or 'beta_tilde'") as err:
+        ddpm_fast.train(state, rng.standard_normal((30, 2)), ddpm_ref.make_schedule("linear", 30), cfg, tcfg, rng, 3,
+                        backend="numba")
+    assert "\n" not in str(err.value)
+
+
+def test_a_network_with_more_outputs_than_eps_is_refused_before_the_training_kernel(monkeypatch):
+    # var_type 'beta' but out_dim = 2D: the kernel would read ε past its row and divide the loss by B·2D
+    monkeypatch.setattr(ddpm_fast.cpu, "train_steps_kernel", _no_kernel)
+    cfg = ddpm_ref.MLPConfig(hidden=8, depth=1, out_dim=4)
+    tcfg = ddpm_ref.TrainConfig(steps=3, batch_size=8)
+    assert ddpm_fast.supports(tcfg) is None
+    rng = np.random.default_rng(0)
+    state = ddpm_ref.init_state(cfg, rng, 30)
+    for dtype in (np.float32, np.float64):
+        with pytest.raises(ValueError, match="needs 2 outputs, this one has 4") as err:
+            ddpm_fast.train(state, rng.standard_normal((30, 2)), ddpm_ref.make_schedule("linear", 30), cfg, tcfg,
+                            rng, 3, backend="numba", dtype=dtype)
+        assert "\n" not in str(err.value)
+
+
+def _train_arrays(cfg, T=20, B=8, K=3, N=30):
+    """Valid arguments of ``check_train_arrays`` for ``cfg`` (as ddpm_fast.train builds them)."""
+    widths = model_widths(cfg)
+    _, P = layout(widths)
+    theta = np.zeros(P, np.float32)
+    return dict(cfg=cfg, widths=widths, T=T, B=B, theta=theta, m=theta.copy(), v=theta.copy(), ema=theta.copy(),
+                data=np.zeros((N, cfg.dim)), emb=np.zeros((T + 1, cfg.emb_dim)), sqrt_ab=np.ones(T + 1),
+                sqrt_1mab=np.ones(T + 1), lrs=np.ones(K), idx=np.zeros((K, B), np.int64),
+                tt=np.ones((K, B), np.int64), eps=np.zeros((K, B, cfg.dim), np.float32))
+
+
+@pytest.mark.parametrize("name,bad,match", [
+    ("theta", lambda a: a["theta"][:-1], r"theta must have shape"),
+    ("v", lambda a: np.zeros(a["v"].size + 1, np.float32), r"v must have shape"),
+    ("eps", lambda a: np.zeros(a["eps"].shape[:2] + (3,), np.float32), r"eps must have shape \(3, 8, 2\)"),
+    ("idx", lambda a: np.full_like(a["idx"], 30), r"idx must index the 30 data rows"),
+    ("tt", lambda a: np.zeros_like(a["tt"]), r"tt must lie in 1..T"),
+    ("emb", lambda a: np.zeros((20, a["cfg"].emb_dim)), r"embedding table must have shape \(21, 8\)"),
+    ("sqrt_ab", lambda a: np.ones(20), r"sqrt_alpha_bar must have shape"),
+    ("data", lambda a: np.zeros((0, 2)), r"data must have shape \(N, 2\) with N >= 1"),
+    ("widths", lambda a: np.array([10, 8, 8, 2]), r"do not match the model config"),
+])
+def test_training_arrays_of_the_wrong_shape_are_refused(name, bad, match):
+    args = _train_arrays(ddpm_ref.MLPConfig(hidden=8, depth=1, emb_dim=8))
+    check_train_arrays(**args)
+    args[name] = bad(args)
+    with pytest.raises(ValueError, match=match):
+        check_train_arrays(**args)
+
+
+def test_parameters_of_another_model_are_refused_before_the_kernels(monkeypatch):
+    monkeypatch.setattr(ddpm_fast.cpu, "train_steps_kernel", _no_kernel)
+    monkeypatch.setattr(ddpm_fast.cpu, "sample_kernel", _no_kernel)
+    cfg = ddpm_ref.MLPConfig(hidden=8, depth=1)
+    rng = np.random.default_rng(0)
+    state = ddpm_ref.init_state(ddpm_ref.MLPConfig(hidden=6, depth=1), rng, 30)     # H = 6, not 8
+    sched = ddpm_ref.make_schedule("linear", 30)
+    with pytest.raises(ValueError, match=r"W0, b0 must have shapes \(34, 8\), \(8,\)"):
+        ddpm_fast.train(state, rng.standard_normal((30, 2)), sched, cfg, ddpm_ref.TrainConfig(steps=3, batch_size=8),
+                        rng, 3, backend="numba")
+    with pytest.raises(ValueError, match="W0, b0 must have shapes"):
+        ddpm_fast.p_sample_loop(state["params"], cfg, sched, np.zeros((5, 2)), rng=rng, backend="numba")
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(z=np.zeros((4, 5, 2))), r"z must have shape \(3, 5, 2\)"),
+    (dict(z=np.zeros((3, 6, 2))), r"z must have shape \(3, 5, 2\)"),
+    (dict(c_x=np.ones(2)), r"c_x must have shape \(3,\)"),
+    (dict(sigma=np.ones(4)), r"sigma must have shape \(3,\)"),
+    (dict(x_T=np.zeros((5, 3))), r"x_T must have shape \(N, 2\)"),
+])
+def test_sampler_arrays_of_the_wrong_shape_are_refused_before_the_kernel(change, match, monkeypatch):
+    monkeypatch.setattr(ddpm_fast.cpu, "sample_kernel", _no_kernel)
+    cfg = ddpm_ref.MLPConfig(hidden=8, depth=1)
+    args = dict(params=ddpm_ref.init_params(cfg, np.random.default_rng(0)), cfg=cfg, x_T=np.zeros((5, 2)),
+                t_steps=np.array([3, 2, 1]), c_x=np.ones(3), c_eps=np.ones(3), sigma=np.ones(3),
+                z=np.zeros((3, 5, 2)), seed=0, dtype=np.float32, tile=4, keep_traj=True)
+    with pytest.raises(ValueError, match=match):
+        ddpm_fast._run_sampler(**{**args, **change})
 
 
 _DETERMINISM = """

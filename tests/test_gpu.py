@@ -16,7 +16,7 @@ from ddpm_fast import gpu
 from ddpm_fast.counter import counter_draws
 from ddpm_fast.registry import TOLERANCES
 
-from cuda_emu import EmuLauncher, compiler_status
+from cuda_emu import MAX_SMEM, EmuLauncher, compiler_status
 from strategies import zero_model_sample_variance
 
 TOL = TOLERANCES["float32"]
@@ -273,6 +273,48 @@ def test_registry_entries_on_the_cupy_backend_equal_the_reference(name, where, s
 
 
 # --- host-side checks ------------------------------------------------------------------------------------
+
+class _NoLaunch:
+    """A launcher that fails the test if any kernel is launched (the host checks must come first)."""
+    xp = np
+    max_smem = MAX_SMEM
+
+    def __init__(self, H):
+        self.H = H
+
+    def launch(self, name, grid, smem_bytes, args):
+        raise AssertionError(f"{name} was launched")
+
+
+def test_gpu_training_refuses_learned_variances_and_foreign_weights_before_any_launch():
+    cfg, sched, tcfg, state, data = _training_problem(2, 16, 1, "silu", "linear", 30, 8, 20)
+    wide = ddpm_ref.MLPConfig(dim=2, hidden=16, depth=1, emb_dim=8, out_dim=4)     # learned-variance shape
+    wide_state = ddpm_ref.init_state(wide, np.random.default_rng(0), sched.T)
+    with pytest.raises(ValueError, match="needs 2 outputs, this one has 4"):
+        gpu.train(wide_state, data, sched, wide, tcfg, np.random.default_rng(1), 2, launcher=_NoLaunch(16))
+    with pytest.raises(ValueError, match="W1, b1 must have shapes"):                 # another model's weights
+        gpu.train(wide_state, data, sched, cfg, tcfg, np.random.default_rng(1), 2, launcher=_NoLaunch(16))
+    learned = ddpm_ref.TrainConfig(steps=2, batch_size=8, objective="hybrid", var_type="learned")
+    with gpu.emulated(_NoLaunch), pytest.raises(ValueError, match="var_type 'beta' or 'beta_tilde'"):
+        ddpm_fast.train(wide_state, data, sched, wide, learned, np.random.default_rng(1), 2, backend="cupy")
+
+
+@pytest.mark.parametrize("change,match", [
+    (dict(z=np.zeros((4, 5, 2))), r"z must have shape \(3, 5, 2\)"),
+    (dict(z=np.zeros((3, 5, 1))), r"z must have shape \(3, 5, 2\)"),
+    (dict(c_eps=np.ones(2)), r"c_eps must have shape \(3,\)"),
+    (dict(sigma=np.ones(4)), r"sigma must have shape \(3,\)"),
+    (dict(x_T=np.zeros((5, 3))), r"x_T must have shape \(N, 2\)"),
+    (dict(launcher=_NoLaunch(32)), r"compiled for H = 32, the model has hidden = 16"),
+])
+def test_gpu_sampler_arrays_of_the_wrong_shape_are_refused_before_the_launch(change, match):
+    cfg = ddpm_ref.MLPConfig(hidden=16, depth=1)
+    args = dict(params=ddpm_ref.init_params(cfg, np.random.default_rng(0)), cfg=cfg, x_T=np.zeros((5, 2)),
+                t_steps=np.array([3, 2, 1]), c_x=np.ones(3), c_eps=np.ones(3), sigma=np.ones(3),
+                z=np.zeros((3, 5, 2)), seed=0, keep_traj=True, launcher=_NoLaunch(16))
+    with pytest.raises(ValueError, match=match):
+        gpu.run_sampler(**{**args, **change})
+
 
 def test_shared_memory_plan_keeps_weights_in_smem_when_they_fit():
     smem, w_in = gpu.sampler_smem(128, 2, 4, 232448)              # the default model on sm_90
