@@ -1,4 +1,6 @@
-"""Pictures of a fit: data beside samples on identical axes, and the training loss.
+"""Pictures of a fit: data beside samples on identical axes, and the training loss; and the study
+pictures of ``ddpm show`` (``show.py`` computes their arrays): scatter grids over t, the reverse
+chain as a GIF, the learned field beside the true one, per-t profiles, schedules.
 
 matplotlib is an optional dependency (``pip install ddpm[plot]``); it is imported only here, with
 the non-interactive Agg backend so pictures are written on machines without a display.
@@ -6,9 +8,14 @@ the non-interactive Agg backend so pictures are written on machines without a di
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
-__all__ = ["save_samples_plot", "save_loss_plot", "save_profile_plot", "save_schedule_plot"]
+__all__ = ["save_samples_plot", "save_loss_plot", "save_profile_plot", "save_schedule_plot", "save_scatter_grid",
+           "save_chain_gif", "save_field_plot", "save_t_profiles_plot"]
+
+BACKGROUND = "0.82"           # light grey of the data drawn faintly behind moving points
 
 
 def _plt():
@@ -72,12 +79,9 @@ def save_loss_plot(path, losses: np.ndarray) -> None:
     plt.close(fig)
 
 
-def save_profile_plot(path, res: dict) -> None:
-    """The bound's terms against t (bits/dim): L_0 at t = 1, L_{t−1} for t = 2..T (Ho's labels), L_T as a line."""
-    plt = _plt()
+def _draw_bound_profile(ax, res: dict) -> None:
     prof = np.asarray(res["profile_bits_per_dim"], dtype=np.float64)
     T = len(prof) - 1
-    fig, ax = plt.subplots(figsize=(7, 4))
     t = np.arange(2, T + 1)
     if T >= 2:
         ax.plot(t, np.maximum(prof[2:], 1e-12), lw=1.2, label="$L_{t-1}$ (t = 2..T)")
@@ -88,29 +92,197 @@ def save_profile_plot(path, res: dict) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("t")
     ax.set_ylabel("bits per dimension")
-    ax.set_title(f"bound {res['bound_bits_per_dim']:.3f} ± {res['bound_bits_per_dim_se']:.3f} bits/dim")
     ax.legend()
+
+
+def save_profile_plot(path, res: dict) -> None:
+    """The bound's terms against t (bits/dim): L_0 at t = 1, L_{t−1} for t = 2..T (Ho's labels), L_T as a line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    _draw_bound_profile(ax, res)
+    ax.set_title(f"bound {res['bound_bits_per_dim']:.3f} ± {res['bound_bits_per_dim_se']:.3f} bits/dim")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def save_schedule_plot(path, schedules) -> None:
-    """ᾱ_t (left) and log SNR = log(ᾱ_t/(1 − ᾱ_t)) (right) against t/T for several schedules."""
+def save_schedule_plot(path, schedules, highlight=None, title: str = "") -> None:
+    """ᾱ_t (left) and log SNR = log(ᾱ_t/(1 − ᾱ_t)) (right) against t/T for several schedules;
+    ``highlight`` (a Schedule, e.g. a model's own) is drawn on top, black and dashed. Written atomically."""
     plt = _plt()
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
-    for s in schedules:
+    marked = [] if highlight is None else [(highlight, f"this model: {highlight.name} (T = {highlight.T})",
+                                            dict(color="k", ls="--", lw=2.2, zorder=3))]
+    for s, label, style in [(s, f"{s.name} (T = {s.T})", {}) for s in schedules] + marked:
         t = np.arange(1, s.T + 1) / s.T
         ab = np.asarray(s.alpha_bar[1:])
-        label = f"{s.name} (T = {s.T})"
-        a1.plot(t, ab, label=label)
+        a1.plot(t, ab, label=label, **style)
         with np.errstate(divide="ignore"):
-            a2.plot(t, np.log(ab) - np.log1p(-ab), label=label)
+            a2.plot(t, np.log(ab) - np.log1p(-ab), label=label, **style)
     a1.set_xlabel("t / T")
     a1.set_ylabel("ᾱ_t")
+    a1.set_title("ᾱ_t against t")
     a2.set_xlabel("t / T")
     a2.set_ylabel("log SNR")
+    a2.set_title("log SNR(t) = log ᾱ_t / (1 − ᾱ_t) against t")
     a1.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _savefig_atomic(fig, path, dpi=110)
+    plt.close(fig)
+
+
+# --- ddpm show ----------------------------------------------------------------------------------------
+
+def _savefig_atomic(fig, path, dpi) -> None:
+    """Save to a temporary file next to ``path``, then rename: a reader never sees half a picture."""
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lstrip(".").lower() or "png"
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, dpi=dpi, format=ext)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _scatter(ax, pts, color, s=1.5, alpha=0.6):
+    ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=alpha, color=color, linewidths=0)
+
+
+def save_scatter_grid(path, ts, rows, *, lims, background=None, title: str = "", coords=("u_1", "u_2"),
+                      dpi: int = 80) -> None:
+    """Rows of scatter panels, one column per t in ``ts``, all on the same equal-aspect axes ``lims``.
+
+    ``rows``: [(label, points (len(ts), N, 2))]; ``background`` (M, 2) is drawn in light grey behind
+    every panel. Written atomically.
+    """
+    plt = _plt()
+    nr, nc = len(rows), len(ts)
+    fig, axes = plt.subplots(nr, nc, figsize=(1.5 * nc + 0.7, 1.6 * nr + 0.9), sharex=True, sharey=True,
+                             squeeze=False)
+    for r, (label, pts) in enumerate(rows):
+        if len(pts) != nc:
+            raise ValueError(f"row {label!r} has {len(pts)} panels for {nc} values of t")
+        for c, t in enumerate(ts):
+            ax = axes[r, c]
+            if background is not None:
+                _scatter(ax, background, BACKGROUND, s=1.0, alpha=1.0)
+            _scatter(ax, pts[c], f"C{r}")
+            ax.set_title(f"t = {int(t)}", fontsize=9)
+            ax.set_aspect("equal", adjustable="box")
+            ax.tick_params(labelsize=7)
+        axes[r, 0].set_ylabel(f"{label}\n${coords[1]}$", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel(f"${coords[0]}$", fontsize=8)
+    axes[0, 0].set_xlim(*lims)
+    axes[0, 0].set_ylim(*lims)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _savefig_atomic(fig, path, dpi=dpi)
+    plt.close(fig)
+
+
+def save_chain_gif(path, ts, frames, *, T: int, lims, background=None, title: str = "", coords=("u_1", "u_2"),
+                   fps: int = 15, hold_s: float = 1.0, dpi: int = 64) -> None:
+    """An animation of points moving through the steps ``ts`` (frames (len(ts), N, 2)), with a frame
+    counter "t = … / T" in the title; the last frame is held ``hold_s`` seconds. GIF by Pillow through
+    matplotlib's PillowWriter, written atomically."""
+    plt = _plt()
+    from matplotlib.animation import FuncAnimation, PillowWriter
+    fig, ax = plt.subplots(figsize=(4.4, 4.6))
+    if background is not None:
+        _scatter(ax, background, BACKGROUND, s=2.0, alpha=1.0)
+    sc = ax.scatter(frames[0][:, 0], frames[0][:, 1], s=3, color="C1", linewidths=0)
+    head = ax.set_title("", fontsize=9)
+    ax.set_xlim(*lims)
+    ax.set_ylim(*lims)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel(f"${coords[0]}$")
+    ax.set_ylabel(f"${coords[1]}$")
+    fig.tight_layout()
+    order = list(range(len(ts))) + [len(ts) - 1] * int(round(hold_s * fps))
+
+    def update(i):
+        sc.set_offsets(frames[i])
+        head.set_text(f"{title}t = {int(ts[i]):>4d} / {T}")
+        return sc, head
+
+    anim = FuncAnimation(fig, update, frames=order, blit=False)
+    path = os.fspath(path)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.tmp.gif")
+    try:
+        anim.save(tmp, writer=PillowWriter(fps=fps), dpi=dpi)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        plt.close(fig)
+
+
+def _arrow_lengths(vecs: np.ndarray, unit: float, spacing: float) -> np.ndarray:
+    """Arrows scaled so that a vector of length ``unit`` spans 0.8 grid spacings, longer ones capped at
+    1.6 spacings (near tight data the score is huge; uncapped it would hide the rest of the field)."""
+    v = vecs * (0.8 * spacing / max(unit, 1e-300))
+    n = np.linalg.norm(v, axis=-1, keepdims=True)
+    return v * np.minimum(1.0, 1.6 * spacing / np.maximum(n, 1e-300))
+
+
+def save_field_plot(path, ts, grid, rows, *, lims, points=None, title: str = "", coords=("u_1", "u_2"),
+                    dpi: int = 80) -> None:
+    """Vector fields on the points ``grid`` (G, 2), one column per t in ``ts``.
+
+    ``rows``: [(label, vectors (len(ts), G, 2))]; every row of a column shares one arrow scale (the
+    90th percentile of their lengths), so learned and true fields compare arrow for arrow.
+    ``points`` (len(ts), M, 2): drawn faintly behind each column (e.g. draws of x_t). Atomic.
+    """
+    plt = _plt()
+    nr, nc = len(rows), len(ts)
+    fig, axes = plt.subplots(nr, nc, figsize=(2.3 * nc + 0.7, 2.4 * nr + 1.0), sharex=True, sharey=True,
+                             squeeze=False)
+    side = int(round(np.sqrt(len(grid))))
+    spacing = (lims[1] - lims[0]) / max(side, 2)
+    for c, t in enumerate(ts):
+        unit = np.percentile(np.concatenate([np.linalg.norm(v[c], axis=-1) for _, v in rows]), 90)
+        for r, (label, vecs) in enumerate(rows):
+            ax = axes[r, c]
+            if points is not None:
+                _scatter(ax, points[c], BACKGROUND, s=1.0, alpha=1.0)
+            a = _arrow_lengths(vecs[c], unit, spacing)
+            ax.quiver(grid[:, 0], grid[:, 1], a[:, 0], a[:, 1], angles="xy", scale_units="xy", scale=1,
+                      color=f"C{2 * r}", width=0.006)
+            ax.set_title(f"{label}, t = {int(t)}", fontsize=8)
+            ax.set_aspect("equal", adjustable="box")
+            ax.tick_params(labelsize=7)
+        axes[-1, c].set_xlabel(f"${coords[0]}$", fontsize=8)
+    for r in range(nr):
+        axes[r, 0].set_ylabel(f"${coords[1]}$", fontsize=8)
+    axes[0, 0].set_xlim(*lims)
+    axes[0, 0].set_ylim(*lims)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    _savefig_atomic(fig, path, dpi=dpi)
+    plt.close(fig)
+
+
+def save_t_profiles_plot(path, edges, mse, bound_res: dict, *, n_mse: int, title: str = "", dpi: int = 90) -> None:
+    """Two panels against t: the ε-regression loss by t bucket (``mse`` per bucket between ``edges``),
+    and the bound's L_{t−1} profile (``bound_res`` from ``ddpm.likelihood_bound``). Written atomically."""
+    plt = _plt()
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4))
+    a1.stairs(np.maximum(mse, 1e-12), edges, baseline=None, lw=1.5, color="C0", label=f"{len(mse)} buckets, {n_mse} points each")
+    a1.set_yscale("log")
+    a1.set_xlabel("t")
+    a1.set_ylabel("‖ε − ε_θ(x_t, t)‖² / D")
+    a1.set_title("L_simple by t bucket (fresh data, EMA weights)", fontsize=10)
+    a1.legend(fontsize=8)
+    _draw_bound_profile(a2, bound_res)
+    a2.set_title(f"bound's terms by t: {bound_res['bound_bits_per_dim']:.3f} ± "
+                 f"{bound_res['bound_bits_per_dim_se']:.3f} bits/dim (n = {bound_res['n_points']})", fontsize=10)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _savefig_atomic(fig, path, dpi=dpi)
     plt.close(fig)
