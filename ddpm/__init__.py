@@ -10,6 +10,7 @@ The method itself lives in ``ddpm_ref`` (readable NumPy); this package is the ap
 from .api import BACKENDS, FitResult, evaluate, fit, likelihood_bound, load_model, ode_nll, resolve_data, sample
 from .metrics import energy_distance
 from .model import Model
+from .show import show
 
 __version__ = "0.1.0"
-__all__ = ["fit", "sample", "evaluate", "likelihood_bound", "ode_nll", "load_model", "resolve_data", "FitResult", "Model", "energy_distance", "BACKENDS"]
+__all__ = ["fit", "sample", "evaluate", "likelihood_bound", "ode_nll", "load_model", "resolve_data", "FitResult", "Model", "energy_distance", "BACKENDS", "show"]

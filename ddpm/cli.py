@@ -92,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--spacing", choices=("even", "leading", "trailing", "quad"), default="even",
                    help="which K of the T steps (default %(default)s)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
 
     e = sub.add_parser("eval", help="likelihood bound (bits/dim) and sample statistics of a fitted model on data")
     e.add_argument("model", help="model.npz written by ddpm fit")
@@ -171,15 +172,10 @@ def _cmd_sample(args) -> int:
         raise ValueError(f"--out must name a .npy file, got {args.out!r}")
     if os.path.exists(args.out) and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
-    x = api.sample(args.model, args.n, seed=args.seed, var_type=args.var, use_ema=not args.no_ema,
-                   backend=args.backend, sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing)
-    folder = os.path.dirname(os.path.abspath(args.out))
-    os.makedirs(folder, exist_ok=True)
-    tmp = args.out + ".tmp.npy"
-    np.save(tmp, x)
-    os.replace(tmp, args.out)
-    print(json.dumps({"out": args.out, "n": int(x.shape[0]), "dim": int(x.shape[1]), "seed": args.seed,
-                      "mean": x.mean(axis=0).round(4).tolist(), "std": x.std(axis=0).round(4).tolist()}))
+    summary = api.sample_to_file(args.model, args.n, args.out, seed=args.seed, progress=not args.quiet,
+                                 var_type=args.var, use_ema=not args.no_ema, backend=args.backend,
+                                 sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing)
+    print(json.dumps(summary))
     return 0
 
 
