@@ -1,6 +1,9 @@
 """The cupy backend: its CUDA kernels compiled (nvcc), run on the CPU emulator (tests/cuda_emu) against
-ddpm_ref, its host code, its "no GPU" message; and, on a machine with a GPU, the same checks on the device."""
+ddpm_ref (element by element within registry.TOLERANCES, small enough to see one step's noise), its host
+code and the shapes it hands the kernels, its "no GPU" message; and, on a machine with a GPU, the same
+checks on the device."""
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -14,10 +17,10 @@ import ddpm_fast
 import ddpm_ref
 from ddpm_fast import gpu
 from ddpm_fast.counter import counter_draws
-from ddpm_fast.registry import TOLERANCES
+from ddpm_fast.registry import ADAM_EPS, TOLERANCES, sampling_schedule
 
 from cuda_emu import MAX_SMEM, EmuLauncher, compiler_status
-from strategies import zero_model_sample_variance
+from strategies import assert_each_step_adds_sigma2, zero_model_sample_variance
 
 TOL = TOLERANCES["float32"]
 needs_cxx = pytest.mark.skipif(compiler_status() is not None, reason=f"no emulator: {compiler_status()}")
@@ -25,8 +28,7 @@ needs_gpu = pytest.mark.skipif(gpu.gpu_status() is not None, reason=f"{gpu.gpu_s
 
 
 def _close(got, want):
-    scale = max(1.0, float(np.abs(want).max()))
-    np.testing.assert_allclose(got, want, rtol=TOL["rtol"], atol=TOL["atol"] * scale)
+    np.testing.assert_allclose(got, want, **TOL)
 
 
 # --- compiled for the device ----------------------------------------------------------------------------
@@ -65,9 +67,11 @@ def test_kernels_compile_with_nvrtc_as_cupy_compiles_them(tmp_path):
 # --- the kernels' logic on the CPU emulator ------------------------------------------------------------
 
 def _model(hidden, depth, activation, dim, emb_dim, T, rng):
+    """The samplers' test model (as the registry's): half-scale initial weights on a schedule with
+    moderate ᾱ_T, so samples stay O(1) and the float32 tolerance is far below one step's noise."""
     cfg = ddpm_ref.MLPConfig(dim=dim, hidden=hidden, depth=depth, activation=activation, emb_dim=emb_dim)
     params = {k: v * 0.5 for k, v in ddpm_ref.init_params(cfg, rng).items()}
-    return cfg, params, ddpm_ref.make_schedule("linear", T)
+    return cfg, params, sampling_schedule(T)
 
 
 sizes = st.fixed_dictionaries({
@@ -143,11 +147,47 @@ def test_emulated_in_kernel_noise_is_the_numba_backends_noise(kernel):
     _close(b, a)
 
 
+@needs_cxx
+@pytest.mark.parametrize("kernel", sorted(gpu.SAMPLER_KERNELS))
+def test_emulated_noise_of_the_step_before_last_moves_samples_beyond_the_tolerance(kernel):
+    # so the parity tests above see a kernel that drops z at t = 2 (step k = K − 2 in kernel order)
+    rng = np.random.default_rng(8)
+    cfg, params, sched = _model(16, 2, "silu", 2, 8, 25, rng)
+    x_T = rng.standard_normal((130, 2))                            # two blocks, the second one short
+    z = rng.standard_normal((sched.T, 130, 2))
+    z2 = z.copy()
+    z2[1] = rng.standard_normal(z[1].shape)                        # z[t − 1] is used at step t = 2
+    t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
+    run = lambda z_: gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z_[::-1]),
+                                     0, launcher=EmuLauncher(16), kernel=kernel)
+    a, b = run(z), run(z2)
+    moved = np.abs(b - a) > TOL["atol"] + TOL["rtol"] * np.abs(a)
+    assert moved.mean() > 0.95, f"only {moved.mean():.0%} of the coordinates moved beyond the tolerance"
+    _close(b, ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z2))
+
+
+@pytest.mark.parametrize("where", ["emulator", pytest.param("gpu", marks=[needs_gpu, pytest.mark.gpu])])
+@pytest.mark.parametrize("kernel", sorted(gpu.SAMPLER_KERNELS))
+@pytest.mark.parametrize("var_type", ["beta", "beta_tilde"])
+def test_in_kernel_noise_adds_sigma_squared_at_every_step(var_type, kernel, where, monkeypatch):
+    # the final variance alone cannot tell β from β̃ (dominated by the large t): check each step's increment
+    if where == "emulator" and compiler_status():
+        pytest.skip(f"no emulator: {compiler_status()}")
+    monkeypatch.setattr(gpu, "SAMPLER_KERNEL", kernel)
+    cfg = ddpm_ref.MLPConfig(dim=4, hidden=16, depth=1)          # 6000 × 4 coordinates in 47 emulated blocks
+    params = {k: np.zeros_like(v) for k, v in ddpm_ref.init_params(cfg, np.random.default_rng(0)).items()}
+    sched = sampling_schedule(5)
+    with gpu.emulated(EmuLauncher) if where == "emulator" else contextlib.nullcontext():
+        _, traj = ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((6000, 4)), rng=np.random.default_rng(2),
+                                          var_type=var_type, return_trajectory=True, backend="cupy")
+    assert_each_step_adds_sigma2(traj, sched, var_type)
+
+
 def _training_problem(dim, hidden, depth, activation, schedule, T, batch, n_data, emb_dim=8, seed=0, steps=5):
     """A model, schedule, training config, fresh state and standard-normal data for the training tests."""
     cfg = ddpm_ref.MLPConfig(dim=dim, hidden=hidden, depth=depth, activation=activation, emb_dim=emb_dim)
     sched = ddpm_ref.make_schedule(schedule, T)
-    tcfg = ddpm_ref.TrainConfig(steps=steps, batch_size=batch)
+    tcfg = ddpm_ref.TrainConfig(steps=steps, batch_size=batch, adam_eps=ADAM_EPS)   # well-conditioned Adam steps
     rng = np.random.default_rng(seed)
     state = ddpm_ref.init_state(cfg, rng, sched.T)
     return cfg, sched, tcfg, state, rng.standard_normal((n_data, dim))
@@ -372,7 +412,7 @@ def test_gpu_in_kernel_noise_is_standard_normal_and_equals_the_cpu_stream():
     from scipy import stats
     cfg = ddpm_ref.MLPConfig(hidden=16, depth=1)
     params = {k: np.zeros_like(v) for k, v in ddpm_ref.init_params(cfg, np.random.default_rng(0)).items()}
-    sched = ddpm_ref.make_schedule("linear", 21)
+    sched = sampling_schedule(21)                  # samples O(1): compared element-wise with the CPU's below
     x = ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((200_000, 2)), rng=np.random.default_rng(1),
                                 backend="cupy")
     u = x.ravel() / np.sqrt(zero_model_sample_variance(sched, "beta"))
