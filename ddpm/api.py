@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, fields, replace
 
@@ -25,7 +26,7 @@ from ddpm_ref import MLPConfig, TrainConfig
 from .metrics import sample_statistics
 from .model import Model, Normalizer, data_fingerprint
 
-__all__ = ["DivergenceError", "fit", "sample", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
+__all__ = ["DivergenceError", "fit", "sample", "sample_to_file", "check_memory", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
            "OUTPUT_FILES"]
 
 BACKENDS = ddpm_fast.BACKENDS
@@ -103,14 +104,14 @@ def resolve_data(data, seed: int = 0, n_train: int = N_TRAIN_DEFAULT, n_eval: in
     return train, held, refs, source
 
 
-def _progress(total: int, initial: int, enabled: bool):
+def _progress(total: int, initial: int, enabled: bool, desc: str = "training", unit: str = "step"):
     if not enabled:
         return None
     try:
         from tqdm.auto import tqdm
     except ImportError:
         return None
-    return tqdm(total=total, initial=initial, desc="training", unit="step", dynamic_ncols=True)
+    return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True)
 
 
 def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None = None, schedule: str | None = None,
@@ -145,6 +146,9 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         if existing and not overwrite and not same_as_resume:
             raise FileExistsError(f"{out} already holds {', '.join(existing)}; choose another --out, "
                                   f"pass overwrite=True (--overwrite) to replace them, or resume from {out}/model.npz")
+    if isinstance(data, str) and data in toy_data.NAMES:                  # before drawing n_train points
+        check_memory({"the training data (--n-train)": 8 * 3 * n_train * toy_data.draw(data, 2, np.random.default_rng(0)).shape[1]},
+                     f"drawing {n_train} training points")
     train_x, held, refs, source = resolve_data(data, seed, n_train, n_eval)
     _, ss_train, ss_eval = np.random.SeedSequence(seed).spawn(3)
 
@@ -168,6 +172,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         D = int(train_x.shape[1])                                          # D is the data's, not a choice
         n_out = ddpm_ref.param.out_dim(D, tcfg.var_type)
         cfg = replace(model or MLPConfig(), dim=D, out_dim=None if n_out == D else n_out)
+        check_memory(_fit_memory(cfg, tcfg, 1000 if T is None else T, train_x.shape[0], n_eval), "this fit")
         sched = ddpm_ref.make_schedule(schedule or "linear", 1000 if T is None else T, **(schedule_params or {}))
         rng = np.random.default_rng(ss_train)
         ddpm_ref.param.check_compatible(sched, tcfg.parametrization)
@@ -253,6 +258,45 @@ class DivergenceError(RuntimeError):
     """Training produced a non-finite loss or weights; the last good state was kept."""
 
 
+def available_memory() -> int:
+    """Bytes of memory available to this process now (MemAvailable, else free physical pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def check_memory(parts: dict, what: str) -> None:
+    """Refuse up front (ValueError) when the estimated bytes ``parts`` (name → bytes) exceed 80% of the
+    memory available, naming the largest part — so no option value makes a run allocate unboundedly."""
+    need = sum(parts.values())
+    avail = available_memory()
+    if need > 0.8 * avail:
+        big = max(parts, key=parts.get)
+        raise ValueError(f"{what} needs about {need / 2**30:.1f} GiB of memory, mostly for {big} "
+                         f"({parts[big] / 2**30:.1f} GiB); {avail / 2**30:.1f} GiB is available: lower it")
+
+
+def _fit_memory(cfg: MLPConfig, tcfg: TrainConfig, T: int, n_train: int, n_eval: int) -> dict:
+    """Estimated bytes of a fit, by part (float64 host arrays; the compiled copies are smaller)."""
+    from .model import param_shapes
+    P = sum(int(np.prod(s)) for s in param_shapes(cfg).values())
+    widths = cfg.dim + cfg.emb_dim + cfg.hidden * cfg.depth + cfg.n_out
+    return {"the weights, their EMA and Adam's moments (--hidden, --depth)": 8 * 6 * P,
+            "the per-step loss history (--steps)": 8 * tcfg.steps,
+            "the schedule and per-t history (--T)": 8 * (T + 1) * 24,
+            "the training data (--n-train)": 8 * 3 * n_train * cfg.dim,
+            "a batch's activations (--batch-size)": 8 * 4 * tcfg.batch_size * widths,
+            "evaluation samples and statistics": 8 * (6 * n_eval * cfg.dim + 3 * 1024 * n_eval)}
+
+
 def _check_finite(m: Model, state: dict, losses: np.ndarray, out) -> None:
     """Refuse a chunk whose losses or weights are not finite: the model ``m`` (still the state before the
     chunk) is saved as the last good checkpoint, and the error says where it diverged and what to change."""
@@ -329,6 +373,10 @@ def sample(model, n: int, *, seed: int | None = None, var_type: str | None = Non
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
     m = model if isinstance(model, Model) else Model.load(model)
+    copies = 6 + (m.sched.T + 1 if return_trajectory else 0)              # x_T, x, noise, outputs (+ trajectory)
+    check_memory({f"{n} points of dimension {m.cfg.dim}": 8 * copies * int(n) * m.cfg.dim},
+                 f"sampling {n} points" + (" with their trajectory" if return_trajectory else "")
+                 + " (ddpm sample streams to a file in chunks)")
     var_type = var_type or m.tcfg.var_type
     if (var_type == "learned") != (m.tcfg.var_type == "learned"):
         raise ValueError(f"this model was trained with var_type {m.tcfg.var_type!r}; it cannot sample with {var_type!r}")
@@ -369,6 +417,57 @@ def sample(model, n: int, *, seed: int | None = None, var_type: str | None = Non
         x0, traj = res
         return m.norm.to_data(x0), m.norm.to_data(traj)
     return m.norm.to_data(res)
+
+
+SAMPLE_CHUNK = 100_000       # points per call when streaming samples to a file: bounds memory whatever n
+
+
+def sample_to_file(model, n: int, out, *, seed: int = 0, progress: bool = True, chunk: int = SAMPLE_CHUNK,
+                   **kw) -> dict:
+    """Draw n points (``sample``'s options in ``kw``) into the .npy file ``out``, ``chunk`` points at a
+    time through ``numpy.lib.format.open_memmap``: peak memory depends on ``chunk``, not on n. Chunk 0
+    uses ``seed`` itself (so for n ≤ chunk the file equals ``sample(model, n, seed=seed)``), chunk k the
+    seed SeedSequence([seed, k]). The file appears (atomically renamed) only when complete. Returns a
+    summary: n, dim, seed, mean and std of the points."""
+    m = model if isinstance(model, Model) else Model.load(model)
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
+    out = os.fspath(out)
+    folder = os.path.dirname(os.path.abspath(out))
+    os.makedirs(folder, exist_ok=True)
+    need = 128 + int(n) * m.cfg.dim * 8
+    free = shutil.disk_usage(folder).free
+    if need > free:
+        raise ValueError(f"{n} samples of dimension {m.cfg.dim} need {need / 2**30:.2f} GiB on disk; "
+                         f"{folder} has {free / 2**30:.2f} GiB free")
+    tmp = out + ".partial.npy"
+    bar = _progress(int(n), 0, progress and n > chunk, desc="sampling", unit="point")
+    s1 = np.zeros(m.cfg.dim)
+    s2 = np.zeros(m.cfg.dim)
+    try:
+        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(int(n), m.cfg.dim))
+        for k, lo in enumerate(range(0, int(n), chunk)):
+            hi = min(int(n), lo + chunk)
+            seed_k = seed if k == 0 else np.random.SeedSequence([seed, k])
+            x = sample(m, hi - lo, seed=seed_k, **kw)
+            arr[lo:hi] = x
+            s1 += x.sum(axis=0)
+            s2 += (x * x).sum(axis=0)
+            if bar is not None:
+                bar.update(hi - lo)
+        arr.flush()
+        del arr
+        os.replace(tmp, out)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    mean = s1 / n
+    return {"out": out, "n": int(n), "dim": m.cfg.dim, "seed": seed, "mean": mean.round(4).tolist(),
+            "std": np.sqrt(np.maximum(s2 / n - mean ** 2, 0.0)).round(4).tolist()}
 
 
 def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None, use_ema: bool = True) -> dict:
