@@ -224,19 +224,20 @@ def save_chain_gif(path, ts, frames, *, T: int, lims, background=None, title: st
 
 def _arrow_lengths(vecs: np.ndarray, unit: float, spacing: float) -> np.ndarray:
     """Arrows scaled so that a vector of length ``unit`` spans 0.8 grid spacings, longer ones capped at
-    1.6 spacings (near tight data the score is huge; uncapped it would hide the rest of the field)."""
+    2 units (far from tight data the scaled score is huge; uncapped it would hide the rest of the field)."""
     v = vecs * (0.8 * spacing / max(unit, 1e-300))
     n = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v * np.minimum(1.0, 1.6 * spacing / np.maximum(n, 1e-300))
+    return v * np.minimum(1.0, 1.6 * spacing / np.maximum(n, 1e-300))   # 1.6 spacings = 2 units
 
 
-def save_field_plot(path, ts, grid, rows, *, lims, points=None, title: str = "", coords=("u_1", "u_2"),
-                    dpi: int = 80) -> None:
+def save_field_plot(path, ts, grid, rows, *, lims, unit: float | None = 1.0, points=None, title: str = "",
+                    coords=("u_1", "u_2"), dpi: int = 80) -> None:
     """Vector fields on the points ``grid`` (G, 2), one column per t in ``ts``.
 
-    ``rows``: [(label, vectors (len(ts), G, 2))]; every row of a column shares one arrow scale (the
-    90th percentile of their lengths), so learned and true fields compare arrow for arrow.
-    ``points`` (len(ts), M, 2): drawn faintly behind each column (e.g. draws of x_t). Atomic.
+    ``rows``: [(label, vectors (len(ts), G, 2))]. Every panel uses one arrow scale: a vector of length
+    ``unit`` spans 0.8 grid steps (None: per column, the 90th percentile of that column's lengths),
+    so fields compare arrow for arrow. ``points`` (len(ts), M, 2): drawn faintly behind each column
+    (e.g. draws of x_t). Written atomically.
     """
     plt = _plt()
     nr, nc = len(rows), len(ts)
@@ -245,12 +246,13 @@ def save_field_plot(path, ts, grid, rows, *, lims, points=None, title: str = "",
     side = int(round(np.sqrt(len(grid))))
     spacing = (lims[1] - lims[0]) / max(side, 2)
     for c, t in enumerate(ts):
-        unit = np.percentile(np.concatenate([np.linalg.norm(v[c], axis=-1) for _, v in rows]), 90)
+        col_unit = unit if unit is not None else \
+            np.percentile(np.concatenate([np.linalg.norm(v[c], axis=-1) for _, v in rows]), 90)
         for r, (label, vecs) in enumerate(rows):
             ax = axes[r, c]
             if points is not None:
                 _scatter(ax, points[c], BACKGROUND, s=1.0, alpha=1.0)
-            a = _arrow_lengths(vecs[c], unit, spacing)
+            a = _arrow_lengths(vecs[c], col_unit, spacing)
             ax.quiver(grid[:, 0], grid[:, 1], a[:, 0], a[:, 1], angles="xy", scale_units="xy", scale=1,
                       color=f"C{2 * r}", width=0.006)
             ax.set_title(f"{label}, t = {int(t)}", fontsize=8)

@@ -332,7 +332,7 @@ def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed) ->
         if D > 2:
             line = f"−ε_θ(x_t, t) = √(1−ᾱ_t)·learned score (EMA weights); no true field for D = {D}"
     title = (f"{line}\nat t = {', '.join(str(int(t)) for t in field_t)} of T = {T}; grey: x_t ~ q(x_t|x_0); "
-             f"one arrow scale per t, long arrows capped{'; other coordinates at 0' if D > 2 else ''}{dims}")
+             f"arrows: |ε| = 1 spans 0.8 grid steps, capped at 2{'; other coordinates at 0' if D > 2 else ''}{dims}")
     plots.save_field_plot(paths["field.png"], field_t, grid2, rows, lims=lims, points=x_t, title=title)
     done("field.png", title)
 
