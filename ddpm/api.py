@@ -10,6 +10,7 @@ steps never changes the data or the evaluation draws.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -146,109 +147,179 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         if existing and not overwrite and not same_as_resume:
             raise FileExistsError(f"{out} already holds {', '.join(existing)}; choose another --out, "
                                   f"pass overwrite=True (--overwrite) to replace them, or resume from {out}/model.npz")
-    if isinstance(data, str) and data in toy_data.NAMES:                  # before drawing n_train points
-        check_memory({"the training data (--n-train)": 8 * 3 * n_train * toy_data.draw(data, 2, np.random.default_rng(0)).shape[1]},
-                     f"drawing {n_train} training points")
-    train_x, held, refs, source = resolve_data(data, seed, n_train, n_eval)
-    _, ss_train, ss_eval = np.random.SeedSequence(seed).spawn(3)
+    with _output_lock(out):
+        if isinstance(data, str) and data in toy_data.NAMES:                  # before drawing n_train points
+            check_memory({"the training data (--n-train)": 8 * 3 * n_train * toy_data.draw(data, 2, np.random.default_rng(0)).shape[1]},
+                         f"drawing {n_train} training points")
+        train_x, held, refs, source = resolve_data(data, seed, n_train, n_eval)
+        _, ss_train, ss_eval = np.random.SeedSequence(seed).spawn(3)
 
-    if resume is not None:
-        m = Model.load(resume)
-        if m.info.get("data_sha256") != data_fingerprint(train_x):
-            raise ValueError(f"{resume}: it was trained on other data ({m.info.get('data_source')!r}, seed "
-                             f"{m.info.get('seed')}); resume with the same data and seed")
-        _check_resume(resume, m, steps=steps, T=T, schedule=schedule, schedule_params=schedule_params,
-                      model=model, train=train, normalize=normalize)
-        new_steps = max(steps or 0, train.steps if train is not None else 0)
-        if new_steps > m.tcfg.steps:
-            m.tcfg = replace(m.tcfg, steps=new_steps)                  # extend the run
-        rng = np.random.default_rng()
-        rng.bit_generator.state = m.rng_state
-    else:
-        tcfg = train or TrainConfig()
-        if steps is not None:
-            tcfg = replace(tcfg, steps=steps)
-        normalize = normalize or "per_dim"
-        D = int(train_x.shape[1])                                          # D is the data's, not a choice
-        n_out = ddpm_ref.param.out_dim(D, tcfg.var_type)
-        cfg = replace(model or MLPConfig(), dim=D, out_dim=None if n_out == D else n_out)
-        check_memory(_fit_memory(cfg, tcfg, 1000 if T is None else T, train_x.shape[0], n_eval), "this fit")
-        sched = ddpm_ref.make_schedule(schedule or "linear", 1000 if T is None else T, **(schedule_params or {}))
-        rng = np.random.default_rng(ss_train)
-        ddpm_ref.param.check_compatible(sched, tcfg.parametrization)
-        m = Model(cfg, tcfg, sched, ddpm_ref.init_state(cfg, rng, sched.T),
-                  Normalizer.fit(train_x, isotropic=normalize == "isotropic"),
-                  rng.bit_generator.state, np.empty(0),
-                  {"data_source": source, "data_sha256": data_fingerprint(train_x), "seed": seed,
-                   "n_train": int(train_x.shape[0]), "backend": backend, "normalize": normalize})
+        if resume is not None:
+            m = Model.load(resume)
+            if m.info.get("data_sha256") != data_fingerprint(train_x):
+                raise ValueError(f"{resume}: it was trained on other data ({m.info.get('data_source')!r}, seed "
+                                 f"{m.info.get('seed')}); resume with the same data and seed")
+            _check_resume(resume, m, steps=steps, T=T, schedule=schedule, schedule_params=schedule_params,
+                          model=model, train=train, normalize=normalize)
+            new_steps = max(steps or 0, train.steps if train is not None else 0)
+            if new_steps > m.tcfg.steps:
+                m.tcfg = replace(m.tcfg, steps=new_steps)                  # extend the run
+            rng = np.random.default_rng()
+            rng.bit_generator.state = m.rng_state
+        else:
+            tcfg = train or TrainConfig()
+            if steps is not None:
+                tcfg = replace(tcfg, steps=steps)
+            normalize = normalize or "per_dim"
+            D = int(train_x.shape[1])                                          # D is the data's, not a choice
+            n_out = ddpm_ref.param.out_dim(D, tcfg.var_type)
+            cfg = replace(model or MLPConfig(), dim=D, out_dim=None if n_out == D else n_out)
+            check_memory(_fit_memory(cfg, tcfg, 1000 if T is None else T, train_x.shape[0], n_eval), "this fit")
+            sched = ddpm_ref.make_schedule(schedule or "linear", 1000 if T is None else T, **(schedule_params or {}))
+            rng = np.random.default_rng(ss_train)
+            ddpm_ref.param.check_compatible(sched, tcfg.parametrization)
+            m = Model(cfg, tcfg, sched, ddpm_ref.init_state(cfg, rng, sched.T),
+                      Normalizer.fit(train_x, isotropic=normalize == "isotropic"),
+                      rng.bit_generator.state, np.empty(0),
+                      {"data_source": source, "data_sha256": data_fingerprint(train_x), "seed": seed,
+                       "n_train": int(train_x.shape[0]), "backend": backend, "normalize": normalize})
 
-    backend = _choose_backend(backend, m.tcfg)
-    m.info["backend"] = backend
-    u = m.norm.to_model(train_x)
-    bar = _progress(m.tcfg.steps, m.step, progress)
-    t0 = time.perf_counter()
+        backend = _choose_backend(backend, m.tcfg)
+        m.info["backend"] = backend
+        u = m.norm.to_model(train_x)
+        bar = _progress(m.tcfg.steps, m.step, progress)
+        t0 = time.perf_counter()
 
-    def cb(step, loss):
-        if bar is not None:
-            bar.update(1)
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-        if callback is not None:
-            callback(step, loss)
+        def cb(step, loss):
+            if bar is not None:
+                bar.update(1)
+                if step % 50 == 0:
+                    bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            if callback is not None:
+                callback(step, loss)
 
+        try:
+            while m.step < m.tcfg.steps:
+                # one compiled chunk at a time (the same draws as one long call): divergence is seen within a chunk
+                n = min(ddpm_fast.CHUNK, m.tcfg.steps - m.step)
+                if out is not None:
+                    n = min(n, checkpoint_every - m.step % checkpoint_every)
+                state, chunk = ddpm_fast.train(m.state, u, m.sched, m.cfg, m.tcfg, rng, n, callback=cb, backend=backend)
+                _check_finite(m, state, chunk, out)
+                m.state = state
+                m.losses = np.concatenate([m.losses, chunk])
+                m.rng_state = rng.bit_generator.state
+                if out is not None and (m.step % checkpoint_every == 0 or m.step == m.tcfg.steps):
+                    m.save(os.path.join(out, "model.npz"))
+        finally:
+            if bar is not None:
+                bar.close()
+        train_seconds = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        sample_seed = int(ss_eval.generate_state(1)[0])
+        samples = sample(m, n_eval, seed=sample_seed, backend=backend if backend in ("numpy", "cupy") else None)
+        sample_seconds = time.perf_counter() - t0
+        if not np.all(np.isfinite(samples)):
+            raise DivergenceError(f"the trained model's samples are not finite ({int(np.sum(~np.isfinite(samples).all(axis=1)))} "
+                                  f"of {samples.shape[0]}): training has diverged; lower the learning rate (--lr, now "
+                                  f"{m.tcfg.lr:g}) and fit again")
+        metrics = {
+            "dataset": source, "seed": m.info.get("seed", seed), "sample_seed": sample_seed,
+            "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]),
+            "steps": m.step, "T": m.sched.T, "schedule": m.sched.name, "backend": backend, "objective": m.tcfg.objective,
+            "parametrization": m.tcfg.parametrization, "var_type": m.tcfg.var_type,
+            "final_loss": float(np.mean(m.losses[-FINAL_LOSS_WINDOW:])) if m.losses.size else None,
+            "final_loss_window": FINAL_LOSS_WINDOW,
+            "n_eval": int(n_eval), "train_seconds": round(train_seconds, 3), "sample_seconds": round(sample_seconds, 3),
+        }
+        t0 = time.perf_counter()
+        metrics.update(sample_statistics(samples[:refs[0].shape[0]], held, refs))
+        metrics["statistics_seconds"] = round(time.perf_counter() - t0, 3)
+        t0 = time.perf_counter()
+        lb = likelihood_bound(m, held[:N_BOUND], seed=int(ss_eval.generate_state(2)[1]))
+        lb.pop("per_point_nats")
+        metrics["heldout_bound"] = {k: v for k, v in lb.items() if not k.startswith("profile")}
+        metrics["bound_bits_per_dim"] = lb["bound_bits_per_dim"]
+        metrics["bound_seconds"] = round(time.perf_counter() - t0, 3)
+        if out is not None:
+            from .plots import save_loss_plot, save_profile_plot, save_samples_plot
+            _atomic(os.path.join(out, "samples.npy"), lambda p: np.save(p, samples))
+            _atomic(os.path.join(out, "samples.png"), lambda p: save_samples_plot(p, held, samples, title=source))
+            _atomic(os.path.join(out, "loss.png"), lambda p: save_loss_plot(p, m.losses))
+            _atomic(os.path.join(out, "bound_profile.png"), lambda p: save_profile_plot(p, lb))
+            _atomic(os.path.join(out, "metrics.json"), lambda p: _write_json(p, metrics))
+        return FitResult(m, samples, metrics, out)
+
+
+LOCK_FILE = ".ddpm.lock"      # present in --out only while a fit writes there
+
+
+@contextlib.contextmanager
+def _output_lock(out):
+    """Hold ``out``/.ddpm.lock (created exclusively, holding our pid) while a fit writes there: a second fit
+    into the same folder refuses. A lock whose process no longer runs (a crash, SIGKILL) is stale and taken over."""
+    if out is None:
+        yield
+        return
+    created = not os.path.isdir(out)
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, LOCK_FILE)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                with open(path) as f:
+                    pid = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                pid = 0
+            if pid > 0 and pid != os.getpid() and _alive(pid):
+                raise FileExistsError(f"{out} is being written by another fit (process {pid}, lock file "
+                                      f"{path}); wait for it or choose another --out") from None
+            os.unlink(path)                                                # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        break
     try:
-        while m.step < m.tcfg.steps:
-            # one compiled chunk at a time (the same draws as one long call): divergence is seen within a chunk
-            n = min(ddpm_fast.CHUNK, m.tcfg.steps - m.step)
-            if out is not None:
-                n = min(n, checkpoint_every - m.step % checkpoint_every)
-            state, chunk = ddpm_fast.train(m.state, u, m.sched, m.cfg, m.tcfg, rng, n, callback=cb, backend=backend)
-            _check_finite(m, state, chunk, out)
-            m.state = state
-            m.losses = np.concatenate([m.losses, chunk])
-            m.rng_state = rng.bit_generator.state
-            if out is not None and (m.step % checkpoint_every == 0 or m.step == m.tcfg.steps):
-                m.save(os.path.join(out, "model.npz"))
+        yield
     finally:
-        if bar is not None:
-            bar.close()
-    train_seconds = time.perf_counter() - t0
+        try:
+            os.unlink(path)
+            if created and not os.listdir(out):                            # a refused fit leaves no folder
+                os.rmdir(out)
+        except OSError:
+            pass
 
-    t0 = time.perf_counter()
-    sample_seed = int(ss_eval.generate_state(1)[0])
-    samples = sample(m, n_eval, seed=sample_seed, backend=backend if backend in ("numpy", "cupy") else None)
-    sample_seconds = time.perf_counter() - t0
-    if not np.all(np.isfinite(samples)):
-        raise DivergenceError(f"the trained model's samples are not finite ({int(np.sum(~np.isfinite(samples).all(axis=1)))} "
-                              f"of {samples.shape[0]}): training has diverged; lower the learning rate (--lr, now "
-                              f"{m.tcfg.lr:g}) and fit again")
-    metrics = {
-        "dataset": source, "seed": m.info.get("seed", seed), "sample_seed": sample_seed,
-        "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]),
-        "steps": m.step, "T": m.sched.T, "schedule": m.sched.name, "backend": backend, "objective": m.tcfg.objective,
-        "parametrization": m.tcfg.parametrization, "var_type": m.tcfg.var_type,
-        "final_loss": float(np.mean(m.losses[-FINAL_LOSS_WINDOW:])) if m.losses.size else None,
-        "final_loss_window": FINAL_LOSS_WINDOW,
-        "n_eval": int(n_eval), "train_seconds": round(train_seconds, 3), "sample_seconds": round(sample_seconds, 3),
-    }
-    t0 = time.perf_counter()
-    metrics.update(sample_statistics(samples[:refs[0].shape[0]], held, refs))
-    metrics["statistics_seconds"] = round(time.perf_counter() - t0, 3)
-    t0 = time.perf_counter()
-    lb = likelihood_bound(m, held[:N_BOUND], seed=int(ss_eval.generate_state(2)[1]))
-    lb.pop("per_point_nats")
-    metrics["heldout_bound"] = {k: v for k, v in lb.items() if not k.startswith("profile")}
-    metrics["bound_bits_per_dim"] = lb["bound_bits_per_dim"]
-    metrics["bound_seconds"] = round(time.perf_counter() - t0, 3)
-    if out is not None:
-        from .plots import save_loss_plot, save_profile_plot, save_samples_plot
-        np.save(os.path.join(out, "samples.npy"), samples)
-        save_samples_plot(os.path.join(out, "samples.png"), held, samples, title=source)
-        save_loss_plot(os.path.join(out, "loss.png"), m.losses)
-        save_profile_plot(os.path.join(out, "bound_profile.png"), lb)
-        with open(os.path.join(out, "metrics.json"), "w") as f:
-            json.dump(metrics, f, indent=2)
-    return FitResult(m, samples, metrics, out)
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _atomic(path: str, write) -> None:
+    """``write(tmp)`` into a temporary name beside ``path``, then rename: a crash or a full disk never leaves
+    half a file under ``path`` (the temporary file is removed on error)."""
+    root, ext = os.path.splitext(path)
+    tmp = f"{root}.partial{ext}"
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _write_json(path: str, obj) -> None:
+    with open(path, "w") as f:
+        json.dump(obj, f, indent=2)
 
 
 DIVERGENCE_FACTOR = 1e4       # a loss this many times its start value means training has diverged

@@ -225,6 +225,9 @@ def main(argv=None) -> int:
     except (ValueError, FileExistsError, ImportError) as e:
         print(f"ddpm: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:                          # unwritable folder, full disk, ...: nothing half-written is left
+        print(f"ddpm: error: {e.filename + ': ' if e.filename else ''}{e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ddpm: interrupted; the last checkpoint in --out can be resumed with --resume", file=sys.stderr)
         return 130

@@ -406,3 +406,51 @@ def test_an_injected_nan_stops_training_within_one_chunk(tmp_path, monkeypatch):
     assert calls == [10, 10]                                    # stopped at the chunk that went wrong
     m = ddpm.load_model(tmp_path / "n" / "model.npz")
     assert m.step == 10 and np.all(np.isfinite(m.state["params"]["W1"]))
+
+
+def test_a_fit_writes_exactly_its_documented_files(tmp_path):
+    ddpm.fit("moons", tmp_path / "a", steps=5, **SMALL)
+    assert sorted(os.listdir(tmp_path / "a")) == sorted(ddpm.api.OUTPUT_FILES)     # no lock, no partial files
+
+
+def test_a_second_fit_into_the_same_folder_refuses_while_the_first_runs(tmp_path, capsys):
+    import subprocess
+    import sys
+    import time
+    out = tmp_path / "a"
+    first = subprocess.Popen([sys.executable, "-m", "ddpm", "fit", "moons", "--out", str(out), "--steps", "100000",
+                              "--T", "50", "--hidden", "8", "--backend", "numpy", "--quiet"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        lock = out / ddpm.api.LOCK_FILE
+        for _ in range(600):
+            if lock.exists() and lock.read_text().strip():
+                break
+            time.sleep(0.1)
+        assert lock.read_text().strip() == str(first.pid)
+        assert main(["fit", "moons", "--out", str(out), "--steps", "5", "--overwrite", "--quiet"]) == 2
+        assert f"being written by another fit (process {first.pid}" in capsys.readouterr().err
+    finally:
+        first.kill()                                              # SIGKILL: the lock file stays behind, stale
+        first.wait()
+    assert lock.exists()
+    assert main(["fit", "moons", "--out", str(out), "--steps", "5", "--T", "30", "--hidden", "8", "--overwrite",
+                 "--quiet"]) == 0                                 # a dead process's lock does not block forever
+    assert not lock.exists()
+
+
+def test_a_full_disk_leaves_no_half_written_file_and_one_line(tmp_path, monkeypatch, capsys):
+    import errno
+
+    def full(path, *a, **k):
+        with open(path, "wb") as f:
+            f.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(ddpm.api.np, "save", full)
+    assert main(["fit", "moons", "--out", str(tmp_path / "a"), "--steps", "5", "--T", "30", "--hidden", "8",
+                 "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "No space left on device" in err[0]
+    left = sorted(os.listdir(tmp_path / "a"))
+    assert "samples.npy" not in left and not any("partial" in f or f == ddpm.api.LOCK_FILE for f in left)
