@@ -186,12 +186,17 @@ def save_scatter_grid(path, ts, rows, *, lims, background=None, title: str = "",
 
 
 def save_chain_gif(path, ts, frames, *, T: int, lims, background=None, title: str = "", coords=("u_1", "u_2"),
-                   fps: int = 15, hold_s: float = 1.0, dpi: int = 64) -> None:
+                   fps: int = 15, hold_s: float = 1.0, dpi: int = 60) -> None:
     """An animation of points moving through the steps ``ts`` (frames (len(ts), N, 2)), with a frame
     counter "t = … / T" in the title; the last frame is held ``hold_s`` seconds. GIF by Pillow through
-    matplotlib's PillowWriter, written atomically."""
+    matplotlib's PillowWriter, written atomically.
+
+    Frames are grabbed from the writer directly (FuncAnimation drew each frame three times) and the
+    axes carry 5 ticks: tick labels were 60% of a frame's drawing (measured 94 → 46 ms a frame, 65 frames
+    of 500 points over 1,000 grey ones, 2 loaded cores)."""
     plt = _plt()
-    from matplotlib.animation import FuncAnimation, PillowWriter
+    from matplotlib.animation import PillowWriter
+    from matplotlib.ticker import MaxNLocator
     fig, ax = plt.subplots(figsize=(4.4, 4.6))
     if background is not None:
         _scatter(ax, background, BACKGROUND, s=2.0, alpha=1.0)
@@ -200,21 +205,20 @@ def save_chain_gif(path, ts, frames, *, T: int, lims, background=None, title: st
     ax.set_xlim(*lims)
     ax.set_ylim(*lims)
     ax.set_aspect("equal", adjustable="box")
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.yaxis.set_major_locator(MaxNLocator(5))
     ax.set_xlabel(f"${coords[0]}$")
     ax.set_ylabel(f"${coords[1]}$")
     fig.tight_layout()
-    order = list(range(len(ts))) + [len(ts) - 1] * int(round(hold_s * fps))
-
-    def update(i):
-        sc.set_offsets(frames[i])
-        head.set_text(f"{title}t = {int(ts[i]):>4d} / {T}")
-        return sc, head
-
-    anim = FuncAnimation(fig, update, frames=order, blit=False)
     path = os.fspath(path)
     tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".{os.path.basename(path)}.{os.getpid()}.tmp.gif")
+    writer = PillowWriter(fps=fps)
     try:
-        anim.save(tmp, writer=PillowWriter(fps=fps), dpi=dpi)
+        with writer.saving(fig, tmp, dpi):
+            for i in list(range(len(ts))) + [len(ts) - 1] * int(round(hold_s * fps)):
+                sc.set_offsets(frames[i])
+                head.set_text(f"{title}t = {int(ts[i]):>4d} / {T}")
+                writer.grab_frame()
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -223,19 +227,19 @@ def save_chain_gif(path, ts, frames, *, T: int, lims, background=None, title: st
 
 
 def _arrow_lengths(vecs: np.ndarray, unit: float, spacing: float) -> np.ndarray:
-    """Arrows scaled so that a vector of length ``unit`` spans 0.8 grid spacings, longer ones capped at
-    2 units (far from tight data the scaled score is huge; uncapped it would hide the rest of the field)."""
-    v = vecs * (0.8 * spacing / max(unit, 1e-300))
+    """Arrows scaled so that a vector of length ``unit`` spans 0.45 grid steps, longer ones capped at
+    one step (far from tight data the scaled score is huge; uncapped it would hide the rest)."""
+    v = vecs * (0.45 * spacing / max(unit, 1e-300))
     n = np.linalg.norm(v, axis=-1, keepdims=True)
-    return v * np.minimum(1.0, 1.6 * spacing / np.maximum(n, 1e-300))   # 1.6 spacings = 2 units
+    return v * np.minimum(1.0, spacing / np.maximum(n, 1e-300))
 
 
 def save_field_plot(path, ts, grid, rows, *, lims, unit: float | None = 1.0, points=None, title: str = "",
-                    coords=("u_1", "u_2"), dpi: int = 80) -> None:
+                    coords=("u_1", "u_2"), dpi: int = 72) -> None:
     """Vector fields on the points ``grid`` (G, 2), one column per t in ``ts``.
 
     ``rows``: [(label, vectors (len(ts), G, 2))]. Every panel uses one arrow scale: a vector of length
-    ``unit`` spans 0.8 grid steps (None: per column, the 90th percentile of that column's lengths),
+    ``unit`` spans 0.45 grid steps (None: per column, the 90th percentile of that column's lengths),
     so fields compare arrow for arrow. ``points`` (len(ts), M, 2): drawn faintly behind each column
     (e.g. draws of x_t). Written atomically.
     """

@@ -31,8 +31,7 @@ Since ε_θ(x_t, t) ≈ −√(1−ᾱ_t) ∇ log q(x_t) at the optimum of L_sim
 drawn on the same arrow scale. matplotlib is needed (``pip install 'ddpm[plot]'``); the arrays are
 computed here with numpy only and drawn by ``plots.py``.
 
-Timing (a default model, T = 1000, hidden 128, depth 3; 2 heavily loaded cores): see ``show``'s
-docstring.
+Timing for a default model (T = 1000, hidden 128, depth 3): ``show``'s docstring.
 """
 
 from __future__ import annotations
@@ -236,9 +235,11 @@ def show(model, out, *, data=None, n: int = 2000, n_gif: int = 500, n_bound: int
     ``n_gif`` of them in the animation, ``n_bound`` in the likelihood bound's profile (it runs the
     network T times over them: the slowest piece). Nothing in ``out`` is replaced unless ``overwrite``.
 
-    Measured for a default model (T = 1000, hidden 128, depth 3, 8gaussians) on 2 cores under heavy
-    load, numba sampler: sample 2,000 trajectories 2.6 s, bound of 200 points 3–7 s, GIF (≈55
-    frames, 500 points) TODO s; whole call TODO s.
+    Measured for a default model (T = 1000, hidden 128, depth 3, 8gaussians) on 2 cores shared at a
+    load average of about 50, numba sampler, defaults: whole ``ddpm show`` 6–11 s wall (Python call
+    11–12 s): 2,000 trajectories 2.2–2.7 s, forward grid 1.0 s, reverse grid 0.6 s, GIF (50 + 15
+    held frames, 500 points) 2.4–4.0 s, field 0.8–1.1 s, profiles 2.5–2.9 s (the bound of 200 points
+    is most of it), schedules 0.4 s.
     """
     m = model if isinstance(model, Model) else Model.load(model)
     D, T = m.cfg.dim, m.sched.T
@@ -332,7 +333,7 @@ def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed) ->
         if D > 2:
             line = f"−ε_θ(x_t, t) = √(1−ᾱ_t)·learned score (EMA weights); no true field for D = {D}"
     title = (f"{line}\nat t = {', '.join(str(int(t)) for t in field_t)} of T = {T}; grey: x_t ~ q(x_t|x_0); "
-             f"arrows: |ε| = 1 spans 0.8 grid steps, capped at 2{'; other coordinates at 0' if D > 2 else ''}{dims}")
+             f"arrows: |ε| = 1 spans 0.45 grid steps, capped at 1 step{'; other coordinates at 0' if D > 2 else ''}{dims}")
     plots.save_field_plot(paths["field.png"], field_t, grid2, rows, lims=lims, points=x_t, title=title)
     done("field.png", title)
 
