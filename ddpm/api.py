@@ -614,7 +614,11 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
     if exact and bin_width is not None:
         raise ValueError("exact=True (--exact) gives a density of x under the ODE and bin_width gives the "
                          "probability of x's bin: they cannot be compared; drop one of the two")
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 2:
+        raise ValueError(f"n must be an integer ≥ 2, got {n!r}")
     m = model if isinstance(model, Model) else Model.load(model)
+    check_memory({f"{n} evaluation points and samples": 8 * (12 + N_FLOOR_DRAWS) * int(n) * m.cfg.dim
+                  + 8 * 3 * 1024 * int(n)}, f"evaluating on {n} points")
     ss = np.random.SeedSequence([seed, 7919])                               # not the fit's streams
     ss_x, ss_ref, ss_bound, ss_sample = ss.spawn(4)
     if isinstance(data, str) and data in toy_data.NAMES:

@@ -32,8 +32,15 @@ def _positive_int(s: str) -> int:
     return v
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line ``ddpm: error: ...`` (status 2) instead of the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"ddpm: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ddpm", description="Denoising diffusion probabilistic models for 2-D/N-D points.")
+    p = _Parser(prog="ddpm", description="Denoising diffusion probabilistic models for 2-D/N-D points.")
     sub = p.add_subparsers(dest="command", required=True)
 
     sub.add_parser("datasets", help="list the built-in toy datasets")
