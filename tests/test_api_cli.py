@@ -454,3 +454,19 @@ def test_a_full_disk_leaves_no_half_written_file_and_one_line(tmp_path, monkeypa
     assert len(err) == 1 and "No space left on device" in err[0]
     left = sorted(os.listdir(tmp_path / "a"))
     assert "samples.npy" not in left and not any("partial" in f or f == ddpm.api.LOCK_FILE for f in left)
+
+
+def test_sampling_to_a_file_streams_in_chunks_with_reproducible_seeds(tmp_path, monkeypatch):
+    res = ddpm.fit("moons", steps=5, **SMALL)
+    sizes = []
+    real = ddpm.api.sample
+    monkeypatch.setattr(ddpm.api, "sample", lambda m, n, **kw: sizes.append(n) or real(m, n, **kw))
+    info = ddpm.api.sample_to_file(res.model, 250, tmp_path / "s.npy", seed=4, chunk=100, progress=False)
+    x = np.load(tmp_path / "s.npy")
+    assert sizes == [100, 100, 50] and x.shape == (250, 2) and os.listdir(tmp_path) == ["s.npy"]
+    np.testing.assert_array_equal(x[:100], real(res.model, 100, seed=4))                   # chunk 0: the seed itself
+    np.testing.assert_array_equal(x[100:200], real(res.model, 100, seed=np.random.SeedSequence([4, 1])))
+    assert info["n"] == 250 and info["mean"] == x.mean(axis=0).round(4).tolist()
+    with pytest.raises(ValueError, match="GiB on disk"):
+        ddpm.api.sample_to_file(res.model, 10**15, tmp_path / "huge.npy", progress=False)
+    assert os.listdir(tmp_path) == ["s.npy"]
