@@ -496,7 +496,9 @@ SAMPLE_CHUNK = 100_000       # points per call when streaming samples to a file:
 def sample_to_file(model, n: int, out, *, seed: int = 0, progress: bool = True, chunk: int = SAMPLE_CHUNK,
                    **kw) -> dict:
     """Draw n points (``sample``'s options in ``kw``) into the .npy file ``out``, ``chunk`` points at a
-    time through ``numpy.lib.format.open_memmap``: peak memory depends on ``chunk``, not on n. Chunk 0
+    time: ``numpy.lib.format.open_memmap`` writes the header, then each chunk is written through a map of
+    its own bytes only (a map of the whole file would keep every written page resident: RSS grew with n
+    by the file's size), so peak memory depends on ``chunk``, not on n. Chunk 0
     uses ``seed`` itself (so for n ≤ chunk the file equals ``sample(model, n, seed=seed)``), chunk k the
     seed SeedSequence([seed, k]). The file appears (atomically renamed) only when complete. Returns a
     summary: n, dim, seed, mean and std of the points."""
@@ -516,18 +518,22 @@ def sample_to_file(model, n: int, out, *, seed: int = 0, progress: bool = True, 
     s1 = np.zeros(m.cfg.dim)
     s2 = np.zeros(m.cfg.dim)
     try:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(int(n), m.cfg.dim))
+        head = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=(int(n), m.cfg.dim))
+        offset = head.offset                      # the header is written and the file sized; map one chunk at a
+        del head                                  # time, so written pages leave memory with their chunk
         for k, lo in enumerate(range(0, int(n), chunk)):
             hi = min(int(n), lo + chunk)
             seed_k = seed if k == 0 else np.random.SeedSequence([seed, k])
             x = sample(m, hi - lo, seed=seed_k, **kw)
-            arr[lo:hi] = x
+            view = np.memmap(tmp, dtype=np.float64, mode="r+", offset=offset + lo * m.cfg.dim * 8,
+                             shape=(hi - lo, m.cfg.dim))
+            view[:] = x
+            view.flush()
+            del view
             s1 += x.sum(axis=0)
             s2 += (x * x).sum(axis=0)
             if bar is not None:
                 bar.update(hi - lo)
-        arr.flush()
-        del arr
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):
