@@ -13,17 +13,27 @@ and ``train`` with ``backend="cupy"``); CuPy is imported only when a GPU functio
   are deterministic. On a GPU the K steps of a chunk are captured once in a CUDA graph and replayed.
   ``train_baseline`` is the plain path to beat: CuPy matrix products (cuBLAS) and element-wise ops.
 
-Kernels go through a *launcher* with ``xp`` (the array module), ``max_smem`` and
-``launch(name, grid, smem_bytes, args)``: :class:`CupyLauncher` on a GPU; the tests pass a CPU
-emulator of the same kernels (tests/cuda_emu), so the host logic here and the kernels' logic are
-checked without a GPU.
+Kernels go through a *launcher* with ``xp`` (the array module), ``max_smem``, ``H`` (the compiled hidden
+width), ``tc`` (whether its module has the tensor-core code) and ``launch(name, grid, smem_bytes, args)``:
+:class:`CupyLauncher` on a GPU; the tests pass a CPU emulator of the same kernels (tests/cuda_emu), so
+the host logic here and the kernels' logic are checked without a GPU.
+
+Compilation (``compile_module``): one NVRTC module holds every kernel. If it does not compile (mma.h not
+found, an NVRTC that rejects the wmma code), it is compiled again with ``-DDDPM_NO_TC`` — no tensor-core
+code — after one warning line, and the host runs the SIMT kernels for sampling and training instead of
+failing altogether. The options carry ``-DDDPM_SRC_HASH``, a hash of kernels.cu and every header it
+includes: CuPy's on-disk cache keys on the source text and the options only, so without it an edit of
+ddpm_common.cuh alone would be served a stale binary.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
+import re
+import warnings
 
 import numpy as np
 
@@ -47,6 +57,12 @@ SAMPLER_KERNEL = "tc"
 # cores in 3×TF32, "simt" runs all of them as float32 FMAs.
 TRAIN_KERNELS = ("tc", "simt")
 TRAIN_KERNEL = "tc"
+KERNEL_NAMES = ("ddpm_sample", "ddpm_sample_tc", "ddpm_train_tiles", "ddpm_reduce", "ddpm_adam")
+TC_ONLY_KERNELS = ("ddpm_sample_tc",)     # absent from a -DDDPM_NO_TC build
+# Row-stride padding (floats) of the samplers' shared arrays, kernels.cu's SA_SIMT, SA_TC and SW_TC:
+# activations H + ACT_PAD, hidden weights H + W_PAD (against shared-memory bank conflicts; see there).
+ACT_PAD = {"simt": 1, "tc": 4}
+W_PAD = {"simt": 0, "tc": 8}
 
 
 class GPUUnavailable(RuntimeError):
@@ -79,7 +95,8 @@ def _cupy_status() -> str | None:
     try:
         import cupy
     except ImportError:
-        return "CuPy is not installed (pip install 'ddpm[gpu]', or cupy-cuda12x / cupy-cuda13x)"
+        return ("CuPy is not installed (CUDA 13: pip install 'ddpm[gpu]' or cupy-cuda13x; CUDA 12: "
+                "pip install cupy-cuda12x)")
     try:
         n = cupy.cuda.runtime.getDeviceCount()
     except Exception as e:                                    # no driver, no device, broken install
@@ -95,25 +112,87 @@ def require_gpu() -> None:
 
 
 def cuda_include_dirs() -> list[str]:
-    """CUDA include folders holding mma.h (NVRTC needs one for the tensor-core kernel): CuPy's CUDA path,
-    $CUDA_PATH, $CUDA_HOME, /usr/local/cuda — the first that has it."""
-    cands = []
+    """CUDA include folders holding mma.h (NVRTC needs one for the tensor-core kernels): the include folder
+    of CuPy's CUDA path, $CUDA_PATH, $CUDA_HOME, /usr/local/cuda, then the header folders of CUDA's pip
+    wheels as cuda-pathfinder (CuPy's own finder) locates them — the first that has it. None found: the
+    kernels are compiled without the tensor-core code (``compile_module``)."""
+    roots = []
     try:
         import cupy
-        cands.append(cupy.cuda.get_cuda_path())
+        roots.append(cupy.cuda.get_cuda_path())
     except Exception:
         pass
-    cands += [os.environ.get("CUDA_PATH"), os.environ.get("CUDA_HOME"), "/usr/local/cuda"]
+    roots += [os.environ.get("CUDA_PATH"), os.environ.get("CUDA_HOME"), "/usr/local/cuda"]
+    cands = [os.path.join(r, "include") for r in roots if r]
+    try:
+        from cuda import pathfinder
+        for component in ("cudart", "nvcc"):
+            try:
+                cands.append(pathfinder.find_nvidia_header_directory(component))
+            except Exception:
+                pass
+    except ImportError:
+        pass
     for c in cands:
-        if c and os.path.isfile(os.path.join(c, "include", "mma.h")):
-            return [os.path.join(c, "include")]
+        if c and os.path.isfile(os.path.join(c, "mma.h")):
+            return [c]
     return []
 
 
-def nvrtc_options(H: int) -> tuple:
-    """The options kernels.cu is compiled with (besides CuPy's own)."""
-    return ("-std=c++17", f"-DDDPM_H={H}", f"-I{os.path.dirname(KERNELS)}",
-            *(f"-I{d}" for d in cuda_include_dirs()))
+_INCLUDE = re.compile(r'^\s*#\s*include\s*"([^"]+)"', re.M)
+
+
+def source_files(path: str | None = None) -> list[str]:
+    """kernels.cu (or ``path``) and every file it includes with ``#include "..."``, recursively, relative to
+    the including file's folder (mma.h and other <...> headers belong to the CUDA version, which CuPy's
+    cache key already holds)."""
+    files, todo = [], [os.path.abspath(path or KERNELS)]
+    while todo:
+        f = todo.pop(0)
+        if f in files:
+            continue
+        files.append(f)
+        with open(f, encoding="utf-8") as fh:
+            todo += [os.path.join(os.path.dirname(f), inc) for inc in _INCLUDE.findall(fh.read())]
+    return files
+
+
+def source_hash(path: str | None = None) -> str:
+    """The first 16 hex digits of SHA-256 over the names and bytes of ``source_files(path)``."""
+    h = hashlib.sha256()
+    for f in source_files(path):
+        with open(f, "rb") as fh:
+            h.update(os.path.basename(f).encode() + b"\0" + fh.read() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def nvrtc_options(H: int, tc: bool = True) -> tuple:
+    """The options kernels.cu is compiled with (besides CuPy's own); ``tc=False``: without the tensor-core
+    code (``-DDDPM_NO_TC``). ``-DDDPM_SRC_HASH`` makes CuPy's cache key change with any included file."""
+    return ("-std=c++17", f"-DDDPM_H={H}", f"-DDDPM_SRC_HASH={source_hash()}", *(() if tc else ("-DDDPM_NO_TC",)),
+            f"-I{os.path.dirname(KERNELS)}", *(f"-I{d}" for d in cuda_include_dirs()))
+
+
+def compile_module(cp, H: int):
+    """kernels.cu compiled (now, not at the first launch) into a ``cp.RawModule`` for hidden width H.
+    Returns (module, tc): if the full source does not compile, one warning line says why and the module is
+    compiled again without the tensor-core code (tc False; no ``ddpm_sample_tc``, and ``ddpm_train_tiles``
+    runs every product as SIMT). ``cp`` is the cupy module (a stand-in in the tests)."""
+    with open(KERNELS, encoding="utf-8") as f:
+        code = f.read()
+    try:
+        module = cp.RawModule(code=code, options=nvrtc_options(H))
+        module.compile()
+        return module, True
+    except cp.cuda.compiler.CompileException as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        why = next((ln for ln in lines if "error" in ln.lower()), lines[0] if lines else type(e).__name__)
+        warnings.warn(f"ddpm_fast.gpu: kernels.cu (H = {H}) does not compile with its tensor-core kernels "
+                      f"({why[:200]}); recompiled with -DDDPM_NO_TC: sampling and training run the SIMT kernels",
+                      RuntimeWarning, stacklevel=2)
+    module = cp.RawModule(code=code, options=nvrtc_options(H, tc=False))
+    module.compile()
+    return module, False
 
 
 class CupyLauncher:
@@ -123,10 +202,9 @@ class CupyLauncher:
         require_gpu()
         import cupy as cp
         self.H = H                                            # the sampler kernels' compiled hidden width
-        with open(KERNELS) as f:
-            code = f.read()
         self.xp = cp
-        self.module = cp.RawModule(code=code, options=nvrtc_options(H))
+        self.module, self.tc = compile_module(cp, H)
+        self.kernels = tuple(n for n in KERNEL_NAMES if self.tc or n not in TC_ONLY_KERNELS)
         dev = cp.cuda.Device()
         try:
             self.max_smem = int(dev.attributes["MaxSharedMemoryPerBlockOptin"])
@@ -165,6 +243,38 @@ class CupyLauncher:
         return replay
 
 
+def kernel_attributes(lau) -> list[dict]:
+    """Per kernel of a CuPy launcher's module: registers per thread, local memory per thread (stack frame and
+    spill slots), static shared memory, the most threads per block the registers allow. ptxas -v (nvcc 13.0,
+    sm_90) gives ddpm_sample, ddpm_sample_tc and ddpm_train_tiles a 40-byte stack frame, the double
+    cos's argument reduction in the Box–Muller draws, and no spills, at H = 16, 128 and 256: more local
+    memory than 40 bytes there means spills."""
+    out = []
+    for name in lau.kernels:
+        fn = lau.module.get_function(name)
+        out.append({"kernel": name, "num_regs": int(fn.num_regs), "local_size_bytes": int(fn.local_size_bytes),
+                    "shared_size_bytes": int(fn.shared_size_bytes),
+                    "max_threads_per_block": int(fn.max_threads_per_block)})
+    return out
+
+
+def build_report(widths=(16, 128, 256)) -> str:
+    """What gpu_check.sh writes into gpu_env.txt about the build: the include folders, the options, and for
+    each compiled hidden width whether the tensor-core code compiled and each kernel's attributes."""
+    lines = [f"cuda include dirs (mma.h): {cuda_include_dirs() or 'none found'}",
+             f"kernel source hash: {source_hash()}  ({', '.join(map(os.path.basename, source_files()))})"]
+    for H in widths:
+        lau = _cupy_launcher(H)
+        lines.append(f"H = {H}: options {' '.join(nvrtc_options(H, lau.tc))}; tensor-core kernels: "
+                     f"{'yes' if lau.tc else 'NO (SIMT only)'}; max dynamic shared memory {lau.max_smem} B")
+        for a in kernel_attributes(lau):
+            spill = "  <- spills? (40 B expected: see kernel_attributes)" if a["local_size_bytes"] > 40 else ""
+            lines.append(f"  {a['kernel']:18s} regs {a['num_regs']:4d}  local {a['local_size_bytes']:6d} B  "
+                         f"static smem {a['shared_size_bytes']:6d} B  max threads/block "
+                         f"{a['max_threads_per_block']:5d}{spill}")
+    return "\n".join(lines)
+
+
 def _cupy_launcher(H: int):
     return _EMULATOR(H) if _EMULATOR is not None else _cached_launcher(H)
 
@@ -193,13 +303,19 @@ def _i32(v):
 
 # --- sampling -------------------------------------------------------------------------------------------
 
-def sampler_smem(H: int, D: int, L: int, max_smem: int) -> tuple[int, bool]:
-    """Dynamic shared memory of ``ddpm_sample`` in bytes, and whether the hidden weights fit in it."""
-    base = 4 * (TP * H + TP * D + NT * D)
+def sampler_smem(H: int, D: int, L: int, max_smem: int, kernel: str = "simt") -> tuple[int, bool]:
+    """Dynamic shared memory of sampler ``kernel`` ("simt": ``ddpm_sample``, "tc": ``ddpm_sample_tc``) in
+    bytes, and whether the hidden weights fit in it (row strides padded as in kernels.cu)."""
+    base = 4 * (TP * (H + ACT_PAD[kernel]) + TP * D + NT * D)
     if base > max_smem:
         raise ValueError(f"the sampler needs {base} bytes of shared memory per block; the device has {max_smem}")
-    with_w = base + 4 * (L - 2) * H * H
+    with_w = base + 4 * (L - 2) * H * (H + W_PAD[kernel])
     return (with_w, True) if with_w <= max_smem else (base, False)
+
+
+def _usable(kernel: str, lau) -> str:
+    """``kernel``, or "simt" when it is "tc" and the launcher's module was built without tensor-core code."""
+    return "simt" if kernel == "tc" and not getattr(lau, "tc", True) else kernel
 
 
 def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.float32, tile=None,
@@ -209,7 +325,8 @@ def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.
     Same arguments as the Numba ``_run_sampler`` (coefficients from ``ancestral_coefficients`` or
     ``ddim_coefficients``; ``z`` (K, N, D) in kernel order, or empty with ``seed``); ``tile`` is fixed
     at 128 points by the kernel and ignored; ``kernel`` picks one of ``SAMPLER_KERNELS`` (default
-    ``SAMPLER_KERNEL``). Returns float64 NumPy arrays (device arrays with ``device_out``).
+    ``SAMPLER_KERNEL``; "tc" runs as "simt" where the module has no tensor-core code, see
+    ``compile_module``). Returns float64 NumPy arrays (device arrays with ``device_out``).
     """
     kernel = kernel or SAMPLER_KERNEL
     if kernel not in SAMPLER_KERNELS:
@@ -220,6 +337,7 @@ def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.
     lau = launcher or _cupy_launcher(cfg.hidden)
     if lau.H != cfg.hidden:
         raise ValueError(f"the launcher's kernels are compiled for H = {lau.H}, the model has hidden = {cfg.hidden}")
+    kernel = _usable(kernel, lau)
     xp = lau.xp
     widths = _widths(cfg)
     offs, _ = layout(widths)
@@ -240,7 +358,7 @@ def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.
     if keep_traj:
         traj[K] = x
     dev = lambda a: xp.asarray(a)
-    smem, w_in_smem = sampler_smem(H, D, L, lau.max_smem)
+    smem, w_in_smem = sampler_smem(H, D, L, lau.max_smem, kernel)
     lau.launch(SAMPLER_KERNELS[kernel], (N + TP - 1) // TP, smem,
                [dev(theta), dev(offs.ravel()), _i32(L), _i32(D), dev(table), dev(c_x), dev(c_eps), dev(sigma),
                 NULL if z is None else dev(z), np.uint64(seed), x, NULL if traj is None else traj, _i32(N), _i32(K),
@@ -281,13 +399,19 @@ def transposed_positions(widths: np.ndarray) -> np.ndarray:
 
 
 class TrainEngine:
-    """Device buffers and launches for fused training steps of one (model, batch size)."""
+    """Device buffers and launches for fused training steps of one (model, batch size).
+
+    A chunk's K steps run as one CUDA graph (``run`` with ``use_graph``). A graph holds the device
+    pointers and scalar arguments it was captured with, so it is dropped whenever they change: in
+    ``set_chunk`` when the chunk buffers are reallocated (K changed) or the seed changed, and in ``run``
+    when it is handed other θ, m, v, EMA buffers. A replay therefore never reads freed memory."""
 
     def __init__(self, cfg, B: int, data, sched, lau, kernel: str | None = None):
         kernel = kernel or TRAIN_KERNEL
         if kernel not in TRAIN_KERNELS:
             raise ValueError(f"unknown training kernel {kernel!r}; known: {', '.join(TRAIN_KERNELS)}")
-        self.use_tc = _i32(kernel == "tc")
+        self.kernel = _usable(kernel, lau)                   # "simt" where the module lacks tensor-core code
+        self.use_tc = _i32(self.kernel == "tc")
         self.lau, xp = lau, lau.xp
         self.widths = _widths(cfg)
         offs, self.P = layout(self.widths)
@@ -314,8 +438,8 @@ class TrainEngine:
         self.base_step = xp.zeros(1, dtype=xp.int64)
         self.tpos_h = transposed_positions(self.widths)
         self.tpos = xp.asarray(self.tpos_h)
-        self.K, self.idx = 0, None
-        self.graphs = {}
+        self.K, self.idx, self.seed = 0, None, None
+        self.graph, self._graph_args = None, None         # the captured chunk and what it was captured with
         if hasattr(lau, "prepare"):
             lau.prepare("ddpm_train_tiles", self.smem)
             lau.prepare("ddpm_reduce", 4 * NT)
@@ -323,18 +447,35 @@ class TrainEngine:
 
     def set_chunk(self, K: int, seed: int | None = None) -> None:
         """Buffers for a chunk of K steps (learning rates, losses; the draws unless ``seed`` is given,
-        in which case the kernels draw x_0, t, ε themselves, counter-based)."""
+        in which case the kernels draw x_0, t, ε themselves, counter-based). Drops the captured graph if
+        any buffer is replaced or the seed changes (both are baked into it)."""
         xp = self.lau.xp
+        if seed != self.seed:
+            self.graph = None
         self.seed = seed
         if K != self.K:
             self.K = K
             self.lrs = xp.zeros(K, dtype=xp.float64)
             self.losses = xp.zeros(K, dtype=xp.float32)
             self.idx = None
+            self.graph = None
         if seed is None and self.idx is None:
             self.idx = xp.zeros((K, self.B), dtype=xp.int64)
             self.tt = xp.ones((K, self.B), dtype=xp.int64)
             self.eps = xp.zeros((K, self.B, self.D), dtype=xp.float32)
+            self.graph = None
+
+    def run(self, theta, thetaT, m, v, ema, tcfg, use_graph: bool) -> None:
+        """The chunk's K steps on these buffers: launched one by one, or as a CUDA graph captured on the
+        first call and replayed while nothing it holds has changed."""
+        if not use_graph:
+            self.enqueue(theta, thetaT, m, v, ema, tcfg)
+            return
+        args = (theta, thetaT, m, v, ema, tcfg)
+        if self.graph is None or any(a is not b for a, b in zip(args, self._graph_args)):
+            self.graph = self.lau.graph(lambda: self.enqueue(*args))
+            self._graph_args = args                         # kept alive: the graph points into them
+        self.graph()
 
     def transposed(self, theta):
         """θ^T for θ (see ``transposed_positions``): what the kernels keep up to date from then on."""
@@ -372,8 +513,10 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     ``draws="rng"``: the same draws from ``rng`` as the reference (made on the host, uploaded per
     chunk: the same training run up to float32 rounding). ``draws="counter"``: one seed is taken from
     ``rng`` and the kernels draw x_0, t, ε themselves (``counter_draws``), nothing per step on the host.
-    With a CUDA launcher each chunk's K steps run as one CUDA graph (``use_graph`` default); a CPU
-    emulator launcher runs them one by one. ``kernel``: one of ``TRAIN_KERNELS`` (default ``TRAIN_KERNEL``).
+    Each chunk's K steps run as one CUDA graph (``use_graph``, default: when the launcher has ``graph``;
+    the CPU emulator's records the launches and replays them the same way). ``kernel``: one of
+    ``TRAIN_KERNELS`` (default ``TRAIN_KERNEL``; "tc" runs as "simt" where the module has no tensor-core
+    code).
     """
     if draws not in ("rng", "counter"):
         raise ValueError(f"draws must be 'rng' or 'counter', got {draws!r}")
@@ -412,12 +555,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
             eng.eps[...] = xp.asarray(eps)
         eng.lrs[...] = xp.asarray(lrs)
         eng.base_step[...] = step
-        if use_graph:
-            if K not in eng.graphs:
-                eng.graphs[K] = lau.graph(lambda: eng.enqueue(theta, thetaT, m, v, ema, tcfg))
-            eng.graphs[K]()
-        else:
-            eng.enqueue(theta, thetaT, m, v, ema, tcfg)
+        eng.run(theta, thetaT, m, v, ema, tcfg, use_graph)
         chunk_losses = eng.losses.get() if hasattr(eng.losses, "get") else eng.losses.copy()
         losses[done:done + K] = chunk_losses
         step += K

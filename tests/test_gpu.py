@@ -1,12 +1,17 @@
-"""The cupy backend: its CUDA kernels compiled (nvcc), run on the CPU emulator (tests/cuda_emu) against
-ddpm_ref (element by element within registry.TOLERANCES, small enough to see one step's noise), its host
-code and the shapes it hands the kernels, its "no GPU" message; and, on a machine with a GPU, the same
-checks on the device."""
+"""The cupy backend: its CUDA kernels compiled (nvcc, NVRTC; with and without the tensor-core code), run on
+the CPU emulator (tests/cuda_emu) against ddpm_ref (element by element within registry.TOLERANCES, small
+enough to see one step's noise), its host code (the shapes it hands the kernels, the SIMT fallback, CUDA
+graphs dropped with their buffers, the compile options that key CuPy's cache), its "no GPU" message; and,
+on a machine with a GPU, the same checks on the device (marked ``gpu``: benchmarks/gpu_check.sh runs
+``-m gpu`` and the NVRTC test)."""
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
+import types
+import warnings
 
 import numpy as np
 import pytest
@@ -34,34 +39,130 @@ def _close(got, want):
 # --- compiled for the device ----------------------------------------------------------------------------
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not found")
-@pytest.mark.parametrize("H", [16, 128, 256])
-def test_every_cu_file_compiles_for_sm90_with_nvcc(tmp_path, H):
+@pytest.mark.parametrize("H,tc", [(16, True), (128, True), (256, True), (128, False)])
+def test_every_cu_file_compiles_for_sm90_with_nvcc(tmp_path, H, tc):
+    # tc False: the -DDDPM_NO_TC build gpu.compile_module falls back to
     cuda = os.path.dirname(gpu.KERNELS)
     for name in sorted(f for f in os.listdir(cuda) if f.endswith(".cu")):
-        res = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", f"-DDDPM_H={H}", "-Werror", "all-warnings",
-                              "-c", os.path.join(cuda, name), "-o", str(tmp_path / f"{name}.o")],
-                             capture_output=True, text=True)
+        res = subprocess.run(["nvcc", "-std=c++17", "-arch=sm_90", f"-DDDPM_H={H}", *([] if tc else ["-DDDPM_NO_TC"]),
+                              "-Werror", "all-warnings", "-c", os.path.join(cuda, name),
+                              "-o", str(tmp_path / f"{name}.o")], capture_output=True, text=True)
         assert res.returncode == 0, res.stderr
 
 
 def test_kernels_compile_with_nvrtc_as_cupy_compiles_them(tmp_path):
-    # CuPy's RawModule compiles with NVRTC (no C headers, CuPy's own options); that needs no GPU
+    # CuPy's RawModule compiles with NVRTC (no C headers, CuPy's own options); that needs no GPU. The
+    # program class is CuPy's private API: any change in it skips the test rather than failing it.
     compiler = pytest.importorskip("cupy.cuda.compiler")
-    if not hasattr(compiler, "_NVRTCProgram"):
-        pytest.skip("this CuPy has no _NVRTCProgram")
     with open(gpu.KERNELS) as f:
         src = f.read()
-    for H in (16, 128, 256):
-        prog = compiler._NVRTCProgram(src, str(tmp_path / "kern.cu"), (), (), name_expressions=None, method="ptx")
+    every = set(gpu.KERNEL_NAMES)
+    for H, tc in ((16, True), (128, True), (256, True), (128, False)):
         try:
-            ptx, _ = prog.compile(gpu.nvrtc_options(H) + ("-arch=compute_90", "--device-as-default-execution-space"))
+            prog = compiler._NVRTCProgram(src, str(tmp_path / "kern.cu"), (), (), name_expressions=None,
+                                          method="ptx")
+            ptx, _ = prog.compile(gpu.nvrtc_options(H, tc) + ("-arch=compute_90",
+                                                              "--device-as-default-execution-space"))
         except compiler.CompileException:
             raise
-        except Exception as e:                                     # NVRTC library missing
-            pytest.skip(f"NVRTC not usable here: {e}")
+        except Exception as e:                                     # NVRTC missing, or CuPy's private API changed
+            pytest.skip(f"NVRTC not usable here through CuPy's _NVRTCProgram: {type(e).__name__}: {e}")
         entries = {line.split()[2].rstrip("(") for line in ptx.decode().splitlines()
                    if line.startswith(".visible .entry")}
-        assert entries == {"ddpm_sample", "ddpm_sample_tc", "ddpm_train_tiles", "ddpm_reduce", "ddpm_adam"}
+        assert entries == (every if tc else every - set(gpu.TC_ONLY_KERNELS))
+
+
+def test_without_mma_h_nvrtc_rejects_the_tensor_core_code_and_the_simt_fallback_compiles(monkeypatch):
+    # gpu.compile_module against the real NVRTC (to PTX: no device needed), CUDA's include folder withheld
+    compiler = pytest.importorskip("cupy.cuda.compiler")
+
+    class NVRTCModule:
+        """cupy.RawModule as far as compile_module uses it, compiled to PTX only."""
+        def __init__(self, code, options):
+            self.code, self.options = code, options
+
+        def compile(self):
+            try:
+                prog = compiler._NVRTCProgram(self.code, "kern.cu", (), (), name_expressions=None, method="ptx")
+            except Exception as e:                                  # CuPy's private API changed
+                pytest.skip(f"CuPy's _NVRTCProgram not usable: {type(e).__name__}: {e}")
+            try:
+                prog.compile(self.options + ("-arch=compute_90", "--device-as-default-execution-space"))
+            except compiler.CompileException:
+                raise
+            except Exception as e:                                  # NVRTC library missing
+                pytest.skip(f"NVRTC not usable here: {type(e).__name__}: {e}")
+
+    monkeypatch.setattr(gpu, "cuda_include_dirs", lambda: [])
+    cp = types.SimpleNamespace(RawModule=NVRTCModule, cuda=types.SimpleNamespace(compiler=compiler))
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        module, tc = gpu.compile_module(cp, 128)
+    if tc:
+        pytest.skip("this NVRTC finds mma.h without an include folder")
+    assert "-DDDPM_NO_TC" in module.options and len(rec) == 1 and "mma.h" in str(rec[0].message)
+
+
+def test_compile_options_change_when_an_included_header_changes(tmp_path, monkeypatch):
+    # CuPy's kernel cache keys on the source string and the options: the header's bytes must be in the options
+    cuda = tmp_path / "cuda"
+    shutil.copytree(os.path.dirname(gpu.KERNELS), cuda)
+    monkeypatch.setattr(gpu, "KERNELS", str(cuda / "kernels.cu"))
+    assert [os.path.basename(f) for f in gpu.source_files()] == ["kernels.cu", "ddpm_common.cuh"]
+    before = gpu.nvrtc_options(128)
+    with open(cuda / "ddpm_common.cuh", "ab") as f:
+        f.write(b"\n// one more line\n")
+    after = gpu.nvrtc_options(128)
+    changed = [(a, b) for a, b in zip(before, after) if a != b]
+    assert len(before) == len(after) and len(changed) == 1 and changed[0][0].startswith("-DDDPM_SRC_HASH=")
+    assert gpu.nvrtc_options(128, tc=False) != after and "-DDDPM_NO_TC" in gpu.nvrtc_options(128, tc=False)
+
+
+class _CompileError(Exception):
+    pass
+
+
+def _fake_cupy(fails):
+    """A stand-in for the cupy module whose RawModule.compile raises for the options ``fails(options)`` names."""
+    built = []
+
+    class RawModule:
+        def __init__(self, code, options):
+            self.options = options
+            built.append(options)
+
+        def compile(self):
+            if fails(self.options):
+                raise _CompileError('kern.cu(19): catastrophic error: cannot open source file "mma.h"\n'
+                                    '1 catastrophic error detected in the compilation of "kern.cu".')
+
+    compiler = types.SimpleNamespace(CompileException=_CompileError)
+    return types.SimpleNamespace(RawModule=RawModule, cuda=types.SimpleNamespace(compiler=compiler)), built
+
+
+def test_a_module_whose_tensor_core_code_fails_to_compile_is_rebuilt_without_it_after_one_warning():
+    cp, built = _fake_cupy(lambda opts: "-DDDPM_NO_TC" not in opts)
+    with pytest.warns(RuntimeWarning) as rec:
+        module, tc = gpu.compile_module(cp, 128)
+    assert not tc and len(built) == 2 and "-DDDPM_NO_TC" in module.options
+    assert len(rec) == 1 and "\n" not in str(rec[0].message)
+    assert 'cannot open source file "mma.h"' in str(rec[0].message) and "SIMT" in str(rec[0].message)
+    cp, built = _fake_cupy(lambda opts: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        module, tc = gpu.compile_module(cp, 128)
+    assert tc and len(built) == 1 and "-DDDPM_NO_TC" not in module.options
+    cp, _ = _fake_cupy(lambda opts: True)                          # the SIMT code fails too: that error is raised
+    with pytest.warns(RuntimeWarning), pytest.raises(_CompileError):
+        gpu.compile_module(cp, 128)
+
+
+def test_kernel_attributes_are_read_for_every_kernel_the_module_has():
+    fn = types.SimpleNamespace(num_regs=126, local_size_bytes=0, shared_size_bytes=0, max_threads_per_block=512)
+    lau = types.SimpleNamespace(kernels=("ddpm_sample", "ddpm_adam"),
+                                module=types.SimpleNamespace(get_function=lambda name: fn))
+    got = gpu.kernel_attributes(lau)
+    assert [a["kernel"] for a in got] == ["ddpm_sample", "ddpm_adam"] and got[0]["num_regs"] == 126
 
 
 # --- the kernels' logic on the CPU emulator ------------------------------------------------------------
@@ -122,7 +223,7 @@ def test_emulated_sampler_with_weights_too_large_for_shared_memory(kernel):
     # H = 256, depth 3: the hidden weights (512 KiB) stay in global memory (w_in_smem = 0)
     rng = np.random.default_rng(6)
     cfg, params, sched = _model(256, 3, "gelu", 2, 8, 30, rng)
-    assert not gpu.sampler_smem(256, 2, 4, EmuLauncher.max_smem)[1]
+    assert not gpu.sampler_smem(256, 2, 4, EmuLauncher.max_smem, kernel)[1]
     ts = ddpm_ref.timesteps(sched.T, 4, "even")
     x_T = rng.standard_normal((130, 2))
     ref = ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts)
@@ -222,6 +323,78 @@ def test_emulated_fused_training_equals_reference_steps(activation, batch, depth
     for k in ref["opt"]["m"]:
         _close(got["opt"]["m"][k], ref["opt"]["m"][k])
     assert got["opt"]["step"] == ref["opt"]["step"] == 5
+
+
+@needs_cxx
+@pytest.mark.parametrize("kernel", gpu.TRAIN_KERNELS)
+def test_emulated_training_with_several_tiles_per_block_equals_reference_steps(kernel, monkeypatch):
+    # on a GPU from batch 8,193 on (256 blocks × 32 rows); here the grid is capped at 2 blocks, so batch 70
+    # (tiles of 32, 32, 6 rows) gives block 0 tiles 0 and 2
+    monkeypatch.setattr(gpu, "GRID_MAX", 2)
+    cfg, sched, tcfg, state, data = _training_problem(2, 16, 2, "silu", "linear", 30, 70, 200, steps=3)
+    ref, ref_loss = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 3)
+    lau = EmuLauncher(16)
+    got, loss = gpu.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 3, launcher=lau, kernel=kernel)
+    assert {g for name, g in lau.launches if name == "ddpm_train_tiles"} == {2}
+    _close(loss, ref_loss)
+    for k in ref["params"]:
+        _close(got["params"][k], ref["params"][k])
+
+
+@needs_cxx
+def test_without_tensor_core_code_the_host_runs_the_simt_kernels():
+    # the module gpu.compile_module falls back to (-DDDPM_NO_TC): no ddpm_sample_tc; asking for "tc" still works
+    lau = EmuLauncher(16, tc=False)
+    assert not lau.tc and "ddpm_sample_tc" not in lau.kernels
+    rng = np.random.default_rng(11)
+    cfg, params, sched = _model(16, 2, "silu", 2, 8, 25, rng)
+    x_T = rng.standard_normal((130, 2))
+    z = rng.standard_normal((sched.T, 130, 2))
+    t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
+    got = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
+                          launcher=lau, kernel="tc")
+    _close(got, ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z))
+    assert {name for name, _ in lau.launches} == {"ddpm_sample"}
+    cfg, sched, tcfg, state, data = _training_problem(2, 16, 2, "silu", "linear", 30, 40, 100, steps=2)
+    assert gpu.TrainEngine(cfg, 40, data, sched, lau, "tc").use_tc == 0
+    assert gpu.TrainEngine(cfg, 40, data, sched, EmuLauncher(16), "tc").use_tc == 1
+    ref, ref_loss = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 2)
+    got, loss = gpu.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 2, launcher=lau, kernel="tc")
+    _close(loss, ref_loss)
+    for k in ref["params"]:
+        _close(got["params"][k], ref["params"][k])
+
+
+@needs_cxx
+def test_a_training_graph_is_captured_again_when_its_buffers_are_replaced():
+    # chunks of 3, 2, 3 steps: the K = 2 chunk reallocates the per-chunk buffers, so the K = 3 graph of the
+    # first chunk points at freed ones. The emulator's graph records the launches with their arrays, as a
+    # CUDA graph holds device pointers: replaying the stale graph would write the old losses buffer.
+    cfg, sched, tcfg, state, data = _training_problem(2, 16, 1, "silu", "linear", 30, 20, 50, steps=8)
+    seed = int(np.random.default_rng(3).integers(0, 2**63 - 1))
+    ref, ref_loss = _reference_on_counter_draws(state, data, sched, cfg, tcfg, 3, 8)
+    lau = EmuLauncher(16)
+    eng = gpu.TrainEngine(cfg, 20, data, sched, lau)
+    theta, m, v, ema = (gpu.pack(d, eng.widths, np.float32)
+                        for d in (state["params"], state["opt"]["m"], state["opt"]["v"], state["ema"]))
+    thetaT = eng.transposed(theta)
+    step, losses, graphs = 0, [], []
+    for K in (3, 2, 3):
+        eng.set_chunk(K, seed)
+        eng.lrs[...] = [ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)]
+        eng.base_step[...] = step
+        eng.run(theta, thetaT, m, v, ema, tcfg, use_graph=True)
+        graphs.append(eng.graph)
+        losses += list(eng.losses)
+        step += K
+    _close(np.array(losses), ref_loss)
+    got = gpu.unpack(theta, eng.widths)
+    for k in ref["params"]:
+        _close(got[k], ref["params"][k])
+    assert graphs[0] is not graphs[2]
+    n = sum(name == "ddpm_adam" for name, _ in lau.launches)
+    eng.run(theta, thetaT, m, v, ema, tcfg, use_graph=True)       # nothing changed: the same graph replays
+    assert eng.graph is graphs[2] and sum(name == "ddpm_adam" for name, _ in lau.launches) == n + 3
 
 
 @needs_cxx
@@ -357,10 +530,14 @@ def test_gpu_sampler_arrays_of_the_wrong_shape_are_refused_before_the_launch(cha
 
 
 def test_shared_memory_plan_keeps_weights_in_smem_when_they_fit():
-    smem, w_in = gpu.sampler_smem(128, 2, 4, 232448)              # the default model on sm_90
-    assert w_in and smem == 4 * (128 * 128 + 128 * 2 + 256 * 2 + 2 * 128 * 128)
-    smem, w_in = gpu.sampler_smem(256, 2, 4, 232448)              # 2 × 256² weights do not fit
-    assert not w_in and smem == 4 * (128 * 256 + 128 * 2 + 256 * 2)
+    # row strides padded against bank conflicts: activations H + 1 (SIMT) or H + 4 (tc), tc weights H + 8
+    smem, w_in = gpu.sampler_smem(128, 2, 4, 232448, "simt")      # the default model on sm_90
+    assert w_in and smem == 4 * (128 * 129 + 128 * 2 + 256 * 2 + 2 * 128 * 128)
+    smem, w_in = gpu.sampler_smem(128, 2, 4, 232448, "tc")
+    assert w_in and smem == 4 * (128 * 132 + 128 * 2 + 256 * 2 + 2 * 128 * 136)
+    for kernel in gpu.SAMPLER_KERNELS:                            # 2 × 256² weights do not fit
+        smem, w_in = gpu.sampler_smem(256, 2, 4, 232448, kernel)
+        assert not w_in and smem == 4 * (128 * (256 + gpu.ACT_PAD[kernel]) + 128 * 2 + 256 * 2)
     assert gpu.train_rows(np.array([34, 128, 128, 128, 2]), 232448) == 32
     assert gpu.train_rows(np.array([34, 256, 256, 256, 256, 256, 2]), 100_000) < 32
 
@@ -426,16 +603,42 @@ def test_gpu_in_kernel_noise_is_standard_normal_and_equals_the_cpu_stream():
 
 @needs_gpu
 @pytest.mark.gpu
-@pytest.mark.parametrize("batch", [70, 4096])
-def test_gpu_fused_training_equals_reference_steps(batch):
-    cfg, sched, tcfg, state, data = _training_problem(2, 128, 3, "silu", "linear", 1000, batch, 5000, emb_dim=32,
-                                                      steps=6)
-    ref, ref_loss = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 6)
-    got, loss = ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 6, backend="cupy")
+@pytest.mark.parametrize("kernel", sorted(gpu.SAMPLER_KERNELS))
+def test_gpu_sampler_with_weights_in_global_memory_equals_reference(kernel):
+    # H = 256, depth 3: the hidden weights (512 KiB) do not fit in shared memory and are read from global
+    rng = np.random.default_rng(6)
+    cfg, params, sched = _model(256, 3, "gelu", 2, 8, 30, rng)
+    assert not gpu.sampler_smem(256, 2, 4, gpu._cupy_launcher(256).max_smem, kernel)[1]
+    x_T = rng.standard_normal((1000, 2))
+    z = rng.standard_normal((sched.T, 1000, 2))
+    t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
+    _close(gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
+                           kernel=kernel), ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z))
+
+
+@functools.lru_cache(maxsize=4)
+def _gpu_training_reference(draws, batch):
+    """The default model's problem at ``batch`` and the reference's 6 steps on the draws ``draws`` makes."""
+    problem = _training_problem(2, 128, 3, "silu", "linear", 1000, batch, 5000, emb_dim=32, steps=6)
+    cfg, sched, tcfg, state, data = problem
+    if draws == "rng":
+        return problem, ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 6)
+    return problem, _reference_on_counter_draws(state, data, sched, cfg, tcfg, 3, 6)
+
+
+@needs_gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("batch", [70, 4096, 10_000])      # 10,000 > 256 blocks × 32 rows: several tiles a block
+@pytest.mark.parametrize("draws", ["rng", "counter"])
+@pytest.mark.parametrize("kernel", gpu.TRAIN_KERNELS)
+def test_gpu_fused_training_equals_reference_steps(kernel, draws, batch):
+    (cfg, sched, tcfg, state, data), (ref, ref_loss) = _gpu_training_reference(draws, batch)
+    run = lambda: gpu.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 6, draws=draws, kernel=kernel)
+    got, loss = run()
     _close(loss, ref_loss)
     for group in ("params", "ema"):
         for k in ref[group]:
             _close(got[group][k], ref[group][k])
-    again, _ = ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 6, backend="cupy")
+    again, _ = run()
     for k in got["params"]:                                          # deterministic: same bytes twice
         assert np.array_equal(again["params"][k], got["params"][k])

@@ -13,8 +13,13 @@
 //
 // Compile-time size: DDPM_H, the hidden width (a multiple of 16, at most 256): the sampler's register
 // tiles depend on it; the training kernels take every width at run time.
+// DDPM_NO_TC: build without the tensor-core code (no ddpm_sample_tc, no mma.h; ddpm_train_tiles ignores
+// use_tc) — ddpm_fast/gpu.py recompiles with it when NVRTC cannot compile the tensor-core kernels, so the
+// SIMT kernels still run. DDPM_SRC_HASH (set by gpu.py, unused here) names the bytes of this file and of
+// the headers it includes, so CuPy's kernel cache, which hashes only this file's text and the options,
+// never hands back a binary built from an older ddpm_common.cuh.
 #include "ddpm_common.cuh"
-#if defined(__CUDACC__)
+#if defined(__CUDACC__) && !defined(DDPM_NO_TC)
 #include <mma.h>                // wmma: the tensor-core paths (tests/cuda_emu/emu.h stands in on the CPU)
 #endif
 
@@ -25,13 +30,25 @@
 #define TP 128                 // points per block in the sampler
 #define RM 8                   // sampler: rows (points) per thread  (16 row groups × 8 = TP)
 #define CN (DDPM_H / 16)       // sampler: columns (units) per thread (16 column groups)
+// Row strides (floats) of the samplers' shared arrays, padded against bank conflicts (32 banks of 4 bytes):
+#define SA_SIMT (DDPM_H + 1)   // ddpm_sample's activations: odd, so the two row groups a warp reads in the
+                               // hidden layers (8 rows apart) sit in different banks
+#define SA_TC (DDPM_H + 4)     // ddpm_sample_tc's activations: wmma needs ldm a multiple of 4 floats and
+                               // 32-byte aligned tiles; ≡ 4 (mod 32) puts the 8 rows × 4 columns one load
+                               // instruction of an m16n8k8 TF32 A fragment reads in 32 different banks
+                               // (at ldm = H, a multiple of 32: 8 lanes per bank)
+#define SW_TC (DDPM_H + 8)     // ddpm_sample_tc's hidden weights in shared memory: ≡ 8 (mod 32) does the
+                               // same for a B fragment (4 rows × 8 columns); SIMT reads W rows whole, unpadded
+                               // (fragment layouts: the PTX ISA's mma.m16n8k8 .tf32, which wmma's loads are
+                               // taken to follow; a profiler's bank-conflict count on a GPU is the check)
 
 // ---------------------------------------------------------------------------------------------------
 // Pieces shared by the two sampler kernels.
 
-// The tile's x into xs (zeros past N) and, when w_in_smem, the hidden weights into Ws.
+// The tile's x into xs (zeros past N) and, when w_in_smem, the hidden weights into Ws (row stride ldw).
 __device__ void sampler_load(const float* __restrict__ theta, const long long* __restrict__ offs, int L, int D,
-                             const float* __restrict__ x, int N, long long lo, float* xs, float* Ws, int w_in_smem) {
+                             const float* __restrict__ x, int N, long long lo, float* xs, float* Ws, int ldw,
+                             int w_in_smem) {
     const int H = DDPM_H;
     for (int i = threadIdx.x; i < TP * D; i += NT) {
         long long p = lo + i / D;
@@ -39,17 +56,31 @@ __device__ void sampler_load(const float* __restrict__ theta, const long long* _
     }
     if (w_in_smem)
         for (int l = 1; l < L - 1; ++l)
-            for (int i = threadIdx.x; i < H * H; i += NT) Ws[(l - 1) * H * H + i] = theta[offs[2 * l] + i];
+            for (int i = threadIdx.x; i < H * H; i += NT)
+                Ws[(l - 1) * H * ldw + (i / H) * ldw + i % H] = theta[offs[2 * l] + i];
     __syncthreads();
 }
 
-// The read-out half of thread `tid` for point p: red[tid·D + d] = Σ_{j in its half} act[p, j] W_L[j, d].
-__device__ void sampler_readout_half(const float* act_s, const float* __restrict__ WL, int n_out, int D, int p,
-                                     int tid, float* red) {
-    const int H = DDPM_H, h0 = (tid % 2) * (H / 2);
+// The read-out share of thread `tid` (h = tid % 2 of the pair for point p): red[tid·D + d] = Σ act[p, j] W_L[j, d]
+// over its units j; act_s has row stride S. In each 32-unit chunk lane h takes the units ≡ δ_p + h + 2i
+// (mod 32), i = 0..15, with δ_p = p·(2 − S) mod 32, so at step i lane (p, h) reads bank
+// p·S + δ_p + h + 2i ≡ 2p + h + 2i: the 32 lanes of a warp (16 points × 2) hit 32 different banks. (Two
+// plain halves read p·H + j at H = 128: one bank for the whole warp, a 32-way conflict.) A last chunk of
+// 16 units (H ≡ 16 mod 32) is shared by parity.
+__device__ void sampler_readout(const float* act_s, int S, const float* __restrict__ WL, int n_out, int D, int p,
+                                int tid, float* red) {
+    const int H = DDPM_H, h = tid % 2, dp = (p * (2 - S)) & 31;
+    const float* a = act_s + p * S;
     for (int d = 0; d < D; ++d) {
         float s = 0.0f;
-        for (int j = h0; j < h0 + H / 2; ++j) s += act_s[p * H + j] * WL[j * n_out + d];
+        for (int c0 = 0; c0 + 32 <= H; c0 += 32)
+#pragma unroll 4               // fully unrolled, ptxas spilled ddpm_sample_tc at H = 256 (255 registers)
+            for (int i = 0; i < 16; ++i) {
+                const int j = c0 + ((dp + h + 2 * i) & 31);
+                s += a[j] * WL[j * n_out + d];
+            }
+        if (H % 32)
+            for (int j = (H & ~31) + h; j < H; j += 2) s += a[j] * WL[j * n_out + d];
         red[tid * D + d] = s;
     }
 }
@@ -98,18 +129,18 @@ __device__ void sampler_store(const float* xs, int N, int D, long long lo, float
 // table (K × H): emb(t_k) W_0[D:] + b_0. Activations of the tile stay in shared memory; hidden weights
 // too when w_in_smem (else read through L1/L2). Noise: z (K, N, D) when non-null, else counter-based.
 // traj (K+1, N, D) receives x after step k at row K−1−k when non-null.
-// Dynamic shared memory (floats): TP·H (activations) + TP·D (x) + NT·D (read-out halves)
-//                                 [+ (L−2)·H·H when w_in_smem].
+// Dynamic shared memory (floats): TP·SA_SIMT (activations) + TP·D (x) + NT·D (read-out shares)
+//                                 [+ (L−2)·H·H when w_in_smem]  (gpu.sampler_smem).
 extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const long long* __restrict__ offs,
                                        int L, int D, const float* __restrict__ table,
                                        const float* __restrict__ c_x, const float* __restrict__ c_eps,
                                        const float* __restrict__ sigma, const float* __restrict__ z,
                                        unsigned long long seed, float* __restrict__ x, float* __restrict__ traj,
                                        int N, int K, int act, int w_in_smem) {
-    extern __shared__ float smem[];
-    const int H = DDPM_H;
-    float* act_s = smem;                       // TP × H
-    float* xs = act_s + TP * H;                // TP × D
+    extern __shared__ __align__(128) float smem[];
+    const int H = DDPM_H, S = SA_SIMT;
+    float* act_s = smem;                       // TP × H, row stride S
+    float* xs = act_s + TP * S;                // TP × D
     float* red = xs + TP * D;                  // NT × D
     float* Ws = red + NT * D;                  // (L−2) × H × H
     const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
@@ -118,7 +149,7 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
     const float* W0 = theta + offs[0];         // rows 0..D−1 of W_0 (the x part)
     const float* WL = theta + offs[2 * (L - 1)];
     const float* bL = theta + offs[2 * (L - 1) + 1];
-    sampler_load(theta, offs, L, D, x, N, lo, xs, Ws, w_in_smem);
+    sampler_load(theta, offs, L, D, x, N, lo, xs, Ws, H, w_in_smem);
 
     float acc[RM][CN];
     for (int k = 0; k < K; ++k) {
@@ -131,7 +162,7 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
                 int j = tx + 16 * c;
                 float s = table[(long long)k * H + j];
                 for (int d = 0; d < D; ++d) s += xs[p * D + d] * W0[d * H + j];
-                act_s[p * H + j] = ddpm_act(s, act);
+                act_s[p * S + j] = ddpm_act(s, act);
             }
         }
         __syncthreads();
@@ -146,7 +177,7 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
             for (int kk = 0; kk < H; ++kk) {
                 float a[RM], w[CN];
 #pragma unroll
-                for (int r = 0; r < RM; ++r) a[r] = act_s[(ty * RM + r) * H + kk];
+                for (int r = 0; r < RM; ++r) a[r] = act_s[(ty * RM + r) * S + kk];
 #pragma unroll
                 for (int c = 0; c < CN; ++c) w[c] = W[kk * H + tx + 16 * c];
 #pragma unroll
@@ -160,12 +191,12 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
 #pragma unroll
                 for (int c = 0; c < CN; ++c) {
                     int j = tx + 16 * c;
-                    act_s[(ty * RM + r) * H + j] = ddpm_act(acc[r][c] + b[j], act);
+                    act_s[(ty * RM + r) * S + j] = ddpm_act(acc[r][c] + b[j], act);
                 }
             __syncthreads();
         }
         // read-out ε̂ = h W_L + b_L: two threads per point, each summing half of the units
-        sampler_readout_half(act_s, WL, n_out, D, tid / 2, tid, red);
+        sampler_readout(act_s, S, WL, n_out, D, tid / 2, tid, red);
         __syncthreads();
         if (tid % 2 == 0) sampler_update(k, tid / 2, tid, lo, N, D, K, bL, red, c_x, c_eps, sigma, z, seed, xs, traj);
         __syncthreads();
@@ -178,7 +209,9 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
 // split a = a_hi + a_lo (a_hi = tf32(a), a_lo = tf32(a − a_hi)): a·b ≈ a_lo·b_hi + a_hi·b_lo + a_hi·b_hi,
 // the dropped a_lo·b_lo being ~2^-22 relative. Warp w owns points 16w..16w+15 of the tile from start to
 // end (layer 0, the products, bias and activation, the read-out and the update), so after the weights
-// are loaded only __syncwarp is needed. Same arguments and shared memory as ddpm_sample.
+// are loaded only __syncwarp is needed. Same arguments as ddpm_sample; shared memory likewise but with the
+// row strides SA_TC (activations) and SW_TC (weights): TP·SA_TC + TP·D + NT·D [+ (L−2)·H·SW_TC].
+#ifndef DDPM_NO_TC
 namespace wmma = nvcuda::wmma;
 
 __device__ __forceinline__ void ddpm_split_tf32(float v, float* hi, float* lo) {
@@ -192,12 +225,13 @@ extern "C" __global__ void ddpm_sample_tc(const float* __restrict__ theta, const
                                           const float* __restrict__ sigma, const float* __restrict__ z,
                                           unsigned long long seed, float* __restrict__ x, float* __restrict__ traj,
                                           int N, int K, int act, int w_in_smem) {
-    extern __shared__ float smem[];
-    const int H = DDPM_H;
-    float* act_s = smem;                       // TP × H
-    float* xs = act_s + TP * H;                // TP × D
+    extern __shared__ __align__(128) float smem[];   // wmma tiles: 32-byte aligned pointers
+    const int H = DDPM_H, S = SA_TC;
+    float* act_s = smem;                       // TP × H, row stride S
+    float* xs = act_s + TP * S;                // TP × D
     float* red = xs + TP * D;                  // NT × D
-    float* Ws = red + NT * D;                  // (L−2) × H × H
+    float* Ws = red + NT * D;                  // (L−2) × H × H, row stride SW_TC; 32-byte aligned (xs, red:
+                                               // 4·384·D bytes)
     const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
     const int r0 = warp * 16;                  // this warp's first row (point) in the tile
     const long long lo = (long long)blockIdx.x * TP;
@@ -205,32 +239,33 @@ extern "C" __global__ void ddpm_sample_tc(const float* __restrict__ theta, const
     const float* W0 = theta + offs[0];
     const float* WL = theta + offs[2 * (L - 1)];
     const float* bL = theta + offs[2 * (L - 1) + 1];
-    sampler_load(theta, offs, L, D, x, N, lo, xs, Ws, w_in_smem);
+    sampler_load(theta, offs, L, D, x, N, lo, xs, Ws, SW_TC, w_in_smem);
+    const int ldw = w_in_smem ? SW_TC : H;    // the hidden weights' row stride where they are read
 
     wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> a_hi, a_lo;
     wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b_hi, b_lo;
     wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[H / 16];
-    float* rows = act_s + r0 * H;              // this warp's 16 × H activations
+    float* rows = act_s + r0 * S;              // this warp's 16 × H activations; 32-byte aligned (64·S bytes a warp)
     for (int k = 0; k < K; ++k) {
         // layer 0 for the warp's points
         for (int i = lane; i < 16 * H; i += 32) {
-            int p = r0 + i / H, j = i % H;
+            int q = i / H, j = i % H;
             float s = table[(long long)k * H + j];
-            for (int d = 0; d < D; ++d) s += xs[p * D + d] * W0[d * H + j];
-            rows[i] = ddpm_act(s, act);
+            for (int d = 0; d < D; ++d) s += xs[(r0 + q) * D + d] * W0[d * H + j];
+            rows[q * S + j] = ddpm_act(s, act);
         }
         __syncwarp();
         for (int l = 1; l < L - 1; ++l) {
-            const float* W = w_in_smem ? Ws + (l - 1) * H * H : theta + offs[2 * l];
+            const float* W = w_in_smem ? Ws + (l - 1) * H * SW_TC : theta + offs[2 * l];
             const float* b = theta + offs[2 * l + 1];
 #pragma unroll
             for (int c = 0; c < H / 16; ++c) wmma::fill_fragment(acc[c], 0.0f);
             for (int kk = 0; kk < H; kk += 8) {
-                wmma::load_matrix_sync(a_hi, rows + kk, H);
+                wmma::load_matrix_sync(a_hi, rows + kk, S);
                 for (int e = 0; e < a_hi.num_elements; ++e) ddpm_split_tf32(a_hi.x[e], &a_hi.x[e], &a_lo.x[e]);
 #pragma unroll
                 for (int c = 0; c < H / 16; ++c) {
-                    wmma::load_matrix_sync(b_hi, W + kk * H + 16 * c, H);
+                    wmma::load_matrix_sync(b_hi, W + kk * ldw + 16 * c, ldw);
                     for (int e = 0; e < b_hi.num_elements; ++e) ddpm_split_tf32(b_hi.x[e], &b_hi.x[e], &b_lo.x[e]);
                     wmma::mma_sync(acc[c], a_lo, b_hi, acc[c]);
                     wmma::mma_sync(acc[c], a_hi, b_lo, acc[c]);
@@ -239,13 +274,16 @@ extern "C" __global__ void ddpm_sample_tc(const float* __restrict__ theta, const
             }
             __syncwarp();                      // every lane is done reading rows
 #pragma unroll
-            for (int c = 0; c < H / 16; ++c) wmma::store_matrix_sync(rows + 16 * c, acc[c], H, wmma::mem_row_major);
+            for (int c = 0; c < H / 16; ++c) wmma::store_matrix_sync(rows + 16 * c, acc[c], S, wmma::mem_row_major);
             __syncwarp();
-            for (int i = lane; i < 16 * H; i += 32) rows[i] = ddpm_act(rows[i] + b[i % H], act);
+            for (int i = lane; i < 16 * H; i += 32) {
+                const int q = i / H, j = i % H;
+                rows[q * S + j] = ddpm_act(rows[q * S + j] + b[j], act);
+            }
             __syncwarp();
         }
         // read-out: two lanes per point, each summing half of the units
-        sampler_readout_half(act_s, WL, n_out, D, r0 + lane / 2, tid, red);
+        sampler_readout(act_s, S, WL, n_out, D, r0 + lane / 2, tid, red);
         __syncwarp();
         if (lane % 2 == 0)
             sampler_update(k, r0 + lane / 2, tid, lo, N, D, K, bL, red, c_x, c_eps, sigma, z, seed, xs, traj);
@@ -254,10 +292,12 @@ extern "C" __global__ void ddpm_sample_tc(const float* __restrict__ theta, const
     __syncthreads();
     sampler_store(xs, N, D, lo, x);
 }
+#endif  // DDPM_NO_TC
 
 // ---------------------------------------------------------------------------------------------------
 // Training products. C (M × Nc) = A (M × Kd) · B (Kd × Nc) by the whole block.
 
+#ifndef DDPM_NO_TC
 // The (r0, c0) corner of a matrix stored row-major or column-major with leading dimension ld (the layout
 // tags of mma.h are incomplete types, so they are passed as null pointers).
 __device__ __forceinline__ const float* corner(const float* X, int ld, int r0, int c0, const wmma::row_major*) {
@@ -295,12 +335,16 @@ __device__ void mm_tc(const float* A, int lda, const float* B, int ldb, float* C
 }
 
 __device__ __forceinline__ bool aligned32(const void* p) { return ((unsigned long long)p & 31ULL) == 0; }
+#endif  // DDPM_NO_TC
 
 // A(i, k) = A[i·ar + k·ac] and B(k, j) = B[k·br + j·bc] (strides express the transposes); accumulate:
 // C += instead of C =. With tc, products whose shapes and layouts tensor cores take run there (mm_tc);
 // the rest, and every product without tc, on the SIMT path: 4 × 4 outputs per thread per pass.
 __device__ void block_mm(const float* A, int ar, int ac, const float* B, int br, int bc, float* C, int ldc,
                          int M, int Nc, int Kd, bool accumulate, bool tc) {
+#ifdef DDPM_NO_TC
+    (void)tc;
+#else
     if (tc && M % 16 == 0 && Nc % 16 == 0 && Kd % 8 == 0 && ldc % 4 == 0 && aligned32(A) && aligned32(B) &&
         aligned32(C)) {
         const bool a_row = ac == 1, b_row = bc == 1, a_col = ar == 1, b_col = br == 1;
@@ -311,6 +355,7 @@ __device__ void block_mm(const float* A, int ar, int ac, const float* B, int br,
             if (a_row && b_col) { mm_tc<wmma::row_major, wmma::col_major>(A, lda, B, ldb, C, ldc, M, Nc, Kd, accumulate); return; }
         }
     }
+#endif
     int mb = (M + 3) / 4, nb = (Nc + 3) / 4;
     for (int blk = threadIdx.x; blk < mb * nb; blk += blockDim.x) {
         int i0 = (blk / nb) * 4, j0 = (blk % nb) * 4;
@@ -357,7 +402,7 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
                                             float* __restrict__ part, float* __restrict__ lossp,
                                             unsigned long long seed, int n_data, int T,
                                             const long long* __restrict__ base_step, int k, int ps, int use_tc) {
-    extern __shared__ float smem[];
+    extern __shared__ __align__(128) float smem[];   // 128-byte aligned: wmma tiles need 32
     const int tid = threadIdx.x;
     int wmax = 0, hsum = 0, asum = 0;
     for (int l = 0; l <= L; ++l) wmax = max(wmax, widths[l]);
@@ -467,7 +512,7 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
 // Dynamic shared memory: NT floats.
 extern "C" __global__ void ddpm_reduce(const float* __restrict__ part, int G, int P, int ps, float* __restrict__ grad,
                                        float* __restrict__ normp) {
-    extern __shared__ float smem[];
+    extern __shared__ __align__(128) float smem[];   // declared alike in every kernel
     float* red = smem;                         // NT floats
     int i = blockIdx.x * NT + threadIdx.x;
     float g = 0.0f;

@@ -1,7 +1,9 @@
 """Run ddpm_fast/cuda/kernels.cu on the CPU: each block's threads as std::threads (see emu.h).
 
-``EmuLauncher(H)`` has the interface of ``ddpm_fast.gpu.CupyLauncher`` (xp, max_smem, launch, graph)
-with NumPy arrays, so ``ddpm_fast.gpu``'s host code and the kernels run unchanged without a GPU.
+``EmuLauncher(H)`` has the interface of ``ddpm_fast.gpu.CupyLauncher`` (xp, max_smem, H, tc, kernels,
+launch, graph) with NumPy arrays, so ``ddpm_fast.gpu``'s host code and the kernels run unchanged without
+a GPU. ``EmuLauncher(H, tc=False)`` is built with -DDDPM_NO_TC, as gpu.py recompiles when NVRTC cannot
+compile the tensor-core kernels.
 """
 
 from __future__ import annotations
@@ -35,13 +37,15 @@ def compiler_status() -> str | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _library(H: int) -> ctypes.CDLL:
-    """kernels.cu built for hidden width H and loaded; the build folder is deleted at once (the loaded
-    library stays mapped), so test runs leave nothing in the temporary directory."""
+def _library(H: int, tc: bool = True) -> ctypes.CDLL:
+    """kernels.cu built for hidden width H (without the tensor-core code unless ``tc``) and loaded; the
+    build folder is deleted at once (the loaded library stays mapped), so test runs leave nothing in the
+    temporary directory."""
     with tempfile.TemporaryDirectory(prefix="ddpm_emu_") as d:
         out = os.path.join(d, f"emu{H}.so")
         cmd = ["g++", "-std=c++20", "-O2", "-pthread", "-shared", "-fPIC", "-Wno-unknown-pragmas",
-               f"-DDDPM_H={H}", f"-I{CUDA_DIR}", os.path.join(HERE, "launch.cpp"), "-o", out]
+               f"-DDDPM_H={H}", *(() if tc else ("-DDDPM_NO_TC",)), f"-I{CUDA_DIR}",
+               os.path.join(HERE, "launch.cpp"), "-o", out]
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         lib = ctypes.CDLL(out)
     lib.emu_launch_named.restype = ctypes.c_int
@@ -58,16 +62,40 @@ class EmuLauncher:
     xp = np
     max_smem = MAX_SMEM
 
-    def __init__(self, H: int):
+    def __init__(self, H: int, tc: bool = True):
+        from ddpm_fast.gpu import KERNEL_NAMES, TC_ONLY_KERNELS
         self.H = H                                            # the compiled hidden width (DDPM_H)
-        self.lib = _library(H)
+        self.tc = tc                                          # built with the tensor-core code
+        self.kernels = tuple(n for n in KERNEL_NAMES if tc or n not in TC_ONLY_KERNELS)
+        self.lib = _library(H, tc)
+        self.launches = []                                    # (kernel name, grid) of every launch run
+        self._capture = None
 
     def graph(self, enqueue):
-        """Stand-in for CUDA graph capture: like a captured graph, nothing runs now and every replay
-        runs the same launches (with the arguments they were given) again."""
-        return enqueue
+        """Stand-in for CUDA graph capture: the launches ``enqueue()`` makes are recorded, not run, with
+        the arguments they were given — the arrays themselves, as a captured graph holds device pointers
+        — and every replay runs them again. So a graph replayed after its buffers were replaced works on
+        the old buffers here too."""
+        rec = []
+        self._capture = rec
+        try:
+            enqueue()
+        finally:
+            self._capture = None
+
+        def replay():
+            for launch in rec:
+                self._run(*launch)
+        return replay
 
     def launch(self, name: str, grid: int, smem_bytes: int, args) -> None:
+        if self._capture is not None:
+            self._capture.append((name, grid, smem_bytes, list(args)))
+        else:
+            self._run(name, grid, smem_bytes, args)
+
+    def _run(self, name: str, grid: int, smem_bytes: int, args) -> None:
+        self.launches.append((name, int(grid)))
         keep, copies = [], []
         for a in args:
             if a is None:

@@ -25,6 +25,7 @@ using std::min;
 #define __syncwarp() emu_barrier->arrive_and_wait()
 #define __forceinline__ inline
 #define __device__
+#define __align__(n)          // the emulated shared memory below is 256-byte aligned
 
 namespace nvcuda::wmma {
 struct matrix_a {};
