@@ -8,8 +8,15 @@ Training: steps/s at batch 256, 4,096 and 65,536 (fused: K steps in one CUDA gra
 baseline: CuPy array ops with device draws; PyTorch: the same step with torch.optim.Adam, clipping and
 an EMA, eager and captured in a CUDA graph). Sampling: 10^4 and 10^6 points × 1,000 ancestral steps
 (fused: one launch, "tc" = hidden layers on tensor cores in 3×TF32, "simt" = plain float32 FMAs;
-PyTorch eager and one CUDA graph of the whole chain). Achieved GFLOP/s (forward = 2 × multiply-adds of
-the MLP per point, training = 3 × forward) against the device's fp32 peak (SMs × 128 lanes × 2 × clock).
+PyTorch eager and one CUDA graph of the whole chain). Achieved GFLOP/s against the device's fp32 peak
+(SMs × 128 lanes × 2 × clock): training = 3 × the forward pass (2 × multiply-adds of the MLP per point);
+sampling = the forward pass less layer 0's embedding product (2·E·H per point-step), which the fused
+sampler replaces by a per-step table (``ddpm_fast.time_table``) — counting it would inflate its GFLOP/s by
+~11% for the default model — and every sampler row is credited with the same useful FLOPs.
+Every row is checked after it is timed: its outputs are finite and, for our training paths, the loss
+falls (the fused path: the mean loss of its last replay of the same K draws below that of its first;
+the baseline: the last third of its steps below the first third). A failed check or measurement is
+recorded in the results (``errors``, each row's ``check``), never fatal.
 PyTorch runs in its default float32 (TF32 matrix products off), the accuracy our 3×TF32 and SIMT
 kernels keep. Medians of several timed runs after a warm-up (compilation and capture excluded). The device is named
 in the results. Needs CuPy and a GPU; PyTorch is optional (skipped with a note if absent).
@@ -52,6 +59,24 @@ def device_info():
             "cuda_runtime": cp.cuda.runtime.runtimeGetVersion(), "cupy": cp.__version__}
 
 
+def host(a) -> np.ndarray:
+    """A CuPy array's values on the host (NumPy arrays as they are: the emulator's launcher uses them)."""
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def train_check(first_losses, last_losses, *arrays) -> str | None:
+    """None when the losses and ``arrays`` are finite and the mean loss fell from ``first_losses`` to
+    ``last_losses``; else what is wrong."""
+    first, last = np.asarray(first_losses, dtype=np.float64), np.asarray(last_losses, dtype=np.float64)
+    if not (np.isfinite(first).all() and np.isfinite(last).all()):
+        return "non-finite loss"
+    if not all(bool(np.isfinite(np.asarray(a)).all()) for a in arrays):
+        return "non-finite weights"
+    if not last.mean() < first.mean():
+        return f"loss did not fall: mean {first.mean():.4g} -> {last.mean():.4g}"
+    return None
+
+
 def timed(fn, reps, sync):
     fn()
     sync()
@@ -67,7 +92,9 @@ def timed(fn, reps, sync):
 # --- ours ---------------------------------------------------------------------------------------------
 
 def fused_train(batch, K, kernel):
-    """A callable running K fused steps (one CUDA graph replay, in-kernel draws)."""
+    """(run, check): run = K fused steps (one CUDA graph replay, in-kernel draws: the same K draws every
+    replay, so the loss means of two replays are comparable); check = ``train_check`` of the first
+    replay's losses against the latest's."""
     lau = gpu._cupy_launcher(CFG.hidden)
     xp = lau.xp
     sched = ddpm_ref.make_schedule("linear", T)
@@ -81,8 +108,14 @@ def fused_train(batch, K, kernel):
     theta, m, v, ema = (xp.asarray(gpu.pack(d, eng.widths, np.float32))
                         for d in (state["params"], state["opt"]["m"], state["opt"]["v"], state["ema"]))
     thetaT = eng.transposed(theta)
-    replay = lau.graph(lambda: eng.enqueue(theta, thetaT, m, v, ema, tcfg))
-    return lambda: (replay(), eng, theta, thetaT, m, v, ema)[0]   # the graph uses these buffers: keep them alive
+    first = []
+
+    def run():
+        eng.run(theta, thetaT, m, v, ema, tcfg, use_graph=True)
+        if not first:
+            first.append(host(eng.losses).copy())
+
+    return run, lambda: train_check(first[0], host(eng.losses), host(theta), host(ema))
 
 
 def baseline_train(batch, K):
@@ -92,7 +125,16 @@ def baseline_train(batch, K):
     rng = np.random.default_rng(0)
     state = ddpm_ref.init_state(CFG, rng, T)
     data = rng.standard_normal((100_000, 2))
-    return lambda: gpu.train_baseline(state, data, sched, CFG, tcfg, rng, K, xp=cp, draws="device")
+    out = {}
+
+    def run():
+        out["last"] = gpu.train_baseline(state, data, sched, CFG, tcfg, rng, K, xp=cp, draws="device")
+
+    def check():
+        new, losses = out["last"]
+        n = max(len(losses) // 3, 1)
+        return train_check(losses[:n], losses[-n:], *new["params"].values())
+    return run, check
 
 
 def fused_sample(n, kernel):
@@ -101,8 +143,22 @@ def fused_sample(n, kernel):
     params = ddpm_ref.init_params(CFG, np.random.default_rng(0))
     x = cp.asarray(np.random.default_rng(1).standard_normal((n, 2)))
     t_steps, c_x, c_eps, sigma = ancestral_coefficients(sched, "beta")
-    return lambda: gpu.run_sampler(params, CFG, x, t_steps, c_x, c_eps, sigma, None, 7, device_out=True,
+    out = {}
+
+    def run():
+        out["x"] = gpu.run_sampler(params, CFG, x, t_steps, c_x, c_eps, sigma, None, 7, device_out=True,
                                    kernel=kernel)
+    return run, lambda: finite_check(out["x"], "sample coordinates")
+
+
+def finite_check(x, what: str) -> str | None:
+    """None when every entry of the CuPy array or torch tensor ``x`` is finite; else how many are not."""
+    if hasattr(x, "isfinite"):                                  # a torch tensor
+        bad = int((~x.isfinite()).sum())
+    else:
+        import cupy as cp
+        bad = int((~cp.isfinite(cp.asarray(x))).sum())
+    return None if bad == 0 else f"{bad} non-finite {what}"
 
 
 # --- PyTorch ----------------------------------------------------------------------------------------------
@@ -149,8 +205,11 @@ def torch_peer():
             with torch.no_grad():
                 torch._foreach_lerp_(ema, list(model.parameters()), 1 - 0.995)
 
+        def check():
+            return next(filter(None, (finite_check(p.detach(), "weights") for p in model.parameters())), None)
+
         if not graph:
-            return lambda: [step() for _ in range(K)]
+            return (lambda: [step() for _ in range(K)]), check
         s = torch.cuda.Stream()
         s.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(s):
@@ -160,7 +219,7 @@ def torch_peer():
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g):
             step()
-        return lambda: [g.replay() for _ in range(K)]
+        return (lambda: [g.replay() for _ in range(K)]), check
 
     def sampler(n, graph):
         model = net()
@@ -177,7 +236,11 @@ def torch_peer():
             return y
 
         if not graph:
-            return chain
+            out = {}
+
+            def run():
+                out["y"] = chain()
+            return run, lambda: finite_check(out["y"], "sample coordinates")
         s = torch.cuda.Stream()
         s.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(s):
@@ -185,8 +248,8 @@ def torch_peer():
         torch.cuda.current_stream().wait_stream(s)
         g = torch.cuda.CUDAGraph()
         with torch.cuda.graph(g):
-            chain()
-        return g.replay
+            y = chain()                                    # the graph's output tensor, rewritten by each replay
+        return g.replay, lambda: finite_check(y, "sample coordinates")
 
     return {"train": trainer, "sample": sampler, "sync": torch.cuda.synchronize, "version": torch.__version__}
 
@@ -202,31 +265,44 @@ def main() -> None:
 
     sync = cp.cuda.Device().synchronize
     dev = device_info()
-    flops_pt = ddpm_ref.mlp.flops_per_point(CFG)
+    flops_pt = ddpm_ref.mlp.flops_per_point(CFG)                       # one forward pass, per point
+    flops_sample = flops_pt - 2 * CFG.emb_dim * CFG.hidden             # less layer 0's embedding product
     peer = torch_peer()
     rows = []
     reps = 2 if args.quick else 3
 
     errors = []
 
-    def add(task, backend, measure, units, unit, flops_per_unit):
-        """Run ``measure()`` (seconds for ``units`` units); a failure is recorded, not fatal: one run
-        on a lent GPU must bring back every number it can."""
+    def add(task, backend, make, n_reps, sync_, units, unit, flops_per_unit):
+        """``make()`` -> (run, check); time ``run`` (``units`` units a call), then ``check()`` its outputs.
+        A failure is recorded, not fatal: one run on a lent GPU must bring back every number it can."""
         try:
-            sec_per_unit = measure() / units
+            run, check = make()
+            sec_per_unit = timed(run, n_reps, sync_) / units
         except Exception as e:                                        # noqa: BLE001 — reported below
             errors.append(f"{task} / {backend}: {type(e).__name__}: {e}")
             print("FAILED", errors[-1], flush=True)
+            write()
             return
+        try:
+            problem = check()
+        except Exception as e:                                        # noqa: BLE001
+            problem = f"check raised {type(e).__name__}: {e}"
+        if problem:
+            errors.append(f"{task} / {backend}: check failed: {problem}")
+            print("CHECK FAILED", errors[-1], flush=True)
         gf = flops_per_unit / sec_per_unit / 1e9
         rows.append({"task": task, "backend": backend, "per_second": 1 / sec_per_unit, "unit": unit,
-                     "gflops": gf, "frac_peak": gf / dev["fp32_peak_gflops"]})
-        print(f"{task:28s} {backend:16s} {1 / sec_per_unit:12.4g} {unit:14s} {gf:9.1f} GFLOP/s", flush=True)
+                     "gflops": gf, "frac_peak": gf / dev["fp32_peak_gflops"], "check": problem or "ok"})
+        print(f"{task:28s} {backend:16s} {1 / sec_per_unit:12.4g} {unit:14s} {gf:9.1f} GFLOP/s"
+              f"{'' if not problem else '  CHECK FAILED'}", flush=True)
         write()
 
     def write():
         info = {"device": dev, "pytorch": peer["version"] if peer else "not available: skipped",
-                "model": CFG.to_dict(), "T": T, "rows": rows, "errors": errors}
+                "model": CFG.to_dict(), "T": T, "flops_per_point": {"train_step": 3 * flops_pt,
+                                                                    "sample_step": flops_sample},
+                "rows": rows, "errors": errors}
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out + ".json", "w") as f:
             json.dump(info, f, indent=2)
@@ -235,27 +311,26 @@ def main() -> None:
         K = {256: 200, 4096: 200, 65536: 50}[batch] // (4 if args.quick else 1)
         task = f"train batch {batch:,}"
         for kernel in gpu.TRAIN_KERNELS:
-            add(task, f"cupy fused {kernel}", lambda: timed(fused_train(batch, K, kernel), reps, sync), K,
+            add(task, f"cupy fused {kernel}", lambda: fused_train(batch, K, kernel), reps, sync, K,
                 "steps/s", 3 * flops_pt * batch)
         Kb = max(K // 4, 5)
-        add(task, "cupy baseline", lambda: timed(baseline_train(batch, Kb), reps, sync), Kb, "steps/s",
+        add(task, "cupy baseline", lambda: baseline_train(batch, Kb), reps, sync, Kb, "steps/s",
             3 * flops_pt * batch)
         if peer:
             for graph in (False, True):
-                add(task, "pytorch graph" if graph else "pytorch eager",
-                    lambda: timed(peer["train"](batch, K, graph), reps, peer["sync"]), K, "steps/s",
-                    3 * flops_pt * batch)
+                add(task, "pytorch graph" if graph else "pytorch eager", lambda: peer["train"](batch, K, graph),
+                    reps, peer["sync"], K, "steps/s", 3 * flops_pt * batch)
 
     for n in (10_000, 1_000_000):
         task = f"sample {n:,} x {T} steps"
         r = 1 if n > 10_000 else reps                       # 10^6 × 1,000: one warm-up and one timed run
         for kernel in sorted(gpu.SAMPLER_KERNELS):
-            add(task, f"cupy fused {kernel}", lambda: timed(fused_sample(n, kernel), r, sync), n * T,
-                "point-steps/s", flops_pt)
+            add(task, f"cupy fused {kernel}", lambda: fused_sample(n, kernel), r, sync, n * T,
+                "point-steps/s", flops_sample)
         if peer:
             for graph in (False, True):
-                add(task, "pytorch graph" if graph else "pytorch eager",
-                    lambda: timed(peer["sample"](n, graph), r, peer["sync"]), n * T, "point-steps/s", flops_pt)
+                add(task, "pytorch graph" if graph else "pytorch eager", lambda: peer["sample"](n, graph),
+                    r, peer["sync"], n * T, "point-steps/s", flops_sample)
 
     write()
     info = {"pytorch": peer["version"] if peer else "not available: skipped"}
@@ -264,15 +339,18 @@ def main() -> None:
         by_task.setdefault(r["task"], {})[r["backend"]] = r
     lines = [f"Device: {dev['name']} ({dev['sms']} SMs, {dev['clock_mhz']:.0f} MHz; fp32 peak "
              f"{dev['fp32_peak_gflops'] / 1e3:.1f} TFLOP/s); CuPy {dev['cupy']}; PyTorch: {info['pytorch']}.", "",
-             "| task | backend | rate | GFLOP/s | % of fp32 peak | × PyTorch eager |", "|---|---|---|---|---|---|"]
+             f"GFLOP/s: training {3 * flops_pt:,} FLOP per point-step, sampling {flops_sample:,} (no embedding "
+             "product: the fused sampler reads it from a table).", "",
+             "| task | backend | rate | GFLOP/s | % of fp32 peak | × PyTorch eager | outputs |",
+             "|---|---|---|---|---|---|---|"]
     for task, d in by_task.items():
         for name, r in d.items():
             ratio = r["per_second"] / d["pytorch eager"]["per_second"] if "pytorch eager" in d else float("nan")
             lines.append(f"| {task} | {name} | {r['per_second']:.4g} {r['unit']} | {r['gflops']:.0f} | "
-                         f"{100 * r['frac_peak']:.1f}% | {ratio:.2f} |")
+                         f"{100 * r['frac_peak']:.1f}% | {ratio:.2f} | {r['check']} |")
     table = "\n".join(lines)
     if errors:
-        table += "\n\nFailed measurements:\n" + "\n".join(f"- {e}" for e in errors)
+        table += "\n\nFailed measurements and checks:\n" + "\n".join(f"- {e}" for e in errors)
     with open(args.out + ".md", "w") as f:
         f.write("`python3 benchmarks/gpu_bench.py`\n\n" + table + "\n")
     print(table)
