@@ -11,8 +11,9 @@ an EMA, eager and captured in a CUDA graph). Sampling: 10^4 and 10^6 points × 1
 PyTorch eager and one CUDA graph of the whole chain). Achieved GFLOP/s against the device's fp32 peak
 (SMs × 128 lanes × 2 × clock): training = 3 × the forward pass (2 × multiply-adds of the MLP per point);
 sampling = the forward pass less layer 0's embedding product (2·E·H per point-step), which the fused
-sampler replaces by a per-step table (``ddpm_fast.time_table``) — counting it would inflate its GFLOP/s by
-~11% for the default model — and every sampler row is credited with the same useful FLOPs.
+sampler replaces by a per-step table (``ddpm_fast.time_table``) — counting it (8,192 of 74,752 FLOP per
+point-step for the default model) would inflate its GFLOP/s by 12% — and every sampler row is credited
+with the same useful FLOPs.
 Every row is checked after it is timed: its outputs are finite and, for our training paths, the loss
 falls (the fused path: the mean loss of its last replay of the same K draws below that of its first;
 the baseline: the last third of its steps below the first third). A failed check or measurement is
