@@ -25,10 +25,11 @@
 #   1 environment    30 s  (~5 s)
 #   2 NVRTC tests    60 s  (~5 s: measured on the 2-core development machine with cupy-cuda13x 14.2 and
 #                           NVRTC 13.0: collection 1.5 s, six compiles to PTX 3 s)
-#     GPU tests     150 s  (~60 s: 28 tests. CPU side measured on the development machine: collection 1.5 s,
-#                           the references 15 s, the Numba sampler's JIT 4 s. Device side estimated: four
-#                           NVRTC + ptxas builds (H = 16, 32, 128, 256; nvcc takes 2-5 s each there), the
-#                           rest milliseconds); per test 90 s
+#     GPU tests     150 s  (~60 s: 28 tests. CPU side measured on the development machine, 2 loaded
+#                           cores: collection 1.5 s, the references 16-20 s (each computed once for both
+#                           kernels), the Numba sampler's cold JIT and the KS test 4-5 s: 21-24 s in all.
+#                           Device side estimated: four NVRTC + ptxas builds (H = 16, 32, 128, 256; nvcc
+#                           takes 2-5 s each there), CUDA start-up, kernels of milliseconds); per test 90 s
 #   3 build report   30 s  (~5 s: modules from CuPy's kernel cache)
 #   4 benchmark     150 s  (~90 s, estimated; pass --quick for about a third)
 # A lent machine's 15 device-minutes then hold its start, one full run and a rerun (--tests-only or

@@ -561,26 +561,34 @@ def test_without_a_gpu_the_backend_says_so():
 
 # --- on a GPU ----------------------------------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=4)
+def _gpu_sampler_reference(n_points):
+    """The GPU sampler test's model and inputs, with the reference's Algorithm 2 (trajectory too) and DDIM
+    (η = 0.5, 10 steps) on them: computed once for both kernels."""
+    rng = np.random.default_rng(n_points)
+    cfg, params, sched = _model(128, 3, "silu", 2, 32, 40, rng)
+    x_T = rng.standard_normal((n_points, 2))
+    z = rng.standard_normal((sched.T, n_points, 2))
+    ts = ddpm_ref.timesteps(sched.T, 10, "trailing")
+    zk = rng.standard_normal((10, n_points, 2))
+    refs = (ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z, return_trajectory=True),
+            ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts, eta=0.5, z=zk))
+    return (cfg, params, sched, x_T, z, ts, zk), refs
+
+
 @needs_gpu
 @pytest.mark.gpu
 @pytest.mark.parametrize("kernel", sorted(gpu.SAMPLER_KERNELS))
 @pytest.mark.parametrize("n_points", [1, 300, 5000])
 def test_gpu_sampler_equals_reference_with_the_same_noise(n_points, kernel):
-    rng = np.random.default_rng(n_points)
-    cfg, params, sched = _model(128, 3, "silu", 2, 32, 40, rng)
-    x_T = rng.standard_normal((n_points, 2))
-    z = rng.standard_normal((sched.T, n_points, 2))
-    ref, ref_traj = ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z, return_trajectory=True)
+    (cfg, params, sched, x_T, z, ts, zk), ((ref, ref_traj), ref_ddim) = _gpu_sampler_reference(n_points)
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
     got, traj = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
                                 keep_traj=True, kernel=kernel)
     _close(got, ref)
     _close(traj, ref_traj)
-    ts = ddpm_ref.timesteps(sched.T, 10, "trailing")
-    zk = rng.standard_normal((10, n_points, 2))
     c_x, c_eps, sigma = ddpm_fast.ddim_coefficients(sched, ts, 0.5)
-    _close(gpu.run_sampler(params, cfg, x_T, ts, c_x, c_eps, sigma, zk, 0, kernel=kernel),
-           ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts, eta=0.5, z=zk))
+    _close(gpu.run_sampler(params, cfg, x_T, ts, c_x, c_eps, sigma, zk, 0, kernel=kernel), ref_ddim)
 
 
 @needs_gpu
@@ -606,14 +614,20 @@ def test_gpu_in_kernel_noise_is_standard_normal_and_equals_the_cpu_stream():
 @pytest.mark.parametrize("kernel", sorted(gpu.SAMPLER_KERNELS))
 def test_gpu_sampler_with_weights_in_global_memory_equals_reference(kernel):
     # H = 256, depth 3: the hidden weights (512 KiB) do not fit in shared memory and are read from global
-    rng = np.random.default_rng(6)
-    cfg, params, sched = _model(256, 3, "gelu", 2, 8, 30, rng)
+    (cfg, params, sched, x_T, z), ref = _gpu_h256_reference()
     assert not gpu.sampler_smem(256, 2, 4, gpu._cupy_launcher(256).max_smem, kernel)[1]
-    x_T = rng.standard_normal((1000, 2))
-    z = rng.standard_normal((sched.T, 1000, 2))
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
     _close(gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
-                           kernel=kernel), ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z))
+                           kernel=kernel), ref)
+
+
+@functools.lru_cache(maxsize=1)
+def _gpu_h256_reference():
+    rng = np.random.default_rng(6)
+    cfg, params, sched = _model(256, 3, "gelu", 2, 8, 30, rng)
+    x_T = rng.standard_normal((1000, 2))
+    z = rng.standard_normal((sched.T, 1000, 2))
+    return (cfg, params, sched, x_T, z), ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z)
 
 
 @functools.lru_cache(maxsize=4)
