@@ -470,3 +470,11 @@ def test_sampling_to_a_file_streams_in_chunks_with_reproducible_seeds(tmp_path, 
     with pytest.raises(ValueError, match="GiB on disk"):
         ddpm.api.sample_to_file(res.model, 10**15, tmp_path / "huge.npy", progress=False)
     assert os.listdir(tmp_path) == ["s.npy"]
+
+
+def test_an_unwritable_output_folder_is_one_line_exit_1(tmp_path, capsys):
+    (tmp_path / "file").write_text("not a folder")
+    assert main(["fit", "moons", "--out", str(tmp_path / "file" / "run"), "--steps", "5", "--quiet"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("ddpm: error:") and "file" in err[0]
+    assert (tmp_path / "file").read_text() == "not a folder"
