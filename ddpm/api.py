@@ -171,7 +171,9 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
             if steps is not None:
                 tcfg = replace(tcfg, steps=steps)
             normalize = normalize or "per_dim"
-            D = int(train_x.shape[1])                                          # D is the data's, not a choice
+            whole = train_x if source in toy_data.NAMES else np.concatenate([train_x, held])
+            norm = Normalizer.fit(train_x, isotropic=normalize == "isotropic", whole=whole)
+            D = int(norm.mean.shape[0])                                        # the data's modelled columns
             n_out = ddpm_ref.param.out_dim(D, tcfg.var_type)
             cfg = replace(model or MLPConfig(), dim=D, out_dim=None if n_out == D else n_out)
             check_memory(_fit_memory(cfg, tcfg, 1000 if T is None else T, train_x.shape[0], n_eval), "this fit")
@@ -179,7 +181,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
             rng = np.random.default_rng(ss_train)
             ddpm_ref.param.check_compatible(sched, tcfg.parametrization)
             m = Model(cfg, tcfg, sched, ddpm_ref.init_state(cfg, rng, sched.T),
-                      Normalizer.fit(train_x, isotropic=normalize == "isotropic"),
+                      norm,
                       rng.bit_generator.state, np.empty(0),
                       {"data_source": source, "data_sha256": data_fingerprint(train_x), "seed": seed,
                        "n_train": int(train_x.shape[0]), "backend": backend, "normalize": normalize})
@@ -226,7 +228,8 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
                                   f"{m.tcfg.lr:g}) and fit again")
         metrics = {
             "dataset": source, "seed": m.info.get("seed", seed), "sample_seed": sample_seed,
-            "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]),
+            "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]), "dim_modelled": m.cfg.dim,
+        "constant_columns": {str(k): v for k, v in m.norm.constant_columns.items()},
             "steps": m.step, "T": m.sched.T, "schedule": m.sched.name, "backend": backend, "objective": m.tcfg.objective,
             "parametrization": m.tcfg.parametrization, "var_type": m.tcfg.var_type,
             "final_loss": float(np.mean(m.losses[-FINAL_LOSS_WINDOW:])) if m.losses.size else None,
@@ -558,8 +561,8 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
     """
     m = model if isinstance(model, Model) else Model.load(model)
     x = toy_data.validate(np.asarray(x), "data")
-    if x.shape[1] != m.cfg.dim:
-        raise ValueError(f"data has {x.shape[1]} columns but the model was fitted to {m.cfg.dim}")
+    if x.shape[1] != m.norm.data_dim:
+        raise ValueError(f"data has {x.shape[1]} columns but the model was fitted to {m.norm.data_dim}")
     if bin_width is not None and not (bin_width > 0):
         raise ValueError(f"bin_width must be > 0, got {bin_width!r}")
     weights = m.state["ema"] if use_ema else m.state["params"]
@@ -573,7 +576,7 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
 
     b = ddpm_ref.bound(predict, m.sched, u, np.random.default_rng(seed), m.tcfg.parametrization,
                        m.tcfg.var_type, bw, log_scale)
-    N, D = x.shape
+    N, D = x.shape[0], m.cfg.dim          # bits per modelled dimension: constant columns are point masses
     to_bpd = 1.0 / (D * ddpm_ref.LN2)
     total = b["total"]
     return {
@@ -602,7 +605,7 @@ def ode_nll(model, x, *, steps: int = 100, use_ema: bool = True) -> dict:
     weights = m.state["ema"] if use_ema else m.state["params"]
     eps_div = ddpm_ref.mlp_eps_div(weights, m.cfg, m.sched, m.tcfg.parametrization)
     ll, _ = ddpm_ref.ode_log_likelihood(eps_div, m.sched, m.norm.to_model(x), steps)
-    nll_bpd = (-ll + float(np.sum(np.log(m.norm.scale)))) / (x.shape[1] * ddpm_ref.LN2)
+    nll_bpd = (-ll + float(np.sum(np.log(m.norm.scale)))) / (m.cfg.dim * ddpm_ref.LN2)
     return {"ode_nll_bits_per_dim": float(nll_bpd.mean()),
             "ode_nll_bits_per_dim_se": float(nll_bpd.std(ddof=1) / np.sqrt(nll_bpd.size)),
             "ode_steps": steps, "per_point_bpd": nll_bpd}
@@ -640,7 +643,7 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
         refs = [rest[np.random.default_rng(s_).permutation(rest.shape[0])[:r]] for s_ in ss_ref.spawn(N_FLOOR_DRAWS)]
         source = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "array"
     res = likelihood_bound(m, x, seed=int(ss_bound.generate_state(1)[0]), bin_width=bin_width)
-    per_point_bpd = res.pop("per_point_nats") / (x.shape[1] * ddpm_ref.LN2)
+    per_point_bpd = res.pop("per_point_nats") / (m.cfg.dim * ddpm_ref.LN2)
     sample_seed = int(ss_sample.generate_state(1)[0])
     samples = sample(m, n, seed=sample_seed)
     res.update({"data": source, "seed": seed, "sample_seed": sample_seed})

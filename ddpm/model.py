@@ -31,29 +31,64 @@ def data_fingerprint(x: np.ndarray) -> str:
 
 @dataclass(frozen=True)
 class Normalizer:
-    """Per-coordinate standardisation u = (x − mean)/scale; training and sampling happen in u."""
+    """Per-coordinate standardisation u = (x − mean)/scale of the modelled columns; training and sampling
+    happen in u. Columns that are constant over the whole data set (``keep`` False) are not modelled: the
+    network never sees them and ``to_data`` writes their value (``const``) back into every sample."""
 
-    mean: np.ndarray
-    scale: np.ndarray
+    mean: np.ndarray                 # (D_model,)
+    scale: np.ndarray                # (D_model,)
+    keep: np.ndarray | None = None   # (D,) bool: modelled columns (None: all)
+    const: np.ndarray | None = None  # (D,) the constant columns' values (others unused)
 
     @classmethod
-    def fit(cls, x: np.ndarray, isotropic: bool = False) -> "Normalizer":
-        """Per-coordinate z-scoring, or (``isotropic``) centring and one scale for all coordinates,
-        chosen so that the mean variance per coordinate is 1 (Sohl-Dickstein's "scaled to unit variance")."""
-        mean = x.mean(axis=0)
-        scale = x.std(axis=0)
+    def fit(cls, x: np.ndarray, isotropic: bool = False, whole: np.ndarray | None = None) -> "Normalizer":
+        """Per-coordinate z-scoring of ``x`` (the training data), or (``isotropic``) centring and one scale
+        for all coordinates, chosen so that the mean variance per coordinate is 1 (Sohl-Dickstein's "scaled
+        to unit variance"). Which columns are constant is decided on ``whole`` (the whole data set, default
+        x), never on a split: a column constant within x but not within ``whole`` is modelled, with the
+        whole data's spread as its scale."""
+        whole = x if whole is None else whole
+        w_mean, w_std = whole.mean(axis=0), whole.std(axis=0)
+        keep = ~(w_std <= CONSTANT_RTOL * np.maximum(1.0, np.abs(w_mean)))
+        if not keep.any():
+            raise ValueError(f"every one of the {x.shape[1]} data columns is constant: there is nothing to model")
+        mean = x.mean(axis=0)[keep]
+        scale = x.std(axis=0)[keep]
+        flat = scale <= CONSTANT_RTOL * np.maximum(1.0, np.abs(mean))
+        scale = np.where(flat, w_std[keep], scale)
         if isotropic:
             scale = np.full_like(scale, np.sqrt(np.mean(scale ** 2)))
-        const = np.flatnonzero(scale <= 1e-12 * np.maximum(1.0, np.abs(mean)))
-        if const.size:
-            raise ValueError(f"data column(s) {const.tolist()} are constant: nothing to model there; drop them")
-        return cls(mean, scale)
+        if keep.all():
+            return cls(mean, scale)
+        return cls(mean, scale, keep, np.where(keep, 0.0, w_mean))
+
+    @property
+    def data_dim(self) -> int:
+        return len(self.mean) if self.keep is None else len(self.keep)
+
+    @property
+    def constant_columns(self) -> dict:
+        """{column index: value} of the columns modelled as constants."""
+        if self.keep is None:
+            return {}
+        return {int(i): float(self.const[i]) for i in np.flatnonzero(~self.keep)}
 
     def to_model(self, x: np.ndarray) -> np.ndarray:
+        if self.keep is not None:
+            x = x[..., self.keep]
         return (x - self.mean) / self.scale
 
     def to_data(self, u: np.ndarray) -> np.ndarray:
-        return u * self.scale + self.mean
+        x = u * self.scale + self.mean
+        if self.keep is None:
+            return x
+        out = np.empty(u.shape[:-1] + (len(self.keep),))
+        out[..., self.keep] = x
+        out[..., ~self.keep] = self.const[~self.keep]
+        return out
+
+
+CONSTANT_RTOL = 1e-9      # a column whose sd is below this × max(1, |mean|) is a constant
 
 
 @dataclass
@@ -84,6 +119,9 @@ class Model:
         arrays["beta"] = self.sched.beta[1:]
         arrays["data_mean"] = self.norm.mean
         arrays["data_scale"] = self.norm.scale
+        if self.norm.keep is not None:
+            arrays["data_keep"] = self.norm.keep.astype(np.int8)
+            arrays["data_const"] = self.norm.const
         arrays["losses"] = np.asarray(self.losses, dtype=np.float64)
         config = {"model": self.cfg.to_dict(), "train": self.tcfg.to_dict(), "schedule": self.sched.to_config(),
                   "step": self.step, "rng_state": self.rng_state, "info": self.info}
@@ -119,7 +157,14 @@ class Model:
                     where = _GROUPS[prefix]
                     d = state[where] if isinstance(where, str) else state[where[0]][where[1]]
                     d[name] = np.array(arr, dtype=np.float64)
-            norm = Normalizer(arrays["data_mean"].astype(np.float64), arrays["data_scale"].astype(np.float64))
+            keep = const = None
+            if "data_keep" in arrays:
+                keep = np.asarray(arrays["data_keep"]).astype(bool)
+                const = np.asarray(arrays["data_const"], dtype=np.float64)
+                if keep.ndim != 1 or const.shape != keep.shape or keep.sum() != cfg.dim or keep.all():
+                    raise ValueError("data_keep / data_const do not match the model's dimension")
+            norm = Normalizer(arrays["data_mean"].astype(np.float64), arrays["data_scale"].astype(np.float64),
+                              keep, const)
             np.random.default_rng().bit_generator.state = config["rng_state"]       # a valid generator state
             losses = np.asarray(arrays["losses"], dtype=np.float64)
             model = cls(cfg, tcfg, sched, state, norm, config["rng_state"], losses, info)
@@ -138,7 +183,8 @@ class Model:
             raise CheckpointError(f"{path}: lt_hist must have shape {(self.sched.T + 1, ddpm_ref.HISTORY)}")
         if self.norm.mean.shape != (self.cfg.dim,) or self.norm.scale.shape != (self.cfg.dim,):
             raise CheckpointError(f"{path}: data normalisation does not match dimension {self.cfg.dim}")
-        if not (np.all(np.isfinite(self.norm.mean)) and np.all(np.isfinite(self.norm.scale)) and np.all(self.norm.scale > 0)):
+        if not (np.all(np.isfinite(self.norm.mean)) and np.all(np.isfinite(self.norm.scale)) and np.all(self.norm.scale > 0)
+                and (self.norm.const is None or np.all(np.isfinite(self.norm.const)))):
             raise CheckpointError(f"{path}: data normalisation holds non-finite or non-positive values")
         for group in (self.state["params"], self.state["ema"]):
             if not all(np.all(np.isfinite(v)) for v in group.values()):
@@ -166,7 +212,8 @@ def _check_shapes(path, cfg: MLPConfig, arrays: dict) -> None:
             raise CheckpointError(f"{path}: weight arrays '{prefix}.*' do not match the stored architecture {cfg}")
     expected = {"beta", "lt_hist", "lt_count", "data_mean", "data_scale", "losses"} | {
         f"{p}.{k}" for p in _GROUPS for k in shapes}
-    extra, missing = set(arrays) - expected, expected - set(arrays)
+    optional = {"data_keep", "data_const"}                                 # constant columns, when there are
+    extra, missing = set(arrays) - expected - optional, expected - set(arrays)
     if extra or missing:
         raise CheckpointError(f"{path}: unexpected arrays {sorted(extra)[:5]} / missing arrays {sorted(missing)[:5]}")
     if arrays["beta"].ndim != 1:

@@ -120,8 +120,27 @@ def test_api_rejects_bad_arguments(tmp_path):
         ddpm.fit("moons", train=TrainConfig(var_type="big"), **SMALL)
     with pytest.raises(ValueError, match="unknown dataset 'moon'"):
         ddpm.fit("moon", **SMALL)
-    with pytest.raises(ValueError, match=r"column\(s\) \[1\] are constant"):
-        ddpm.fit(np.column_stack([np.arange(50.0), np.ones(50)]), steps=2, **SMALL)
+    with pytest.raises(ValueError, match="every one of the 2 data columns is constant"):
+        ddpm.fit(np.column_stack([np.full(50, 2.0), np.ones(50)]), steps=2, **SMALL)
+
+
+def test_constant_columns_are_modelled_as_constants_decided_on_the_whole_data(tmp_path):
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(size=400), np.full(400, 3.0), rng.normal(size=400) * 2, np.zeros(400)])
+    x[:330, 2] = 7.0                   # constant on most rows: maybe on the training split, never on the whole
+    np.save(tmp_path / "x.npy", x)
+    res = ddpm.fit(str(tmp_path / "x.npy"), tmp_path / "m", steps=5, **SMALL)
+    m = ddpm.load_model(tmp_path / "m" / "model.npz")
+    assert res.metrics["dim"] == 4 and res.metrics["dim_modelled"] == 2 == m.cfg.dim
+    assert res.metrics["constant_columns"] == {"1": 3.0, "3": 0.0}
+    assert np.all(res.samples[:, 1] == 3.0) and np.all(res.samples[:, 3] == 0.0)
+    assert np.all(np.isfinite(res.samples)) and np.all(m.norm.scale > 0)
+    u = ddpm.sample(m, 7, seed=2)
+    np.testing.assert_array_equal(u, ddpm.sample(res.model, 7, seed=2))           # the checkpoint keeps them
+    np.testing.assert_array_equal(m.norm.to_data(m.norm.to_model(x))[:, [1, 3]], x[:, [1, 3]])
+    np.testing.assert_allclose(m.norm.to_data(m.norm.to_model(x)), x, rtol=1e-12, atol=1e-12)
+    ev = ddpm.evaluate(m, str(tmp_path / "x.npy"), n=100)
+    assert np.isfinite(ev["bound_bits_per_dim"]) and ev["dim"] == 2
 
 
 # --- the command line ---------------------------------------------------------------------------

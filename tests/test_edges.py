@@ -21,7 +21,7 @@ CASES = {
                      None),
     "D=1": (rng.normal(size=(500, 1)), {}, None),
     "D=64": (rng.normal(size=(500, 64)), {}, None),
-    "one point repeated": (np.ones((100, 2)), {}, "are constant"),
+    "one point repeated": (np.ones((100, 2)), {}, "every one of the 2 data columns is constant"),
 }
 
 
