@@ -474,6 +474,16 @@ def test_unknown_name_lists_known_ones():
         draw("spiral", 10, np.random.default_rng(0))
 
 
+def test_fixed_sets_are_not_generators_but_are_built_in_names():
+    assert set(toy_data.FIXED) == {"digits", "iris", "wine", "breast_cancer"} == set(toy_data.FIXED_INFO)
+    assert not set(toy_data.FIXED) & set(toy_data.NAMES)
+    assert toy_data.ALL_NAMES == toy_data.NAMES + tuple(toy_data.FIXED)
+    with pytest.raises(ValueError, match="fixed data set.*load_fixed"):
+        toy_data.draw("digits", 10, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="unknown fixed data set 'mnist'.*digits"):
+        toy_data.load_fixed("mnist")
+
+
 def test_bad_n_and_rng_are_rejected():
     with pytest.raises(ValueError, match="positive integer"):
         draw("moons", 0, np.random.default_rng(0))

@@ -1,8 +1,15 @@
-"""Toy data for diffusion models: seeded 2-D generators and a loader for a user's (N, D) file.
+"""Toy data for diffusion models: seeded 2-D generators, fixed N-D data sets, and a loader for a
+user's (N, D) file.
 
     draw(name, n, rng)  -> (n, 2) float64 points of a named toy distribution
+    load_fixed(name)    -> (N, D) float64 array of a fixed data set (scikit-learn's bundled copies)
     load(path)          -> (N, D) float64 array from a .npy or .csv file (header optional)
-    NAMES               -> the known generator names
+    NAMES               -> the known generator names (an unlimited supply of fresh draws)
+    FIXED, FIXED_INFO   -> the fixed data sets' loaders and their metadata (shape, image shape, bin width)
+    ALL_NAMES           -> NAMES, then the fixed data sets: every name ``ddpm fit NAME`` accepts
+
+A generator can be drawn from afresh for held-out data; a fixed data set cannot (a "fresh" draw would
+resample the training points), so it is treated like a user's file: a random part of it is held out.
 
 Every generator takes its randomness from the passed ``numpy.random.Generator`` and nothing else.
 Noise levels are part of each distribution's definition and written next to it. The Gaussian
@@ -24,7 +31,7 @@ import zipfile
 
 import numpy as np
 
-__all__ = ["draw", "load", "NAMES", "DataError", "log_density_8gaussians", "EIGHT_GAUSSIANS", "LOG_DENSITIES", "validate",
+__all__ = ["draw", "load", "load_fixed", "NAMES", "ALL_NAMES", "FIXED", "FIXED_INFO", "DataError", "log_density_8gaussians", "EIGHT_GAUSSIANS", "LOG_DENSITIES", "validate",
            "WORD", "word_outline", "GRID", "grid_centers", "log_density_grid",
            "CLUSTERS", "cluster_centers", "log_density_clusters"]
 
@@ -304,6 +311,8 @@ LOG_DENSITIES = {"8gaussians": log_density_8gaussians, "grid": log_density_grid,
 
 def draw(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
     """n points (n, 2) float64 of the toy distribution ``name``, drawn with ``rng``."""
+    if name in FIXED:
+        raise ValueError(f"{name!r} is a fixed data set, not a generator: its points come from load_fixed({name!r})")
     if name not in _GENERATORS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(NAMES)}")
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
@@ -338,6 +347,58 @@ def validate(x: np.ndarray, where: str) -> np.ndarray:
                         f"(|x| ≤ {MAX_ABS:g}); rescale the data")
     return np.ascontiguousarray(x)
 
+
+# --- fixed data sets ------------------------------------------------------------------------------------
+#
+# scikit-learn's bundled copies (files inside the sklearn package: nothing is downloaded). Each is the
+# ``.data`` array as sklearn has it, rows in sklearn's order; labels are dropped (DDPM models p(x)).
+# ``bin_width``: the data lie on a grid of this width (a value is k·bin_width), None where columns are
+# recorded to different precisions. ``image_shape``: (h, w) with h·w = D when a row is an image.
+
+FIXED_INFO = {
+    "digits": {"shape": (1797, 64), "image_shape": (8, 8), "bin_width": 1.0, "values": "integers 0..16",
+               "source": "sklearn.datasets.load_digits",
+               "description": "8 × 8 grey images of handwritten digits, 17 grey levels (UCI optdigits test set)"},
+    "iris": {"shape": (150, 4), "image_shape": None, "bin_width": 0.1, "values": "cm, to 0.1 cm",
+             "source": "sklearn.datasets.load_iris",
+             "description": "sepal and petal length and width of 150 irises, 3 species"},
+    "wine": {"shape": (178, 13), "image_shape": None, "bin_width": None, "values": "13 chemical measurements",
+             "source": "sklearn.datasets.load_wine",
+             "description": "chemical analysis of 178 wines from 3 cultivars (scales from 0.1 to 1,680)"},
+    "breast_cancer": {"shape": (569, 30), "image_shape": None, "bin_width": None, "values": "30 cell-nucleus features",
+                      "source": "sklearn.datasets.load_breast_cancer",
+                      "description": "features of cell nuclei in 569 breast masses (Wisconsin diagnostic)"},
+}
+
+
+def _sklearn_loader(name: str):
+    def load_it() -> np.ndarray:
+        try:
+            from sklearn import datasets
+        except ImportError:
+            raise ImportError(f"the {name!r} data set is scikit-learn's bundled copy, and scikit-learn is not "
+                              f"installed: pip install 'ddpm[data]' (or pip install scikit-learn)") from None
+        return getattr(datasets, FIXED_INFO[name]["source"].rsplit(".", 1)[1])().data
+    load_it.__name__ = f"load_{name}"
+    return load_it
+
+
+FIXED = {name: _sklearn_loader(name) for name in FIXED_INFO}      # name -> loader() returning sklearn's array
+ALL_NAMES = NAMES + tuple(FIXED)
+
+
+def load_fixed(name: str) -> np.ndarray:
+    """The fixed data set ``name`` (one of ``FIXED``): (N, D) float64, a fresh copy on every call.
+
+    Raises ValueError for an unknown name, ImportError (one line naming ``pip install 'ddpm[data]'``)
+    when scikit-learn is missing, and :class:`DataError` when the array is not the shape recorded in
+    ``FIXED_INFO`` (another scikit-learn whose bundled copy changed)."""
+    if name not in FIXED:
+        raise ValueError(f"unknown fixed data set {name!r}; known: {', '.join(FIXED)}")
+    x = validate(np.array(FIXED[name](), dtype=np.float64), name)
+    if x.shape != FIXED_INFO[name]["shape"]:
+        raise DataError(f"{name}: scikit-learn's copy has shape {x.shape}, expected {FIXED_INFO[name]['shape']}")
+    return x
 
 def _is_number(s: str) -> bool:
     try:
