@@ -27,7 +27,7 @@ from ddpm_ref import MLPConfig, TrainConfig
 from .metrics import sample_statistics
 from .model import Model, Normalizer, data_fingerprint
 
-__all__ = ["DivergenceError", "fit", "sample", "sample_to_file", "check_memory", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
+__all__ = ["DivergenceError", "dequantize", "quantize", "fit", "sample", "sample_to_file", "check_memory", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
            "OUTPUT_FILES"]
 
 BACKENDS = ddpm_fast.BACKENDS
@@ -119,7 +119,8 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         seed: int = 0, backend: str | None = None, model: MLPConfig | None = None, train: TrainConfig | None = None,
         n_train: int = N_TRAIN_DEFAULT, n_eval: int = N_EVAL, progress: bool = True,
         overwrite: bool = False, resume=None, checkpoint_every: int = 2000, callback=None,
-        normalize: str | None = None, schedule_params: dict | None = None) -> FitResult:
+        normalize: str | None = None, schedule_params: dict | None = None, bin_width="auto",
+        image_shape: tuple | None = None) -> FitResult:
     """Fit ε_θ to ``data`` with Algorithm 1, then draw ``n_eval`` samples with Algorithm 2 and measure them.
 
     ``data``: a built-in name (``toy_data.NAMES``), a path to .npy/.csv, or an (N, D) array. With
@@ -133,6 +134,12 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
     taken from the data. ``T`` (default 1000), ``schedule`` (default "linear") and ``schedule_params``
     (passed to ``ddpm_ref.make_schedule``, e.g. ``{"beta_start": 1e-3}``) make the schedule.
     ``normalize``: "per_dim" (default: z-score each coordinate) or "isotropic" (centre, one scale for all).
+    ``bin_width``: quantised data (pixel values, counts) lie on a grid of this width; "auto" (default)
+    infers 1 for integer-valued data and None (continuous) otherwise; 0/None: continuous. With a grid,
+    training sees the data dequantised (``dequantize``), samples are rounded to the grid and clipped to
+    the data's range, and the held-out bound uses the discretised decoder (bits per modelled dimension of
+    the bin's probability). What was inferred is in ``metrics['grid']``. ``image_shape`` (h, w) with
+    h·w = D draws samples.png as images.
     Returns a :class:`FitResult`.
     """
     if backend is not None:
@@ -184,11 +191,18 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
                       norm,
                       rng.bit_generator.state, np.empty(0),
                       {"data_source": source, "data_sha256": data_fingerprint(train_x), "seed": seed,
-                       "n_train": int(train_x.shape[0]), "backend": backend, "normalize": normalize})
+                       "n_train": int(train_x.shape[0]), "backend": backend, "normalize": normalize,
+                       "grid": _infer_grid(np.concatenate([train_x, held]) if source not in toy_data.NAMES else train_x,
+                                           bin_width, source),
+                       "image_shape": None if image_shape is None else [int(v) for v in image_shape]})
+            if image_shape is not None and int(np.prod(image_shape)) != train_x.shape[1]:
+                raise ValueError(f"image_shape {tuple(image_shape)} has {int(np.prod(image_shape))} pixels; the data "
+                                 f"has {train_x.shape[1]} columns")
 
         backend = _choose_backend(backend, m.tcfg)
         m.info["backend"] = backend
-        u = m.norm.to_model(train_x)
+        u = m.norm.to_model(dequantize(train_x, m.info.get("grid"), np.random.default_rng(ss_train.spawn(1)[0]))
+                            if m.info.get("grid") else train_x)
         bar = _progress(m.tcfg.steps, m.step, progress)
         t0 = time.perf_counter()
 
@@ -229,7 +243,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         metrics = {
             "dataset": source, "seed": m.info.get("seed", seed), "sample_seed": sample_seed,
             "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]), "dim_modelled": m.cfg.dim,
-        "constant_columns": {str(k): v for k, v in m.norm.constant_columns.items()},
+            "constant_columns": {str(k): v for k, v in m.norm.constant_columns.items()}, "grid": m.info.get("grid"),
             "steps": m.step, "T": m.sched.T, "schedule": m.sched.name, "backend": backend, "objective": m.tcfg.objective,
             "parametrization": m.tcfg.parametrization, "var_type": m.tcfg.var_type,
             "final_loss": float(np.mean(m.losses[-FINAL_LOSS_WINDOW:])) if m.losses.size else None,
@@ -240,7 +254,9 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         metrics.update(sample_statistics(samples[:refs[0].shape[0]], held, refs))
         metrics["statistics_seconds"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
-        lb = likelihood_bound(m, held[:N_BOUND], seed=int(ss_eval.generate_state(2)[1]))
+        grid = m.info.get("grid")
+        lb = likelihood_bound(m, held[:N_BOUND], seed=int(ss_eval.generate_state(2)[1]),
+                              bin_width=None if not grid else grid["bin_width"])
         lb.pop("per_point_nats")
         metrics["heldout_bound"] = {k: v for k, v in lb.items() if not k.startswith("profile")}
         metrics["bound_bits_per_dim"] = lb["bound_bits_per_dim"]
@@ -248,7 +264,8 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         if out is not None:
             from .plots import save_loss_plot, save_profile_plot, save_samples_plot
             _atomic(os.path.join(out, "samples.npy"), lambda p: np.save(p, samples))
-            _atomic(os.path.join(out, "samples.png"), lambda p: save_samples_plot(p, held, samples, title=source))
+            _atomic(os.path.join(out, "samples.png"),
+                    lambda p: save_samples_plot(p, held, samples, title=source, **_image_kw(m)))
             _atomic(os.path.join(out, "loss.png"), lambda p: save_loss_plot(p, m.losses))
             _atomic(os.path.join(out, "bound_profile.png"), lambda p: save_profile_plot(p, lb))
             _atomic(os.path.join(out, "metrics.json"), lambda p: _write_json(p, metrics))
@@ -371,6 +388,59 @@ def _fit_memory(cfg: MLPConfig, tcfg: TrainConfig, T: int, n_train: int, n_eval:
             "evaluation samples and statistics": 8 * (6 * n_eval * cfg.dim + 3 * 1024 * n_eval)}
 
 
+def _infer_grid(x: np.ndarray, bin_width, source: str) -> dict | None:
+    """The grid quantised data lie on: {bin_width, offset, min, max (per column)}, or None for continuous
+    data. ``bin_width`` "auto": width 1 when every value is an integer (pixel intensities, counts), else
+    continuous; a number w > 0: values must be offset + k·w (checked to 1e-6·w); 0 or None: continuous."""
+    if bin_width is None or (not isinstance(bin_width, str) and bin_width == 0):
+        return None
+    if isinstance(bin_width, str):
+        if bin_width != "auto":
+            raise ValueError(f"bin_width must be 'auto', a number > 0, or 0/None for continuous data; got {bin_width!r}")
+        if source in toy_data.NAMES or not np.all(x == np.round(x)):
+            return None
+        w, offset = 1.0, 0.0
+    else:
+        w = float(bin_width)
+        if not (w > 0 and np.isfinite(w)):
+            raise ValueError(f"bin_width must be > 0 (or 0 for continuous data), got {bin_width!r}")
+        offset = float(x.flat[0] - w * np.floor(x.flat[0] / w))
+        k = (x - offset) / w
+        if np.abs(k - np.round(k)).max() > 1e-6:
+            raise ValueError(f"the data do not lie on a grid of width {w:g} (offset {offset:g}); give the right "
+                             f"--bin-width, or 0 for continuous data")
+    return {"bin_width": w, "offset": offset, "inferred": isinstance(bin_width, str),
+            "min": x.min(axis=0).tolist(), "max": x.max(axis=0).tolist()}
+
+
+def _image_kw(m: Model) -> dict:
+    """save_samples_plot's image_shape argument, when the fit has one and the plot function takes it."""
+    import inspect
+    from .plots import save_samples_plot
+    if m.info.get("image_shape") and "image_shape" in inspect.signature(save_samples_plot).parameters:
+        return {"image_shape": tuple(m.info["image_shape"])}
+    return {}
+
+
+def dequantize(x: np.ndarray, grid: dict, rng: np.random.Generator, copies: int | None = None) -> np.ndarray:
+    """Uniform dequantisation for training: each point of quantised data x (a grid of width w) is replaced
+    by x + U(−w/2, w/2), ``copies`` times with fresh noise (default: enough copies for ~100,000 rows, at
+    most 64), so the network fits the continuous density whose bin probabilities are the data's."""
+    w = grid["bin_width"]
+    copies = copies or int(min(64, max(1, 100_000 // max(1, x.shape[0]))))
+    rep_x = np.repeat(x, copies, axis=0)
+    return rep_x + rng.uniform(-0.5 * w, 0.5 * w, size=rep_x.shape)
+
+
+def quantize(x: np.ndarray, grid: dict | None) -> np.ndarray:
+    """Samples of a model of quantised data put back on the data's grid: rounded to offset + k·w and
+    clipped to each column's observed range."""
+    if not grid:
+        return x
+    w, o = grid["bin_width"], grid["offset"]
+    return np.clip(o + w * np.round((x - o) / w), grid["min"], grid["max"])
+
+
 def _check_finite(m: Model, state: dict, losses: np.ndarray, out) -> None:
     """Refuse a chunk whose losses or weights are not finite: the model ``m`` (still the state before the
     chunk) is saved as the last good checkpoint, and the error says where it diverged and what to change."""
@@ -462,7 +532,7 @@ def sample(model, n: int, *, seed: int | None = None, var_type: str | None = Non
     if sampler == "ode":
         eps_div = ddpm_ref.mlp_eps_div(weights, m.cfg, m.sched, m.tcfg.parametrization)
         x0 = ddpm_ref.ode_sample(eps_div, m.sched, x_T, steps=steps or 100)
-        return m.norm.to_data(x0)
+        return quantize(m.norm.to_data(x0), m.info.get("grid"))
     T = m.sched.T
     K = T if steps is None else steps
     if not isinstance(K, (int, np.integer)) or not 1 <= K <= T:
@@ -482,15 +552,15 @@ def sample(model, n: int, *, seed: int | None = None, var_type: str | None = Non
             raise ValueError("trajectories are available for ancestral sampling only")
         x0 = ddpm_fast.ddim_sample_loop(weights, m.cfg, m.sched, x_T, ts=ts, eta=eta, rng=rng if eta > 0 else None,
                                         parametrization=m.tcfg.parametrization, backend=backend)
-        return m.norm.to_data(x0)
+        return quantize(m.norm.to_data(x0), m.info.get("grid"))
     sched, t_model = (m.sched, None) if K == T else ddpm_ref.respace(m.sched, ts)
     res = ddpm_fast.p_sample_loop(weights, m.cfg, sched, x_T, rng=rng, var_type=var_type, t_model=t_model,
                                   parametrization=m.tcfg.parametrization, return_trajectory=return_trajectory,
                                   backend=backend)
     if return_trajectory:
         x0, traj = res
-        return m.norm.to_data(x0), m.norm.to_data(traj)
-    return m.norm.to_data(res)
+        return quantize(m.norm.to_data(x0), m.info.get("grid")), m.norm.to_data(traj)
+    return quantize(m.norm.to_data(res), m.info.get("grid"))
 
 
 SAMPLE_CHUNK = 100_000       # points per call when streaming samples to a file: bounds memory whatever n
@@ -626,6 +696,13 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 2:
         raise ValueError(f"n must be an integer ≥ 2, got {n!r}")
     m = model if isinstance(model, Model) else Model.load(model)
+    grid = m.info.get("grid")
+    if bin_width is None and grid:
+        if exact:
+            raise ValueError("this model was fitted to quantised data (a grid of width "
+                             f"{grid['bin_width']:g}): its bound is on bin probabilities, and the exact ODE "
+                             "likelihood, a density, cannot be compared with it; drop --exact")
+        bin_width = grid["bin_width"]                    # quantised data: the discretised decoder
     check_memory({f"{n} evaluation points and samples": 8 * (12 + N_FLOOR_DRAWS) * int(n) * m.cfg.dim
                   + 8 * 3 * 1024 * int(n)}, f"evaluating on {n} points")
     ss = np.random.SeedSequence([seed, 7919])                               # not the fit's streams

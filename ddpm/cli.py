@@ -39,6 +39,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"ddpm: error: {message} (see {self.prog} --help)\n")
 
 
+def _image_shape(s: str) -> tuple:
+    try:
+        h, w = (int(v) for v in s.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW, e.g. 8x8, got {s!r}") from None
+    if h < 1 or w < 1:
+        raise argparse.ArgumentTypeError(f"expected positive H and W, got {s!r}")
+    return h, w
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="ddpm", description="Denoising diffusion probabilistic models for 2-D/N-D points.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -75,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="how t is drawn in training; importance is for --objective vlb (default uniform)")
     f.add_argument("--n-train", type=_positive_int, default=api.N_TRAIN_DEFAULT,
                    help="points drawn from a built-in dataset for training (default %(default)s)")
+    f.add_argument("--bin-width", type=float, default=None,
+                   help="quantised data: the grid's width (default: 1 when every value is an integer, else "
+                        "continuous; 0: continuous); training dequantises, samples are rounded to the grid")
+    f.add_argument("--image-shape", type=_image_shape, default=None, metavar="HxW",
+                   help="draw samples.png as HxW images (H·W = D)")
     f.add_argument("--preset", choices=("sohl_dickstein",), default=None,
                    help="a named experiment: sohl_dickstein = T 40, β_t = 1/(T−t+1), μ + learned variance, "
                         "trained on the bound; overrides --T/--schedule/--objective/--parametrization/--var")
@@ -163,6 +178,10 @@ def _cmd_fit(args) -> int:
         model = MLPConfig(**given_model)
         train = TrainConfig(steps=args.steps or d_train.steps, **given_train)
     kw["train"] = train
+    if args.bin_width is not None:
+        kw["bin_width"] = args.bin_width
+    if args.image_shape is not None:
+        kw["image_shape"] = args.image_shape
     res = api.fit(data, args.out, steps=args.steps, seed=args.seed, backend=args.backend, model=model,
                   n_train=args.n_train, progress=not args.quiet, overwrite=args.overwrite, resume=args.resume, **kw)
     m = res.metrics
