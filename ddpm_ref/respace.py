@@ -2,7 +2,8 @@
 
     timesteps(T, K, spacing)  K strictly decreasing steps in 1..T ("even", "leading", "trailing", "quad")
     respace(sched, ts)        the schedule of the subsequence, built from ᾱ (Improved DDPM, Sec. 4):
-                              ᾱ'_k = ᾱ_{τ_k}, β'_k = 1 − ᾱ'_k/ᾱ'_{k−1}, so ancestral sampling on the K
+                              ᾱ'_k = ᾱ_{τ_k} with τ_1 < … < τ_K (k counts up, as t does),
+                              β'_k = 1 − ᾱ'_k/ᾱ'_{k−1}, so ancestral sampling on the K
                               steps is exact for that subsequence; the network is still called with τ_k.
     ddim_sample_loop          DDIM (Song et al. 2021, Eq. 12) with η ∈ [0, 1] on any subsequence
     ddim_invert               deterministic DDIM run upwards, x_0 → x_T (η = 0)
@@ -41,7 +42,8 @@ def _strictly_increasing_in(s: np.ndarray, T: int) -> np.ndarray:
 
 
 def timesteps(T: int, K: int, spacing: str = "even") -> np.ndarray:
-    """K timesteps τ_1 > τ_2 > ... > τ_K in 1..T (descending, as the sampler visits them).
+    """K timesteps in 1..T, returned in descending order (as the sampler visits them; ``respace`` numbers
+    them upwards, τ_1 < … < τ_K, like t).
 
     even: round(linspace(1, T, K)); leading: 1, 1 + c, 1 + 2c, ... with c = T // K (DDIM's "uniform");
     trailing: T, T − T/K, ... (ends exactly at T); quad: 1 + (T − 1)·(i/(K − 1))² (DDIM's quadratic,
