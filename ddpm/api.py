@@ -86,10 +86,12 @@ def resolve_data(data, seed: int = 0, n_train: int = N_TRAIN_DEFAULT, n_eval: in
         held = toy_data.draw(data, n_eval, np.random.default_rng(ss_held))
         refs = [toy_data.draw(data, n_eval, np.random.default_rng(ss)) for ss in ss_refs]
         return train, held, refs, data
-    if isinstance(data, (str, os.PathLike)):
+    if isinstance(data, str) and data in toy_data.FIXED:          # a fixed data set: held out like a user's file
+        x, source = toy_data.load_fixed(data), data
+    elif isinstance(data, (str, os.PathLike)):
         if not os.path.exists(os.fspath(data)) and not os.path.splitext(os.fspath(data))[1]:
             raise ValueError(f"unknown dataset {os.fspath(data)!r}: not a built-in name "
-                             f"({', '.join(toy_data.NAMES)}) nor an existing .npy/.csv file")
+                             f"({', '.join(toy_data.ALL_NAMES)}) nor an existing .npy/.csv file")
         x = toy_data.load(data)
         source = os.fspath(data)
     else:
@@ -193,8 +195,9 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
                       {"data_source": source, "data_sha256": data_fingerprint(train_x), "seed": seed,
                        "n_train": int(train_x.shape[0]), "backend": backend, "normalize": normalize,
                        "grid": _infer_grid(np.concatenate([train_x, held]) if source not in toy_data.NAMES else train_x,
-                                           bin_width, source),
-                       "image_shape": None if image_shape is None else [int(v) for v in image_shape]})
+                                           _fixed_default(source, "bin_width", bin_width), source),
+                       "image_shape": (None if _fixed_default(source, "image_shape", image_shape) is None
+                                       else [int(v) for v in _fixed_default(source, "image_shape", image_shape)])})
             if image_shape is not None and int(np.prod(image_shape)) != train_x.shape[1]:
                 raise ValueError(f"image_shape {tuple(image_shape)} has {int(np.prod(image_shape))} pixels; the data "
                                  f"has {train_x.shape[1]} columns")
@@ -411,6 +414,15 @@ def _infer_grid(x: np.ndarray, bin_width, source: str) -> dict | None:
                              f"--bin-width, or 0 for continuous data")
     return {"bin_width": w, "offset": offset, "inferred": isinstance(bin_width, str),
             "min": x.min(axis=0).tolist(), "max": x.max(axis=0).tolist()}
+
+
+def _fixed_default(source: str, key: str, given):
+    """A fixed data set's own metadata (toy_data.FIXED_INFO: its grid's bin width, its image shape) where
+    the caller left the setting at its default ("auto" / None)."""
+    info = toy_data.FIXED_INFO.get(source) if isinstance(source, str) else None
+    if info is None or not (given is None or (isinstance(given, str) and given == "auto")):
+        return given
+    return info.get(key) or given
 
 
 def _image_kw(m: Model) -> dict:
@@ -712,7 +724,12 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
         refs = [toy_data.draw(data, n, np.random.default_rng(s_)) for s_ in ss_ref.spawn(N_FLOOR_DRAWS)]
         source = data
     else:
-        x_all = toy_data.load(data) if isinstance(data, (str, os.PathLike)) else toy_data.validate(np.asarray(data), "data")
+        if isinstance(data, str) and data in toy_data.FIXED:
+            x_all = toy_data.load_fixed(data)
+        elif isinstance(data, (str, os.PathLike)):
+            x_all = toy_data.load(data)
+        else:
+            x_all = toy_data.validate(np.asarray(data), "data")
         perm = np.random.default_rng(ss_x).permutation(x_all.shape[0])
         half = max(1, min(n, x_all.shape[0] // 2))
         x, rest = x_all[perm[:half]], x_all[perm[half:]]

@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
     d_model, d_train = MLPConfig(), TrainConfig()
     f = sub.add_parser("fit", help="fit a model to a dataset and write model, samples, pictures and metrics")
-    f.add_argument("dataset", nargs="?", help=f"built-in dataset name ({', '.join(toy_data.NAMES)})")
+    f.add_argument("dataset", nargs="?", help=f"built-in dataset name ({', '.join(toy_data.ALL_NAMES)})")
     f.add_argument("--data", metavar="FILE", help="fit a .npy (N, D) or .csv (D numeric columns) file instead")
     f.add_argument("--out", required=True, metavar="DIR", help="output folder")
     # Settings default to None ("not given"): a fresh fit fills in the defaults shown, a resumed fit the
@@ -147,6 +147,9 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_datasets(args) -> int:
     for name in toy_data.NAMES:
         print(name)
+    for name, info in toy_data.FIXED_INFO.items():
+        n, d = info["shape"]
+        print(f"{name}  (fixed, {n:,} × {d}, needs scikit-learn): {info['description']}")
     return 0
 
 
@@ -155,8 +158,8 @@ def _cmd_fit(args) -> int:
     if (args.dataset is None) == (args.data is None):
         raise ValueError("give either a built-in DATASET name or --data FILE (not both)")
     data = args.data if args.data is not None else args.dataset
-    if args.data is None and data not in toy_data.NAMES:
-        raise ValueError(f"unknown dataset {data!r}; known datasets: {', '.join(toy_data.NAMES)} "
+    if args.data is None and data not in toy_data.ALL_NAMES:
+        raise ValueError(f"unknown dataset {data!r}; known datasets: {', '.join(toy_data.ALL_NAMES)} "
                          f"(use --data FILE for your own .npy/.csv)")
     given_model = {k: v for k, v in (("hidden", args.hidden), ("depth", args.depth),
                                       ("activation", args.activation)) if v is not None}
@@ -210,8 +213,8 @@ def _cmd_eval(args) -> int:
     if os.path.exists(out) and not args.overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it (or --out elsewhere)")
     data = args.data
-    if data not in toy_data.NAMES and not os.path.exists(data):
-        raise ValueError(f"--data {data!r} is neither a built-in dataset ({', '.join(toy_data.NAMES)}) nor a file")
+    if data not in toy_data.ALL_NAMES and not os.path.exists(data):
+        raise ValueError(f"--data {data!r} is neither a built-in dataset ({', '.join(toy_data.ALL_NAMES)}) nor a file")
     res = api.evaluate(args.model, data, seed=args.seed, n=args.n, bin_width=args.bin_width, exact=args.exact)
     tmp = out + ".tmp"
     with open(tmp, "w") as f:

@@ -192,15 +192,19 @@ def _show_data(m: Model, data, n: int, rng: np.random.Generator):
         source = m.info.get("data_source")
         if source in toy_data.NAMES and m.cfg.dim == 2:
             return toy_data.draw(source, n, rng), f"{source} (fresh draw)"
+        if source in toy_data.FIXED:
+            return toy_data.load_fixed(source)[:n], source
         return None, "model samples (the training data is not a built-in set; pass data= / --data)"
     if isinstance(data, str) and data in toy_data.NAMES:
         x, what = toy_data.draw(data, n, rng), f"{data} (fresh draw)"
+    elif isinstance(data, str) and data in toy_data.FIXED:
+        x, what = toy_data.load_fixed(data)[:n], data
     elif isinstance(data, (str, os.PathLike)):
         x, what = toy_data.load(data), os.path.basename(os.fspath(data))
     else:
         x, what = toy_data.validate(np.asarray(data), "data array"), "data array"
-    if x.shape[1] != m.cfg.dim:
-        raise ValueError(f"data has {x.shape[1]} columns but the model was fitted to {m.cfg.dim}")
+    if x.shape[1] != m.norm.data_dim:
+        raise ValueError(f"data has {x.shape[1]} columns but the model was fitted to {m.norm.data_dim}")
     if x.shape[0] > n:
         x = x[rng.permutation(x.shape[0])[:n]]
     return x, what
