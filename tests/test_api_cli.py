@@ -497,3 +497,18 @@ def test_an_unwritable_output_folder_is_one_line_exit_1(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ddpm: error:") and "file" in err[0]
     assert (tmp_path / "file").read_text() == "not a folder"
+
+
+def test_fixed_data_sets_fit_with_a_held_out_split_and_their_own_grid(tmp_path):
+    pytest.importorskip("sklearn")
+    import toy_data
+    res = ddpm.fit("iris", tmp_path / "iris", steps=5, **SMALL)
+    m = res.metrics
+    assert m["n_train"] + m["n_heldout"] == 150 and m["dim"] == 4 and m["grid"]["bin_width"] == 0.1
+    assert not m["grid"]["inferred"] and np.allclose(np.round(res.samples * 10), res.samples * 10)
+    assert np.all(res.samples >= toy_data.load_fixed("iris").min(axis=0))
+    assert main(["fit", "digits", "--out", str(tmp_path / "d"), "--steps", "3", "--T", "25", "--hidden", "8",
+                 "--quiet"]) == 0
+    d = ddpm.load_model(tmp_path / "d" / "model.npz")
+    assert d.info["image_shape"] == [8, 8] and d.info["grid"]["bin_width"] == 1.0 and d.cfg.dim < 64
+    assert np.load(tmp_path / "d" / "samples.npy").shape[1] == 64
