@@ -70,39 +70,39 @@ def validate(entry, size) -> None:
     make, kw = entry.make_inputs(size, np.random.default_rng(0))
     ref = entry.reference(*make(), **kw)
     fast = entry.fast(*make(), **kw, backend="numba", dtype=np.float32)
-    tol = TOLERANCES["float32"]
     for a, b in zip(entry.outputs(ref), entry.outputs(fast)):
-        np.testing.assert_allclose(b, a, rtol=tol["rtol"], atol=tol["atol"] * max(1.0, float(np.abs(a).max())))
+        np.testing.assert_allclose(b, a, **TOLERANCES["float32"])           # element-wise, as the parity tests
 
 
 # --- the PyTorch peer -----------------------------------------------------------------------------------
 
-def torch_peer(threads: int):
+def torch_peer(threads: int, cfg=None):
+    cfg = cfg or CFG
     try:
         import torch
     except ImportError:
         return None
     torch.set_num_threads(threads)
     sched = ddpm_ref.make_schedule("linear", T)
-    emb = torch.tensor(ddpm_ref.timestep_embedding(np.arange(T + 1), CFG.emb_dim), dtype=torch.float32)
+    emb = torch.tensor(ddpm_ref.timestep_embedding(np.arange(T + 1), cfg.emb_dim), dtype=torch.float32)
     sab = torch.tensor(sched.sqrt_alpha_bar, dtype=torch.float32)
     s1m = torch.tensor(sched.sqrt_one_minus_alpha_bar, dtype=torch.float32)
     layers = []
-    w = CFG.dim + CFG.emb_dim
-    for _ in range(CFG.depth):
-        layers += [torch.nn.Linear(w, CFG.hidden), torch.nn.SiLU()]
-        w = CFG.hidden
-    layers.append(torch.nn.Linear(w, CFG.dim))
+    w = cfg.dim + cfg.emb_dim
+    for _ in range(cfg.depth):
+        layers += [torch.nn.Linear(w, cfg.hidden), torch.nn.SiLU()]
+        w = cfg.hidden
+    layers.append(torch.nn.Linear(w, cfg.dim))
     net = torch.nn.Sequential(*layers)
     ema = [p.detach().clone() for p in net.parameters()]
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    data = torch.randn(10000, CFG.dim)
+    data = torch.randn(10000, cfg.dim)
 
     def train(batch: int, steps: int):
         for _ in range(steps):
             idx = torch.randint(0, data.shape[0], (batch,))
             t = torch.randint(1, T + 1, (batch,))
-            eps = torch.randn(batch, CFG.dim)
+            eps = torch.randn(batch, cfg.dim)
             xt = sab[t, None] * data[idx] + s1m[t, None] * eps
             out = net(torch.cat([xt, emb[t]], dim=1))
             loss = torch.mean((out - eps) ** 2)
@@ -119,7 +119,7 @@ def torch_peer(threads: int):
 
     @torch.no_grad()
     def sample(n: int, steps: int):
-        x = torch.randn(n, CFG.dim)
+        x = torch.randn(n, cfg.dim)
         for t in range(steps, 0, -1):
             e = net(torch.cat([x, emb[t].expand(n, -1)], dim=1))
             x = (x - coef[t] * e) * inv_sa[t]
@@ -179,6 +179,40 @@ def main() -> None:
             gf = flops_pt / sec / 1e9
             rows.append({"task": f"sample {n:,} points", "backend": name, "per_second": 1 / sec,
                          "unit": "point-steps/s", "gflops": gf, "frac_sgemm": gf / gemm})
+
+    # D = 64 (8×8 images): training at the default batch and sampling 10,000 points
+    cfg64 = ddpm_ref.MLPConfig(dim=64)
+    peer64 = torch_peer(threads, cfg64)
+    flops64 = ddpm_ref.mlp.flops_per_point(cfg64)
+    size = {"hidden": cfg64.hidden, "depth": cfg64.depth, "activation": cfg64.activation, "batch": 512,
+            "T": T, "steps": 3, "dim": 64, "emb_dim": cfg64.emb_dim}
+    validate(entries["train"], size)
+    steps = 60 // (4 if args.quick else 1)
+    make, _ = entries["train"].make_inputs({**size, "steps": steps}, np.random.default_rng(1))
+    res = {"numpy": median_time(lambda: ddpm_ref.train(*make()), 1) / steps,
+           "numba": median_time(lambda: ddpm_fast.train(*make(), backend="numba"), reps) / steps}
+    if peer64:
+        res["pytorch"] = median_time(lambda: peer64["train"](512, steps), reps) / steps
+    for name, sec in res.items():
+        gf = 3 * flops64 * 512 / sec / 1e9
+        rows.append({"task": "train batch 512, D = 64", "backend": name, "per_second": 1 / sec, "unit": "steps/s",
+                     "gflops": gf, "frac_sgemm": gf / gemm})
+    n, steps = 10_000, 50 // (2 if args.quick else 1)
+    validate(entries["p_sample_loop"], {"hidden": cfg64.hidden, "depth": cfg64.depth, "activation": cfg64.activation,
+                                        "T": 30, "n_points": 200, "dim": 64, "emb_dim": cfg64.emb_dim})
+    sched = ddpm_ref.make_schedule("linear", steps)
+    params = ddpm_ref.init_params(cfg64, np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((n, 64))
+    res = {"numpy": median_time(lambda: ddpm_ref.p_sample_loop(params, cfg64, sched, x, rng=np.random.default_rng(2)),
+                                1) / (n * steps),
+           "numba": median_time(lambda: ddpm_fast.p_sample_loop(params, cfg64, sched, x, rng=np.random.default_rng(2),
+                                                                backend="numba"), reps) / (n * steps)}
+    if peer64:
+        res["pytorch"] = median_time(lambda: peer64["sample"](n, steps), reps) / (n * steps)
+    for name, sec in res.items():
+        gf = flops64 / sec / 1e9
+        rows.append({"task": "sample 10,000 points, D = 64", "backend": name, "per_second": 1 / sec,
+                     "unit": "point-steps/s", "gflops": gf, "frac_sgemm": gf / gemm})
 
     info = {"machine": machine(), "sgemm_gflops": gemm, "threads": threads,
             "pytorch": peer["version"] if peer else "not installed (pip install torch==2.13.0): skipped",
