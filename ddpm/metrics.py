@@ -4,13 +4,20 @@ energy_distance (Székely & Rizzo 2013), the V-statistic
     E(X, Y) = 2·mean‖x_i − y_j‖ − mean‖x_i − x_k‖ − mean‖y_j − y_l‖   (all pairs, i = k included)
 It is ≥ 0 and 0 only when the two empirical distributions coincide. Between two independent samples
 of the same distribution it is not 0 but ≈ E‖X − X'‖·(1/n + 1/m): the *floor* a perfect model reaches.
+
+For N-D data, where one exact W2 or one MMD² says little about which directions are wrong, also:
+sliced W2 (random 1-D projections), per-coordinate marginal W1 (mean and worst coordinate), and a
+memorisation check (nearest-training-point distances of samples against those of held-out data).
+The 1-D transport distances are exact, through the quantile (monotone) coupling of ``_quantile_coupling``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["mean_pairwise_distance", "energy_distance", "w2", "mmd2", "data_scale", "MMD_BANDWIDTHS", "sample_statistics"]
+__all__ = ["mean_pairwise_distance", "energy_distance", "w2", "mmd2", "data_scale", "MMD_BANDWIDTHS",
+           "SLICE_DIRECTIONS", "SLICE_SEED", "slice_directions", "sliced_w2", "marginal_w1",
+           "nearest_neighbour_distances", "sample_statistics"]
 
 
 def mean_pairwise_distance(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> float:
@@ -102,6 +109,93 @@ def _kernel_mean(a, b, gammas, same: bool, chunk: int = 1024) -> float:
 def _mmd2(x, y, gammas, kyy: float | None = None) -> float:
     kyy = _kernel_mean(y, y, gammas, True) if kyy is None else kyy
     return _kernel_mean(x, x, gammas, True) + kyy - 2.0 * _kernel_mean(x, y, gammas, False)
+
+
+def _quantile_coupling(n: int, m: int):
+    """The optimal (monotone) coupling of two 1-D empirical distributions of n and m points, uniform weights:
+    indices (i_k, j_k) into the sorted points and masses w_k (Σ w_k = 1) such that, for every p ≥ 1,
+        W_p^p = ∫₀¹ |F⁻¹(u) − G⁻¹(u)|^p du = Σ_k w_k |a_(i_k) − b_(j_k)|^p     exactly
+    (Villani 2003, Thm 2.18; Peyré & Cuturi 2019, Remark 2.30). u ∈ (0, 1] is cut at the breakpoints
+    {i/n} ∪ {j/m}; on each piece both quantile functions are constant. Counted in integers (u·n·m), so
+    equal breakpoints merge exactly. For n = m it is the sorted matching: i_k = j_k = k, w_k = 1/n."""
+    u = np.union1d(np.arange(1, n + 1, dtype=np.int64) * m, np.arange(1, m + 1, dtype=np.int64) * n)  # (K,) right ends × nm
+    w = np.diff(u, prepend=0) / (n * m)                                     # (K,)
+    i = (u + m - 1) // m - 1                                                # F⁻¹ on (u_{k−1}, u_k]: the ⌈u n⌉-th point
+    j = (u + n - 1) // n - 1
+    return i, j, w
+
+
+def _wp_sorted(a: np.ndarray, b: np.ndarray, p: int) -> np.ndarray:
+    """W_p^p between the columns of a (n, L) and b (m, L), each column sorted: (L,)."""
+    assert a.ndim == 2 and b.ndim == 2 and a.shape[1] == b.shape[1], (a.shape, b.shape)
+    if a.shape[0] == b.shape[0]:
+        d = np.abs(a - b)                                                   # (n, L): the sorted matching
+        return np.mean(d ** p, axis=0)
+    i, j, w = _quantile_coupling(a.shape[0], b.shape[0])
+    return w @ (np.abs(a[i] - b[j]) ** p)                                   # (K,) @ (K, L) → (L,)
+
+
+SLICE_DIRECTIONS = 200        # L: sliced W2 moves by a few % with the choice of directions (sd 3% on anisotropic 3-D
+                              # test sets); 5,000 points × 200 directions: ~8 ms to project and sort
+SLICE_SEED = 15               # one constant: statistic, floor and every run see the same directions
+
+
+def slice_directions(dim: int, n_directions: int = SLICE_DIRECTIONS, seed: int = SLICE_SEED) -> np.ndarray:
+    """θ (L, D): L directions uniform on the unit sphere S^{D−1} (standard normals, normalised), from a
+    Generator seeded by ``seed`` — the same directions for the same (D, L, seed)."""
+    if dim < 1 or n_directions < 1:
+        raise ValueError(f"slice_directions: need dim ≥ 1 and n_directions ≥ 1, got {dim} and {n_directions}")
+    g = np.random.default_rng(seed).standard_normal((n_directions, dim))  # (L, D)
+    return g / np.linalg.norm(g, axis=1, keepdims=True)
+
+
+def _sorted_projections(x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    return np.sort(x @ theta.T, axis=0)                                     # (N, L): θ_lᵀ x_i, sorted per direction
+
+
+def sliced_w2(x: np.ndarray, y: np.ndarray, n_directions: int = SLICE_DIRECTIONS, seed: int = SLICE_SEED) -> float:
+    """Sliced 2-Wasserstein distance (Rabin et al. 2011; Bonneel et al. 2015) between x (N, D) and y (M, D):
+        SW2 = sqrt( (1/L) Σ_l W2²(θ_lᵀx, θ_lᵀy) ),   θ_l = ``slice_directions(D, L, seed)``,
+    each 1-D W2² exact by the quantile formula (``_quantile_coupling``), so all N and M points are used
+    whatever the sizes (for N = M: the sorted matching). In 1-D it is the exact W2. Rotating both sets
+    leaves its expectation over directions unchanged; with L fixed directions it moves by their
+    Monte-Carlo error (sd ≈ 3% of SW2 at L = 200 on the tests' anisotropic 3-D sets)."""
+    x, y = _check_pair(x, y, "sliced_w2")
+    theta = slice_directions(x.shape[1], n_directions, seed)
+    return float(np.sqrt(np.mean(_wp_sorted(_sorted_projections(x, theta), _sorted_projections(y, theta), 2))))
+
+
+def marginal_w1(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Exact 1-D W1 between the marginals of x (N, D) and y (M, D), one per coordinate: (D,),
+        W1_d = ∫₀¹ |F_d⁻¹(u) − G_d⁻¹(u)| du   (quantile functions; the sorted matching for N = M).
+    Shifting coordinate d of x by c: W1_d(x + c·e_d, x) = |c| exactly, the other coordinates 0."""
+    x, y = _check_pair(x, y, "marginal_w1")
+    return _wp_sorted(np.sort(x, axis=0), np.sort(y, axis=0), 1)
+
+
+KDTREE_MAX_DIM = 10           # nearest neighbours by scipy's cKDTree up to this D, chunked brute force above. Measured
+                              # (10,000 queries vs 100,000 points): 2-D swiss roll kd 0.03 s vs brute 12 s; Gaussian 8-D
+                              # 0.19 s vs 2.2 s, 16-D 5.1 s vs 5.8 s, 64-D 129 s vs 7.5 s; digits (1,797 queries vs
+                              # 1,438 points, 64-D): kd 19 ms vs brute 7 ms
+NN_CHUNK_BYTES = 1 << 26      # brute force holds one (chunk, M) float64 block of at most 64 MiB
+
+
+def nearest_neighbour_distances(x: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """min_j ‖x_i − ref_j‖₂ for every row of x (N, D): (N,). Exact in both paths: cKDTree for
+    D ≤ KDTREE_MAX_DIM, else row chunks of ‖x‖² + ‖r‖² − 2 x·r (memory ≤ NN_CHUNK_BYTES), whose argmin's
+    distance is then recomputed directly (no cancellation in the value: a copy of a reference point is at 0)."""
+    x, ref = _check_pair(x, ref, "nearest_neighbour_distances")
+    if x.shape[1] <= KDTREE_MAX_DIM:
+        from scipy.spatial import cKDTree
+        return cKDTree(ref).query(x, k=1)[0]
+    r2 = np.sum(ref * ref, axis=1)                                          # (M,)
+    chunk = max(1, NN_CHUNK_BYTES // (8 * ref.shape[0]))
+    out = np.empty(x.shape[0])
+    for i in range(0, x.shape[0], chunk):
+        xc = x[i:i + chunk]                                                 # (c, D)
+        j = np.argmin(r2[None, :] - 2.0 * xc @ ref.T, axis=1)               # (c,): ‖x_i‖² is the same along a row
+        out[i:i + chunk] = np.sqrt(np.sum((xc - ref[j]) ** 2, axis=1))
+    return out
 
 
 def _check_pair(x, y, what):
