@@ -208,42 +208,84 @@ def _check_pair(x, y, what):
     return x, y
 
 
-def sample_statistics(samples: np.ndarray, held: np.ndarray, refs: list, n_floor_exact: int = 2) -> dict:
-    """Energy distance, exact W2 and small-bandwidth MMD² of ``samples`` (n, D) against held-out data ``held``,
-    each next to its floor — the same statistic between an independent reference draw of the data (of
-    the samples' size) and ``held`` — averaged over ``refs`` (the energy distance, cheap, over all of
-    them; W2 and MMD² over the first ``n_floor_exact``) and the ratio statistic / floor. A statistic means
-    something only next to its floor: a perfect model scores ratio ≈ 1 (|MMD²| for MMD's floor, since
-    the unbiased MMD² scatters around 0 between two samples of one distribution). ``refs`` have n points
-    each; W2 compares the first k = min(n, len(held)) points of each side (exact for equal sizes with or
-    without POT), the others use all points. The sizes are in the result."""
+def _ratio(stat: float, floor: float) -> float:
+    """statistic / floor; inf for a positive statistic over a zero floor, nan for 0 / 0 (nothing to compare)."""
+    if floor > 0:
+        return stat / floor
+    return float("nan") if stat == 0 else float("inf")
+
+
+def sample_statistics(samples: np.ndarray, held: np.ndarray, refs: list, n_floor_exact: int = 2,
+                      train: np.ndarray | None = None) -> dict:
+    """Energy distance, exact W2, small-bandwidth MMD², sliced W2 and marginal W1 of ``samples`` (n, D) against
+    held-out data ``held``, each next to its floor — the same statistic between an independent reference
+    draw of the data (of the samples' size) and ``held`` — averaged over ``refs`` (the cheap ones, energy,
+    sliced W2 and marginal W1, over all of them; W2 and MMD² over the first ``n_floor_exact``) and the
+    ratio statistic / floor. A statistic means something only next to its floor: a perfect model scores
+    ratio ≈ 1 (|MMD²| for MMD's floor, since the unbiased MMD² scatters around 0 between two samples of one
+    distribution). ``refs`` have n points each; W2 compares the first k = min(n, len(held)) points of each
+    side (exact for equal sizes with or without POT), the others use all points (sliced W2 and marginal W1
+    by the exact 1-D quantile formula, which needs no equal sizes). Marginal W1 is reported as its mean
+    over coordinates (``marginal_w1``) and its worst coordinate (``marginal_w1_max``, at
+    ``marginal_w1_argmax``); the floor of the max is the mean over references of their own max.
+
+    With ``train`` (N, D), the points the model was fitted on, also memorisation: the median distance from
+    a sample to its nearest training point, ``nn_train_samples_median``, against the same for the held-out
+    points, ``nn_train_heldout_median`` (data the model never saw: ``held`` must not overlap ``train``), and
+    ``nn_train_ratio`` = samples / held-out (nan when the held-out median is 0: duplicated data). ≈ 1 for a model that generalises; < 1 when samples sit closer
+    to training points than fresh data does: memorisation (copies of training points give ≈ 0), or a
+    model sharper than the data (samples crowded where training points are dense); > 1 when samples fall
+    where there is no data. The sizes are in the result."""
+    samples = np.asarray(samples, dtype=np.float64)
+    held = np.asarray(held, dtype=np.float64)
+    for name, arr in (("samples", samples), ("held", held)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"sample statistics: {name} contain NaN or infinite values")
     n = samples.shape[0]
     k = min(n, held.shape[0])          # W2 on k points of each side: an equal-size transport problem
     if any(r.shape[0] != n for r in refs):
         raise ValueError(f"every reference draw must have the samples' size {n}: "
                          f"got {[r.shape[0] for r in refs]}")
+    refs = [np.asarray(r, dtype=np.float64) for r in refs]
     scale = data_scale(held)
     floors_ot = refs[:max(1, n_floor_exact)]
-    held = np.asarray(held, dtype=np.float64)
     m_hh = mean_pairwise_distance(held, held)                     # the held-out side's terms, once
     gammas = _gammas(scale, MMD_BANDWIDTHS)
     k_hh = _kernel_mean(held, held, gammas, True)
+    theta = slice_directions(held.shape[1])                       # (L, D), the same for statistic and floor
+    held_proj = _sorted_projections(held, theta)                  # (m, L)
+    held_sorted = np.sort(held, axis=0)                           # (m, D)
 
     def energy(a):
         return 2.0 * mean_pairwise_distance(a, held) - mean_pairwise_distance(a, a) - m_hh
 
-    for name, arr in (("samples", samples), ("held", held)):
-        if not np.all(np.isfinite(arr)):
-            raise ValueError(f"sample statistics: {name} contain NaN or infinite values")
+    def sliced(a):
+        return float(np.sqrt(np.mean(_wp_sorted(_sorted_projections(a, theta), held_proj, 2))))
+
+    def marginal(a):
+        return _wp_sorted(np.sort(a, axis=0), held_sorted, 1)     # (D,)
+
+    w1, w1_refs = marginal(samples), [marginal(r) for r in refs]
     res = {"n_samples": int(n), "n_heldout": int(held.shape[0]), "floor_draws_energy": len(refs),
-           "floor_draws_w2_mmd": len(floors_ot), "mmd2_bandwidths": [h * scale for h in MMD_BANDWIDTHS],
+           "floor_draws_w2_mmd": len(floors_ot), "floor_draws_sliced_marginal": len(refs),
+           "mmd2_bandwidths": [h * scale for h in MMD_BANDWIDTHS],
            "energy_distance": energy(samples),
            "energy_distance_floor": float(np.mean([energy(r) for r in refs])),
            "n_w2": int(k), "w2": w2(samples[:k], held[:k]),
            "w2_floor": float(np.mean([w2(r[:k], held[:k]) for r in floors_ot])),
-           "mmd2": _mmd2(np.asarray(samples, dtype=np.float64), held, gammas, k_hh),
-           "mmd2_floor": float(np.mean([abs(_mmd2(r, held, gammas, k_hh)) for r in floors_ot]))}
-    for key in ("energy_distance", "w2", "mmd2"):
-        short = "energy" if key == "energy_distance" else key
-        res[f"{short}_ratio"] = res[key] / res[f"{key}_floor"] if res[f"{key}_floor"] > 0 else float("inf")
+           "mmd2": _mmd2(samples, held, gammas, k_hh),
+           "mmd2_floor": float(np.mean([abs(_mmd2(r, held, gammas, k_hh)) for r in floors_ot])),
+           "slice_directions": int(theta.shape[0]), "slice_seed": SLICE_SEED,
+           "sliced_w2": sliced(samples), "sliced_w2_floor": float(np.mean([sliced(r) for r in refs])),
+           "marginal_w1": float(w1.mean()), "marginal_w1_floor": float(np.mean([w.mean() for w in w1_refs])),
+           "marginal_w1_max": float(w1.max()), "marginal_w1_argmax": int(np.argmax(w1)),
+           "marginal_w1_max_floor": float(np.mean([w.max() for w in w1_refs]))}
+    for key, short in (("energy_distance", "energy"), ("w2", "w2"), ("mmd2", "mmd2"), ("sliced_w2", "sliced_w2"),
+                       ("marginal_w1", "marginal_w1"), ("marginal_w1_max", "marginal_w1_max")):
+        res[f"{short}_ratio"] = _ratio(res[key], res[f"{key}_floor"])
+    if train is not None:
+        res["n_nn_train"] = int(np.shape(train)[0])
+        res["nn_train_samples_median"] = float(np.median(nearest_neighbour_distances(samples, train)))
+        res["nn_train_heldout_median"] = float(np.median(nearest_neighbour_distances(held, train)))
+        res["nn_train_ratio"] = _ratio(res["nn_train_samples_median"], res["nn_train_heldout_median"])
     return res

@@ -134,3 +134,46 @@ def test_nearest_neighbour_distances_are_the_brute_force_minimum(dim, monkeypatc
     brute = np.sqrt(((x[:, None, :] - ref[None, :, :]) ** 2).sum(-1)).min(axis=1)
     np.testing.assert_allclose(metrics.nearest_neighbour_distances(x, ref), brute, rtol=1e-10)
     assert np.all(metrics.nearest_neighbour_distances(ref[::3], ref) == 0.0)   # copies sit at exactly 0
+
+
+@pytest.mark.parametrize("dim", [2, 12])
+def test_memorisation_ratio_is_zero_for_copies_of_training_points_and_one_for_fresh_draws(dim):
+    rng = np.random.default_rng(7)
+    draw = lambda n: rng.normal(size=(n, dim)) * np.linspace(0.2, 1.0, dim)
+    train, held, refs = draw(4000), draw(1000), [draw(1000)]
+    copies = metrics.sample_statistics(train[rng.choice(4000, 1000)], held, refs, train=train)
+    fresh = metrics.sample_statistics(draw(1000), held, refs, train=train)
+    assert copies["nn_train_samples_median"] == 0.0 and copies["nn_train_ratio"] == 0.0
+    assert 0.85 < fresh["nn_train_ratio"] < 1.18, fresh["nn_train_ratio"]    # sd over seeds: 0.04 (2-D), 0.01 (12-D)
+    assert fresh["nn_train_heldout_median"] == copies["nn_train_heldout_median"] > 0
+    assert fresh["nn_train_heldout_median"] == pytest.approx(np.median(metrics.nearest_neighbour_distances(held, train)))
+    assert fresh["n_nn_train"] == 4000
+    jitter = 0.1 * fresh["nn_train_heldout_median"] / np.sqrt(dim)        # a tenth of fresh data's distance
+    blurred = metrics.sample_statistics(train[:1000] + jitter * rng.normal(size=(1000, dim)), held, refs, train=train)
+    assert blurred["nn_train_ratio"] < 0.3                                # near-copies: still far below fresh data
+    overlap = metrics.sample_statistics(train[:1000], train[1000:2000], refs, train=train)
+    assert np.isnan(overlap["nn_train_ratio"])                            # held-out median 0: nothing to compare
+
+
+NEW_STATISTICS = ("sliced_w2", "marginal_w1", "marginal_w1_max")
+
+
+def test_sample_statistics_report_the_n_d_statistics_with_floors_ratios_and_sizes():
+    rng = np.random.default_rng(8)
+    draw = lambda n: rng.normal(size=(n, 3)) * [1.0, 0.5, 1.5]
+    held, refs, train = draw(900), [draw(600) for _ in range(3)], draw(3000)
+    good = metrics.sample_statistics(draw(600), held, refs, train=train)
+    bad = metrics.sample_statistics(draw(600) + [0.0, 0.75, 0.0], held, refs, train=train)   # 1.5 sd in coordinate 1
+    for key in NEW_STATISTICS:
+        assert good[f"{key}_ratio"] == pytest.approx(good[key] / good[f"{key}_floor"], rel=1e-12)
+        assert 0.5 < good[f"{key}_ratio"] < 2.0, (key, good[f"{key}_ratio"])
+        assert bad[f"{key}_ratio"] > 2.0 * good[f"{key}_ratio"], (key, bad[f"{key}_ratio"])
+    assert good["floor_draws_sliced_marginal"] == 3 and good["slice_directions"] == metrics.SLICE_DIRECTIONS
+    assert good["n_samples"] == 600 and good["n_heldout"] == 900 and good["n_nn_train"] == 3000
+    assert good["sliced_w2_floor"] == pytest.approx(np.mean([metrics.sliced_w2(r, held) for r in refs]), rel=1e-12)
+    w1_refs = [metrics.marginal_w1(r, held) for r in refs]
+    assert good["marginal_w1_floor"] == pytest.approx(np.mean([w.mean() for w in w1_refs]), rel=1e-12)
+    assert good["marginal_w1_max_floor"] == pytest.approx(np.mean([w.max() for w in w1_refs]), rel=1e-12)
+    assert bad["marginal_w1_argmax"] == 1 and bad["marginal_w1_max"] == pytest.approx(0.75, rel=0.2)
+    assert 0.8 < good["nn_train_ratio"] < 1.25
+    assert not any(k.startswith("nn_train") for k in metrics.sample_statistics(draw(600), held, refs))   # no train: no keys
