@@ -254,7 +254,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
             "n_eval": int(n_eval), "train_seconds": round(train_seconds, 3), "sample_seconds": round(sample_seconds, 3),
         }
         t0 = time.perf_counter()
-        metrics.update(sample_statistics(samples[:refs[0].shape[0]], held, refs))
+        metrics.update(sample_statistics(samples[:refs[0].shape[0]], held, refs, train=train_x))
         metrics["statistics_seconds"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         grid = m.info.get("grid")

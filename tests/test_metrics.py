@@ -177,3 +177,15 @@ def test_sample_statistics_report_the_n_d_statistics_with_floors_ratios_and_size
     assert bad["marginal_w1_argmax"] == 1 and bad["marginal_w1_max"] == pytest.approx(0.75, rel=0.2)
     assert 0.8 < good["nn_train_ratio"] < 1.25
     assert not any(k.startswith("nn_train") for k in metrics.sample_statistics(draw(600), held, refs))   # no train: no keys
+
+
+def test_fit_writes_the_n_d_statistics_into_metrics_json(tmp_path):
+    import ddpm
+    from ddpm_ref import MLPConfig
+    ddpm.fit("moons", tmp_path / "run", steps=50, T=30, model=MLPConfig(hidden=16, depth=2), n_eval=300,
+             n_train=2000, progress=False)
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for key in NEW_STATISTICS:
+        assert m[f"{key}_ratio"] == pytest.approx(m[key] / m[f"{key}_floor"]) and m[f"{key}_ratio"] > 1   # 50 steps
+    assert m["n_nn_train"] == m["n_train"] == 2000 and m["nn_train_samples_median"] > 0
+    assert m["nn_train_ratio"] == pytest.approx(m["nn_train_samples_median"] / m["nn_train_heldout_median"])
