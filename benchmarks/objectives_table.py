@@ -54,8 +54,15 @@ def main() -> None:
     rows = []
     for label, param, objective, var_type in ROWS:
         t0 = time.perf_counter()
-        res = ddpm.fit(args.dataset, steps=args.steps, seed=args.seed, progress=False,
-                       train=TrainConfig(parametrization=param, objective=objective, var_type=var_type))
+        try:
+            res = ddpm.fit(args.dataset, steps=args.steps, seed=args.seed, progress=False,
+                           train=TrainConfig(parametrization=param, objective=objective, var_type=var_type))
+        except ddpm.api.DivergenceError as e:             # recorded as a result, not a crash
+            rows.append({"row": label, "parametrization": param, "objective": objective, "var_type": var_type,
+                         "bound_bits_per_dim": float("nan"), "bound_se": float("nan"), "energy_ratio": float("inf"),
+                         "diverged": str(e), "wall_seconds": time.perf_counter() - t0})
+            print(f"{label:55s} diverged: {e}", flush=True)
+            continue
         ev = ddpm.evaluate(res.model, args.dataset, n=2000, seed=args.seed)
         row = {"row": label, "parametrization": param, "objective": objective, "var_type": var_type,
                "bound_bits_per_dim": ev["bound_bits_per_dim"], "bound_se": ev["bound_bits_per_dim_se"],
