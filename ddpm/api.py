@@ -118,8 +118,8 @@ def _progress(total: int, initial: int, enabled: bool, desc: str = "training", u
 
 
 def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None = None, schedule: str | None = None,
-        seed: int = 0, backend: str | None = None, model: MLPConfig | None = None, train: TrainConfig | None = None,
-        n_train: int = N_TRAIN_DEFAULT, n_eval: int = N_EVAL, progress: bool = True,
+        seed: int | None = None, backend: str | None = None, model: MLPConfig | None = None,
+        train: TrainConfig | None = None, n_train: int | None = None, n_eval: int = N_EVAL, progress: bool = True,
         overwrite: bool = False, resume=None, checkpoint_every: int = 2000, callback=None,
         normalize: str | None = None, schedule_params: dict | None = None, bin_width="auto",
         image_shape: tuple | None = None) -> FitResult:
@@ -148,15 +148,22 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         _choose_backend(backend)                                           # fail early on unknown names
     if normalize not in (None, "per_dim", "isotropic"):
         raise ValueError(f"unknown normalize {normalize!r}; choose per_dim or isotropic")
-    if out is not None:
-        out = os.fspath(out)
-        existing = [f for f in OUTPUT_FILES if os.path.exists(os.path.join(out, f))]
-        same_as_resume = resume is not None and os.path.abspath(os.fspath(resume)) == os.path.abspath(
-            os.path.join(out, "model.npz"))
-        if existing and not overwrite and not same_as_resume:
-            raise FileExistsError(f"{out} already holds {', '.join(existing)}; choose another --out, "
-                                  f"pass overwrite=True (--overwrite) to replace them, or resume from {out}/model.npz")
+    if not isinstance(checkpoint_every, (int, np.integer)) or isinstance(checkpoint_every, bool) or checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive integer, got {checkpoint_every!r}")
+    out = None if out is None else os.fspath(out)
     with _output_lock(out):
+        if out is not None:                         # checked under the lock: two fits cannot both pass it
+            existing = [f for f in OUTPUT_FILES if os.path.exists(os.path.join(out, f))]
+            same_as_resume = resume is not None and os.path.abspath(os.fspath(resume)) == os.path.abspath(
+                os.path.join(out, "model.npz"))
+            if existing and not overwrite and not same_as_resume:
+                raise FileExistsError(f"{out} already holds {', '.join(existing)}; choose another --out, pass "
+                                      f"overwrite=True (--overwrite) to replace them, or resume from {out}/model.npz")
+        stored = Model.load(resume) if resume is not None else None
+        if seed is None:                                # a resumed fit keeps its seed and data size unless given
+            seed = stored.info.get("seed", 0) if stored is not None else 0
+        if n_train is None:
+            n_train = stored.info.get("n_train", N_TRAIN_DEFAULT) if stored is not None else N_TRAIN_DEFAULT
         if isinstance(data, str) and data in toy_data.NAMES:                  # before drawing n_train points
             check_memory({"the training data (--n-train)": 8 * 3 * n_train * toy_data.draw(data, 2, np.random.default_rng(0)).shape[1]},
                          f"drawing {n_train} training points")
@@ -164,7 +171,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         _, ss_train, ss_eval = np.random.SeedSequence(seed).spawn(3)
 
         if resume is not None:
-            m = Model.load(resume)
+            m = stored
             if m.info.get("data_sha256") != data_fingerprint(train_x):
                 raise ValueError(f"{resume}: it was trained on other data ({m.info.get('data_source')!r}, seed "
                                  f"{m.info.get('seed')}); resume with the same data and seed")
@@ -288,28 +295,40 @@ def _output_lock(out):
     created = not os.path.isdir(out)
     os.makedirs(out, exist_ok=True)
     path = os.path.join(out, LOCK_FILE)
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+    me = str(os.getpid())
+    tmp = f"{path}.{me}"
+    with open(tmp, "w") as f:                       # the pid is in the file before it appears under the lock's name
+        f.write(me)
+    try:
+        for _ in range(3):
             try:
-                with open(path) as f:
-                    pid = int(f.read().strip() or 0)
-            except (OSError, ValueError):
-                pid = 0
-            if pid > 0 and pid != os.getpid() and _alive(pid):
-                raise FileExistsError(f"{out} is being written by another fit (process {pid}, lock file "
-                                      f"{path}); wait for it or choose another --out") from None
-            os.unlink(path)                                                # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(str(os.getpid()))
-        break
+                os.link(tmp, path)                      # atomic and exclusive: fails if the lock exists
+                break
+            except FileExistsError:
+                try:
+                    with open(path) as f:
+                        pid = int(f.read().strip() or 0)
+                except (OSError, ValueError):
+                    pid = 0
+                if pid > 0 and pid != os.getpid() and _alive(pid):
+                    raise FileExistsError(f"{out} is being written by another fit (process {pid}, lock file "
+                                          f"{path}); wait for it or choose another --out") from None
+                try:
+                    os.unlink(path)                     # stale: its process is gone
+                except FileNotFoundError:
+                    pass
+        else:
+            raise FileExistsError(f"could not take the lock {path}; another fit may be starting there")
+    finally:
+        os.unlink(tmp)
     try:
         yield
     finally:
         try:
-            os.unlink(path)
+            with open(path) as f:
+                ours = f.read().strip() == me
+            if ours:
+                os.unlink(path)
             if created and not os.listdir(out):                            # a refused fit leaves no folder
                 os.rmdir(out)
         except OSError:
@@ -458,7 +477,7 @@ def _check_finite(m: Model, state: dict, losses: np.ndarray, out) -> None:
     chunk) is saved as the last good checkpoint, and the error says where it diverged and what to change."""
     # non-finite, or 10⁴ × above the loss of the first step, taken at the initial weights (a diverged Adam
     # run reaches 1e20 while still finite)
-    first = float(np.concatenate([m.losses, losses])[0])
+    first = float(m.losses[0] if m.losses.size else losses[0])
     limit = DIVERGENCE_FACTOR * max(1.0, abs(first)) if np.isfinite(first) else np.inf
     bad_loss = np.flatnonzero(~np.isfinite(losses) | (np.abs(losses) > limit))
     bad_w = [k for g in ("params", "ema") for k, v in state[g].items() if not np.all(np.isfinite(v))]
@@ -541,6 +560,8 @@ def sample(model, n: int, *, seed: int | None = None, var_type: str | None = Non
     x_T = rng.standard_normal((int(n), m.cfg.dim))                         # Alg. 2 line 1
     if sampler not in ("ancestral", "ddim", "ode"):
         raise ValueError(f"unknown sampler {sampler!r}; choose ancestral, ddim or ode")
+    if return_trajectory and sampler != "ancestral":
+        raise ValueError("trajectories are available for ancestral sampling only")
     if sampler == "ode":
         eps_div = ddpm_ref.mlp_eps_div(weights, m.cfg, m.sched, m.tcfg.parametrization)
         x0 = ddpm_ref.ode_sample(eps_div, m.sched, x_T, steps=steps or 100)
@@ -560,8 +581,6 @@ def sample(model, n: int, *, seed: int | None = None, var_type: str | None = Non
             raise ValueError(f"the {backend} sampler implements eps-models with var_type beta or beta_tilde "
                              f"(this model: {m.tcfg.parametrization!r}, {var_type!r}); use backend 'numpy'")
     if sampler == "ddim":
-        if return_trajectory:
-            raise ValueError("trajectories are available for ancestral sampling only")
         x0 = ddpm_fast.ddim_sample_loop(weights, m.cfg, m.sched, x_T, ts=ts, eta=eta, rng=rng if eta > 0 else None,
                                         parametrization=m.tcfg.parametrization, backend=backend)
         return quantize(m.norm.to_data(x0), m.info.get("grid"))
@@ -590,6 +609,9 @@ def sample_to_file(model, n: int, out, *, seed: int = 0, progress: bool = True, 
     m = model if isinstance(model, Model) else Model.load(model)
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
+    if kw.get("return_trajectory"):
+        raise ValueError("sample_to_file writes points only; use sample(..., return_trajectory=True)")
+    seed = int(np.random.SeedSequence().entropy) if seed is None else seed
     out = os.fspath(out)
     folder = os.path.dirname(os.path.abspath(out))
     os.makedirs(folder, exist_ok=True)

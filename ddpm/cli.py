@@ -67,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="β schedule (default linear)")
     f.add_argument("--backend", choices=api.BACKENDS, default=None,
                    help="compute backend (default: numba when installed and it implements the settings, else numpy)")
-    f.add_argument("--seed", type=int, default=0, help="seed for data, training and evaluation (default %(default)s)")
+    f.add_argument("--seed", type=int, default=None,
+                   help="seed for data, training and evaluation (default 0; a resumed fit: its own)")
     f.add_argument("--batch-size", type=_positive_int, default=None, help=f"(default {d_train.batch_size})")
     f.add_argument("--lr", type=float, default=None, help=f"Adam step size at the start (default {d_train.lr})")
     f.add_argument("--hidden", type=_positive_int, default=None, help=f"hidden width H (default {d_model.hidden})")
@@ -83,8 +84,9 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"what the network predicts (default {d_train.parametrization})")
     f.add_argument("--t-sampling", choices=("uniform", "importance"), default=None,
                    help="how t is drawn in training; importance is for --objective vlb (default uniform)")
-    f.add_argument("--n-train", type=_positive_int, default=api.N_TRAIN_DEFAULT,
-                   help="points drawn from a built-in dataset for training (default %(default)s)")
+    f.add_argument("--n-train", type=_positive_int, default=None,
+                   help=f"points drawn from a built-in dataset for training (default {api.N_TRAIN_DEFAULT}; "
+                        f"a resumed fit: its own)")
     f.add_argument("--bin-width", type=float, default=None,
                    help="quantised data: the grid's width (default: 1 when every value is an integer, else "
                         "continuous; 0: continuous); training dequantises, samples are rounded to the grid")
@@ -216,13 +218,10 @@ def _cmd_eval(args) -> int:
     if data not in toy_data.ALL_NAMES and not os.path.exists(data):
         raise ValueError(f"--data {data!r} is neither a built-in dataset ({', '.join(toy_data.ALL_NAMES)}) nor a file")
     res = api.evaluate(args.model, data, seed=args.seed, n=args.n, bin_width=args.bin_width, exact=args.exact)
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(res, f, indent=2)
-    os.replace(tmp, out)
+    api._atomic(out, lambda p: api._write_json(p, res))
     try:
         from .plots import save_profile_plot
-        save_profile_plot(os.path.splitext(out)[0] + "_profile.png", res)
+        api._atomic(os.path.splitext(out)[0] + "_profile.png", lambda p: save_profile_plot(p, res))
     except ImportError:
         pass
     print(json.dumps({k: v for k, v in res.items() if k != "profile_bits_per_dim"}, indent=2))

@@ -49,12 +49,12 @@ class Normalizer:
         whole data's spread as its scale."""
         whole = x if whole is None else whole
         w_mean, w_std = whole.mean(axis=0), whole.std(axis=0)
-        keep = ~(w_std <= CONSTANT_RTOL * np.maximum(1.0, np.abs(w_mean)))
+        keep = ~(w_std <= CONSTANT_RTOL * np.abs(whole).max(axis=0))      # relative to the column's own size
         if not keep.any():
             raise ValueError(f"every one of the {x.shape[1]} data columns is constant: there is nothing to model")
         mean = x.mean(axis=0)[keep]
         scale = x.std(axis=0)[keep]
-        flat = scale <= CONSTANT_RTOL * np.maximum(1.0, np.abs(mean))
+        flat = scale <= CONSTANT_RTOL * np.abs(x).max(axis=0)[keep]
         scale = np.where(flat, w_std[keep], scale)
         if isotropic:
             scale = np.full_like(scale, np.sqrt(np.mean(scale ** 2)))
@@ -88,7 +88,7 @@ class Normalizer:
         return out
 
 
-CONSTANT_RTOL = 1e-9      # a column whose sd is below this × max(1, |mean|) is a constant
+CONSTANT_RTOL = 1e-9      # a column whose sd is below this × its largest |value| is a constant
 
 
 @dataclass

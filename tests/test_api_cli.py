@@ -512,3 +512,16 @@ def test_fixed_data_sets_fit_with_a_held_out_split_and_their_own_grid(tmp_path):
     d = ddpm.load_model(tmp_path / "d" / "model.npz")
     assert d.info["image_shape"] == [8, 8] and d.info["grid"]["bin_width"] == 1.0 and d.cfg.dim < 64
     assert np.load(tmp_path / "d" / "samples.npy").shape[1] == 64
+
+
+def test_review_fixes_small_values_vary_resume_keeps_its_seed_and_bad_arguments_are_refused(tmp_path):
+    rng = np.random.default_rng(0)
+    tiny = rng.normal(size=(200, 2)) * 1e-11                     # varies, at a small scale: not a constant
+    assert ddpm.fit(tiny, steps=3, **SMALL).model.cfg.dim == 2
+    ddpm.fit("moons", tmp_path / "a", steps=10, seed=5, n_train=3000, checkpoint_every=5, **SMALL)
+    res = ddpm.fit("moons", tmp_path / "a", resume=tmp_path / "a" / "model.npz", steps=15, **SMALL)
+    assert res.model.step == 15 and res.metrics["seed"] == 5 and res.metrics["n_train"] == 3000
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        ddpm.fit("moons", steps=3, checkpoint_every=0, **SMALL)
+    with pytest.raises(ValueError, match="ancestral sampling only"):
+        ddpm.sample(res.model, 5, sampler="ode", return_trajectory=True)

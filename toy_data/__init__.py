@@ -489,6 +489,8 @@ def load(path) -> np.ndarray:
             x = _load_csv(path)
         except UnicodeDecodeError:
             raise DataError(f"{path}: not a text CSV file") from None
+        except csv.Error as e:
+            raise DataError(f"{path}: not a readable CSV file ({e})") from None
     else:
         raise DataError(f"{path}: unknown file type {ext!r}; use .npy or .csv")
     return validate(x, path)
