@@ -177,6 +177,13 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
                                  f"{m.info.get('seed')}); resume with the same data and seed")
             _check_resume(resume, m, steps=steps, T=T, schedule=schedule, schedule_params=schedule_params,
                           model=model, train=train, normalize=normalize)
+            stored_w = (m.info.get("grid") or {}).get("bin_width")
+            if not (isinstance(bin_width, str) and bin_width == "auto") and stored_w != (bin_width or None):
+                raise ValueError(f"{resume}: resume with bin_width = {bin_width!r}, but the checkpoint has "
+                                 f"bin_width = {stored_w!r}; drop the setting (resuming uses the stored one) or start a new fit")
+            if image_shape is not None and [int(v) for v in image_shape] != m.info.get("image_shape"):
+                raise ValueError(f"{resume}: resume with image_shape = {tuple(image_shape)}, but the checkpoint has "
+                                 f"image_shape = {m.info.get('image_shape')!r}; drop the setting or start a new fit")
             new_steps = max(steps or 0, train.steps if train is not None else 0)
             if new_steps > m.tcfg.steps:
                 m.tcfg = replace(m.tcfg, steps=new_steps)                  # extend the run
@@ -731,6 +738,8 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
         raise ValueError(f"n must be an integer ≥ 2, got {n!r}")
     m = model if isinstance(model, Model) else Model.load(model)
     grid = m.info.get("grid")
+    if bin_width == 0:                                   # as in fit: 0 means the continuous decoder
+        bin_width, grid = None, None
     if bin_width is None and grid:
         if exact:
             raise ValueError("this model was fitted to quantised data (a grid of width "

@@ -103,3 +103,9 @@ def test_any_bytes_are_accepted_or_refused_with_a_data_error(tmp_path, blob, suf
     except DataError as e:
         assert str(p) in str(e)
 
+
+
+def test_a_typo_in_the_first_data_row_is_an_error_not_a_header(tmp_path):
+    (tmp_path / "t.csv").write_text("1.5,x2\n3,4\n5,6\n")
+    with pytest.raises(DataError, match="line 1 has a non-numeric cell 'x2'"):
+        load(tmp_path / "t.csv")

@@ -72,3 +72,15 @@ def test_a_given_bin_width_is_checked_and_zero_means_continuous(tmp_path, capsys
 
 def test_built_in_generators_stay_continuous():
     assert ddpm.fit("moons", steps=5, **SMALL).metrics["grid"] is None
+
+
+def test_resume_refuses_another_bin_width_and_eval_takes_zero_as_continuous(tmp_path):
+    x = _counts()
+    ddpm.fit(x, tmp_path / "m", steps=6, checkpoint_every=3, **SMALL)
+    with pytest.raises(ValueError, match="bin_width = 0.5"):
+        ddpm.fit(x, tmp_path / "m", resume=tmp_path / "m" / "model.npz", bin_width=0.5, **SMALL)
+    with pytest.raises(ValueError, match="image_shape"):
+        ddpm.fit(x, tmp_path / "m", resume=tmp_path / "m" / "model.npz", image_shape=(1, 3), **SMALL)
+    assert ddpm.fit(x, tmp_path / "m", resume=tmp_path / "m" / "model.npz", bin_width=1.0, **SMALL).model.step == 6
+    ev = ddpm.evaluate(tmp_path / "m" / "model.npz", x, n=60, bin_width=0)
+    assert ev["decoder"] == "gaussian"

@@ -432,8 +432,8 @@ def _load_csv(path: str) -> np.ndarray:
     else:
         rows = [[c.strip() for c in r] for r in csv.reader(lines, delimiter=delim)]
     start = 0
-    if not all(_is_number(c) for c in rows[0]):
-        start = 1                                                           # a header row
+    if not any(_is_number(c) for c in rows[0]):
+        start = 1                              # a header row: no cell of it is a number (a typo in data is an error)
     width = len(rows[0])
     values = np.empty((len(rows) - start, width))
     for i in range(start, len(rows)):
