@@ -196,7 +196,7 @@ class Model:
 def param_shapes(cfg: MLPConfig) -> dict:
     """The shape of every weight of the MLP ``cfg`` (as ``ddpm_ref.init_params`` makes them), computed
     without allocating anything — so a checkpoint's arrays are checked before a huge config is trusted."""
-    widths = [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out]
+    widths = ddpm_ref.mlp.layer_widths(cfg)
     shapes = {}
     for l, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         shapes[f"W{l}"], shapes[f"b{l}"] = (fan_in, fan_out), (fan_out,)

@@ -304,6 +304,16 @@ def _scatter(ax, pts, color, s=1.5, alpha=0.6):
     ax.scatter(pts[:, 0], pts[:, 1], s=s, alpha=alpha, color=color, linewidths=0)
 
 
+def _finish_panels(plt, fig, axes, lims, title, fontsize, path, dpi) -> None:
+    """The shared ending of the panel figures: common limits (the axes are shared), title, atomic save."""
+    axes[0, 0].set_xlim(*lims)
+    axes[0, 0].set_ylim(*lims)
+    fig.suptitle(title, fontsize=fontsize)
+    fig.tight_layout()
+    _savefig_atomic(fig, path, dpi=dpi)
+    plt.close(fig)
+
+
 def save_scatter_grid(path, ts, rows, *, lims, background=None, title: str = "", coords=("u_1", "u_2"),
                       dpi: int = 80) -> None:
     """Rows of scatter panels, one column per t in ``ts``, all on the same equal-aspect axes ``lims``.
@@ -329,12 +339,7 @@ def save_scatter_grid(path, ts, rows, *, lims, background=None, title: str = "",
         axes[r, 0].set_ylabel(f"{label}\n${coords[1]}$", fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel(f"${coords[0]}$", fontsize=8)
-    axes[0, 0].set_xlim(*lims)
-    axes[0, 0].set_ylim(*lims)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    _savefig_atomic(fig, path, dpi=dpi)
-    plt.close(fig)
+    _finish_panels(plt, fig, axes, lims, title, 10, path, dpi)
 
 
 def save_chain_gif(path, ts, frames, *, T: int, lims, background=None, title: str = "", coords=("u_1", "u_2"),
@@ -417,12 +422,7 @@ def save_field_plot(path, ts, grid, rows, *, lims, unit: float | None = 1.0, poi
         axes[-1, c].set_xlabel(f"${coords[0]}$", fontsize=8)
     for r in range(nr):
         axes[r, 0].set_ylabel(f"${coords[1]}$", fontsize=8)
-    axes[0, 0].set_xlim(*lims)
-    axes[0, 0].set_ylim(*lims)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    _savefig_atomic(fig, path, dpi=dpi)
-    plt.close(fig)
+    _finish_panels(plt, fig, axes, lims, title, 9, path, dpi)
 
 
 def save_t_profiles_plot(path, edges, mse, bound_res: dict, *, n_mse: int, title: str = "", dpi: int = 90) -> None:

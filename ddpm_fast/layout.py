@@ -17,7 +17,8 @@ import numpy as np
 
 def model_widths(cfg) -> np.ndarray:
     """The layer widths w_0..w_L of ``cfg``'s MLP (int64): [D + E, H (depth times), n_out]."""
-    return np.array([cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out], dtype=np.int64)
+    from ddpm_ref.mlp import layer_widths
+    return np.array(layer_widths(cfg), dtype=np.int64)
 
 
 def layout(widths):

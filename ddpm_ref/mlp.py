@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.special import expit  # σ(a) = 1/(1 + e^(−a)) without overflow
 
-__all__ = ["MLPConfig", "ACTIVATIONS", "timestep_embedding", "init_params", "forward", "backward",
+__all__ = ["MLPConfig", "ACTIVATIONS", "timestep_embedding", "init_params", "layer_widths", "forward", "backward",
            "param_count", "flops_per_point"]
 
 
@@ -113,9 +113,14 @@ def timestep_embedding(t, emb_dim: int, max_period: float = 10000.0) -> np.ndarr
     return np.concatenate([np.sin(arg), np.cos(arg)], axis=1)              # (B, E)
 
 
+def layer_widths(cfg: MLPConfig) -> list:
+    """The widths w_0..w_L of the MLP's layers: [D + E, H (depth times), n_out]."""
+    return [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out]
+
+
 def init_params(cfg: MLPConfig, rng: np.random.Generator) -> dict:
     """Weights drawn U(−1/√fan_in, 1/√fan_in) (the common default for linear layers), biases 0."""
-    widths = [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out]
+    widths = layer_widths(cfg)
     params = {}
     for l, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         bound = 1.0 / math.sqrt(fan_in)
@@ -130,7 +135,7 @@ def param_count(params: dict) -> int:
 
 def flops_per_point(cfg: MLPConfig) -> int:
     """Multiply-add FLOPs (2 per MAC) of one forward pass for one point."""
-    widths = [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out]
+    widths = layer_widths(cfg)
     return int(sum(2 * a * b for a, b in zip(widths[:-1], widths[1:])))
 
 
