@@ -408,7 +408,7 @@ def _fit_memory(cfg: MLPConfig, tcfg: TrainConfig, T: int, n_train: int, n_eval:
     """Estimated bytes of a fit, by part (float64 host arrays; the compiled copies are smaller)."""
     from .model import param_shapes
     P = sum(int(np.prod(s)) for s in param_shapes(cfg).values())
-    widths = cfg.dim + cfg.emb_dim + cfg.hidden * cfg.depth + cfg.n_out
+    widths = cfg.n_in + cfg.emb_dim + cfg.hidden * cfg.depth + cfg.n_out
     return {"the weights, their EMA and Adam's moments (--hidden, --depth)": 8 * 6 * P,
             "the per-step loss history (--steps)": 8 * tcfg.steps,
             "the schedule and per-t history (--T)": 8 * (T + 1) * 24,

@@ -75,6 +75,9 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--depth", type=_positive_int, default=None,
                    help=f"number of hidden layers (default {d_model.depth})")
     f.add_argument("--activation", default=None, help=f"relu, silu, gelu or tanh (default {d_model.activation})")
+    f.add_argument("--fourier", type=int, default=None,
+                   help=f"octaves K of input Fourier features sin/cos(2^k x), k < K; 0: the network sees x alone "
+                        f"(default {d_model.fourier})")
     f.add_argument("--var", choices=VAR_TYPES, default=None,
                    help=f"reverse variance σ_t²: fixed beta or beta_tilde, or learned (needs --objective hybrid "
                         f"or vlb) (default {d_train.var_type})")
@@ -164,7 +167,7 @@ def _cmd_fit(args) -> int:
         raise ValueError(f"unknown dataset {data!r}; known datasets: {', '.join(toy_data.ALL_NAMES)} "
                          f"(use --data FILE for your own .npy/.csv)")
     given_model = {k: v for k, v in (("hidden", args.hidden), ("depth", args.depth),
-                                      ("activation", args.activation)) if v is not None}
+                                      ("activation", args.activation), ("fourier", args.fourier)) if v is not None}
     given_train = {k: v for k, v in (("batch_size", args.batch_size), ("lr", args.lr), ("objective", args.objective),
                                       ("parametrization", args.parametrization), ("var_type", args.var),
                                       ("t_sampling", args.t_sampling)) if v is not None}

@@ -93,10 +93,10 @@ def _n_chunks(batch: int) -> int:
 
 
 def time_table(params: dict, cfg, t_steps, dtype) -> np.ndarray:
-    """Layer 0's time part at each step, emb(t_k) W_0[D:] + b_0 (K, H): it does not depend on the point,
+    """Layer 0's time part at each step, emb(t_k) W_0[F:] + b_0 (K, H): it does not depend on the point,
     so the samplers add a row of it instead of multiplying the embedding every time."""
     emb = ddpm_ref.timestep_embedding(np.asarray(t_steps), cfg.emb_dim, cfg.max_period)
-    return np.ascontiguousarray(emb @ np.asarray(params["W0"])[cfg.dim:] + np.asarray(params["b0"]), dtype=dtype)
+    return np.ascontiguousarray(emb @ np.asarray(params["W0"])[cfg.n_in:] + np.asarray(params["b0"]), dtype=dtype)
 
 
 def draw_chunk(rng: np.random.Generator, n_data: int, T: int, B: int, D: int, K: int):
@@ -232,7 +232,7 @@ def _run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, t
     if keep_traj:
         traj[K] = x
     with _one_blas_thread():
-        cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], x,
+        cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], cfg.fourier, x,
                           table, c_x, c_eps, sigma, z, np.uint64(seed), int(tile), traj)
     x = x.astype(np.float64)
     return (x, traj.astype(np.float64)) if keep_traj else x

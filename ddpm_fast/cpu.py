@@ -229,6 +229,19 @@ def _col_sum(dA, gb):
             gb[j] += dA[b, j]
 
 
+@nb.njit(inline="always", fastmath=FASTMATH, error_model="numpy")
+def _fourier_row(h, D, n_freq):
+    """The Fourier columns of γ(x) (ddpm_ref.mlp.input_features) for one row h whose first D entries are x:
+    h[D + kD + d] = sin(2^k x_d), h[D + KD + kD + d] = cos(2^k x_d), k < K = n_freq."""
+    KD = n_freq * D
+    for d in range(D):
+        w = h[d]
+        for kk in range(n_freq):
+            h[D + kk * D + d] = math.sin(w)
+            h[D + KD + kk * D + d] = math.cos(w)
+            w = w + w                                        # 2^(k+1) x_d, exact in binary
+
+
 @nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data, idx, tt, eps, emb_table,
                        sqrt_ab, sqrt_1mab, lrs, beta1, beta2, adam_eps, grad_clip, ema_decay, losses, n_chunks,
@@ -246,6 +259,9 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data
     """
     K, B = idx.shape
     D = data.shape[1]
+    E = emb_table.shape[1]
+    F = widths[0] - E                                      # γ(x)'s width D(1 + 2·n_freq)
+    n_freq = (F // D - 1) // 2
     L = widths.shape[0] - 1
     P = theta.shape[0]
     rows = (B + n_chunks - 1) // n_chunks
@@ -269,6 +285,7 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data
     T = sqrt_ab.shape[0] - 1
     # checked on the host (layout.check_train_arrays); nothing below checks an index
     assert n_out == D and eps.shape[2] == D and tt.shape == idx.shape and theta.shape[0] == offs[L - 1, 1] + D
+    assert F == D * (1 + 2 * n_freq)
     for k in range(K):
         if counter:
             for b in range(B):
@@ -277,14 +294,15 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data
             lo = c * rows
             nb_ = min(B, lo + rows) - lo                   # rows in this chunk (the last may be short)
             hw, aw, g = hws[c], aws[c], grads[c]
-            # forward: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε (Eq. 4); input [x_t, emb(t)]
+            # forward: x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε (Eq. 4); input [γ(x_t), emb(t)]
             h0 = hw[0:nb_ * widths[0]].reshape((nb_, widths[0]))
             for b in range(nb_):
                 t = tt[k, lo + b]
                 for d in range(D):
                     h0[b, d] = sqrt_ab[t] * data[idx[k, lo + b], d] + sqrt_1mab[t] * eps[k, lo + b, d]
-                for e in range(widths[0] - D):
-                    h0[b, D + e] = emb_table[t, e]
+                _fourier_row(h0[b], D, n_freq)
+                for e in range(E):
+                    h0[b, F + e] = emb_table[t, e]
             for l in range(L):
                 fi, fo = widths[l], widths[l + 1]
                 W = theta[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
@@ -398,7 +416,7 @@ def _readout_update(hA, n, w_out_t, b_out, x, lo, c_x, c_eps, sig, z, k, use_z, 
 
 
 @nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def sample_kernel(theta, widths, offs, act_code, x, t_table, c_x, c_eps, sigma, z, seed, tile, traj):
+def sample_kernel(theta, widths, offs, act_code, n_freq, x, t_table, c_x, c_eps, sigma, z, seed, tile, traj):
     """K reverse steps of an ε-model for x = x_T (N, D), in place; one update rule covers them all:
 
         x ← c_x[k]·x − c_eps[k]·ε_θ(x, t_k) + sigma[k]·z_k,      k = 0..K−1,
@@ -406,7 +424,8 @@ def sample_kernel(theta, widths, offs, act_code, x, t_table, c_x, c_eps, sigma, 
     which is Algorithm 2 line 4 (Eq. 11: c_x = 1/√α_t, c_eps = β_t/(√α_t √(1−ᾱ_t)), sigma = σ_t and 0 at
     t = 1) on the full or a respaced schedule, and DDIM (Song et al. Eq. 12) for any η — the wrapper in
     ``ddpm_fast`` computes the coefficients. ``t_table`` (K, H) = emb(t_k) @ W_0[D:] + b_0 is layer 0's
-    time part at step k (it does not depend on the point). Noise from ``z`` (K, N, D) when it has K rows, else
+    time part at step k (it does not depend on the point); layer 0's point part is γ(x) W_0[:F] with n_freq
+    Fourier octaves (``ddpm_ref.mlp.input_features``). Noise from ``z`` (K, N, D) when it has K rows, else
     from the counter-based generator keyed by (seed, k, point, coordinate pair). ``traj`` (K+1, N, D)
     receives x after step k at row K−1−k when it has K+1 rows (the trajectory, x_t at row t).
     Tiles of ``tile`` points run all K steps in parallel, each in its own small workspace.
@@ -415,12 +434,14 @@ def sample_kernel(theta, widths, offs, act_code, x, t_table, c_x, c_eps, sigma, 
     K = t_table.shape[0]
     L = widths.shape[0] - 1
     H = widths[1]
+    F = D * (1 + 2 * n_freq)                                                  # γ(x)'s width
     # checked on the host (layout.check_sampler_arrays); ε̂ is read from the first D outputs
     assert L >= 2 and widths[L] >= D and t_table.shape[1] == H and c_x.shape[0] == K and sigma.shape[0] == K
+    assert widths[0] >= F
     use_z = z.shape[0] == K
     keep = traj.shape[0] == K + 1
     n_tiles = (N + tile - 1) // tile
-    W0 = theta[offs[0, 0]:offs[0, 0] + D * H].reshape((D, H))                 # W_0[:D], the x rows
+    W0 = theta[offs[0, 0]:offs[0, 0] + F * H].reshape((F, H))                 # W_0[:F], the γ(x) rows
     n_out = widths[L]
     w_out_t = np.ascontiguousarray(theta[offs[L - 1, 0]:offs[L - 1, 0] + H * n_out].reshape((H, n_out)).T)
     b_out = theta[offs[L - 1, 1]:offs[L - 1, 1] + n_out]
@@ -429,9 +450,17 @@ def sample_kernel(theta, widths, offs, act_code, x, t_table, c_x, c_eps, sigma, 
         n = min(N, lo + tile) - lo
         hA = np.zeros((tile, H), dtype=x.dtype)
         hB = np.zeros((tile, H), dtype=x.dtype)
+        g = np.zeros((tile, F), dtype=x.dtype)
         for k in range(K):
-            # layer 0: x W_0[:D] (a rank-D product) + the step's table row, then the activation
-            np.dot(x[lo:lo + n], W0, hB[:n])
+            # layer 0: γ(x) W_0[:F] (a rank-F product) + the step's table row, then the activation
+            if n_freq == 0:
+                np.dot(x[lo:lo + n], W0, hB[:n])
+            else:
+                for i in range(n):
+                    for d in range(D):
+                        g[i, d] = x[lo + i, d]
+                    _fourier_row(g[i], D, n_freq)
+                np.dot(g[:n], W0, hB[:n])
             _bias_act_into(hB, n, t_table[k], hA, act_code)
             for l in range(1, L - 1):                  # hidden layers: one (tile × H) @ (H × H) product each
                 W = theta[offs[l, 0]:offs[l, 0] + H * H].reshape((H, H))

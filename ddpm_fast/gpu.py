@@ -303,12 +303,14 @@ def _i32(v):
 
 # --- sampling -------------------------------------------------------------------------------------------
 
-def sampler_smem(H: int, D: int, L: int, max_smem: int, kernel: str = "simt") -> tuple[int, bool]:
+def sampler_smem(H: int, D: int, L: int, max_smem: int, kernel: str = "simt", n_freq: int = 0) -> tuple[int, bool]:
     """Dynamic shared memory of sampler ``kernel`` ("simt": ``ddpm_sample``, "tc": ``ddpm_sample_tc``) in
-    bytes, and whether the hidden weights fit in it (row strides padded as in kernels.cu)."""
-    base = 4 * (TP * (H + ACT_PAD[kernel]) + TP * D + NT * D)
+    bytes, and whether the hidden weights fit in it (row strides padded as in kernels.cu); ``n_freq``:
+    the model's Fourier octaves (their 2·n_freq·D features per point are kept in shared memory)."""
+    base = 4 * (TP * (H + ACT_PAD[kernel]) + TP * D + NT * D + TP * 2 * n_freq * D)
     if base > max_smem:
-        raise ValueError(f"the sampler needs {base} bytes of shared memory per block; the device has {max_smem}")
+        raise ValueError(f"the sampler needs {base} bytes of shared memory per block; the device has {max_smem}"
+                         + (f" (fewer Fourier octaves than {n_freq} need less)" if n_freq else ""))
     with_w = base + 4 * (L - 2) * H * (H + W_PAD[kernel])
     return (with_w, True) if with_w <= max_smem else (base, False)
 
@@ -358,9 +360,9 @@ def run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype=np.
     if keep_traj:
         traj[K] = x
     dev = lambda a: xp.asarray(a)
-    smem, w_in_smem = sampler_smem(H, D, L, lau.max_smem, kernel)
+    smem, w_in_smem = sampler_smem(H, D, L, lau.max_smem, kernel, cfg.fourier)
     lau.launch(SAMPLER_KERNELS[kernel], (N + TP - 1) // TP, smem,
-               [dev(theta), dev(offs.ravel()), _i32(L), _i32(D), dev(table), dev(c_x), dev(c_eps), dev(sigma),
+               [dev(theta), dev(offs.ravel()), _i32(L), _i32(D), _i32(cfg.fourier), dev(table), dev(c_x), dev(c_eps), dev(sigma),
                 NULL if z is None else dev(z), np.uint64(seed), x, NULL if traj is None else traj, _i32(N), _i32(K),
                 _i32(ACT_CODES[cfg.activation]), _i32(w_in_smem)])
     if device_out:
@@ -417,6 +419,7 @@ class TrainEngine:
         offs, self.P = layout(self.widths)
         self.offs = xp.asarray(offs.ravel())
         self.L, self.D, self.B = len(self.widths) - 1, cfg.dim, B
+        self.n_freq = _i32(cfg.fourier)
         self.rows = train_rows(self.widths, lau.max_smem)
         n_tiles = (B + self.rows - 1) // self.rows
         self.G = min(n_tiles, GRID_MAX)
@@ -492,7 +495,7 @@ class TrainEngine:
         for k in range(self.K):
             draws = [NULL, NULL, NULL] if own else [self.idx[k], self.tt[k], self.eps[k]]
             lau.launch("ddpm_train_tiles", self.G, self.smem,
-                       [theta, thetaT, self.offs, self.widths_d, _i32(self.L), _i32(self.D), self.data, *draws,
+                       [theta, thetaT, self.offs, self.widths_d, _i32(self.L), _i32(self.D), self.n_freq, self.data, *draws,
                         self.emb, self.sab, self.s1m, _i32(self.B), _i32(self.rows), _i32(self.P), self.act,
                         self.part, self.lossp, np.uint64(self.seed if own else 0), _i32(self.n_data),
                         _i32(self.T), self.base_step, _i32(k), _i32(self.ps), self.use_tc])

@@ -1,7 +1,8 @@
 """The flat parameter vector θ shared by the compiled backends, and the shapes their kernels are handed
 (numpy only; no numba, no cupy).
 
-For L = depth + 1 linear layers of widths w_0 = D + E, w_1..w_{L−1} = H, w_L = n_out:
+For L = depth + 1 linear layers of widths w_0 = F + E (F = D(1 + 2K): γ(x) with K Fourier octaves),
+w_1..w_{L−1} = H, w_L = n_out:
     W_l (w_l, w_{l+1}) row-major, then b_l (w_{l+1},), for l = 0..L−1, in that order.
 
 A compiled kernel indexes every array it is given by these widths without bounds checks (Numba in
@@ -16,7 +17,7 @@ import numpy as np
 
 
 def model_widths(cfg) -> np.ndarray:
-    """The layer widths w_0..w_L of ``cfg``'s MLP (int64): [D + E, H (depth times), n_out]."""
+    """The layer widths w_0..w_L of ``cfg``'s MLP (int64): [F + E, H (depth times), n_out]."""
     from ddpm_ref.mlp import layer_widths
     return np.array(layer_widths(cfg), dtype=np.int64)
 
@@ -72,7 +73,7 @@ def _check_widths(cfg, widths) -> None:
     got = np.asarray(widths)
     if got.shape != want.shape or np.any(got != want):
         raise ValueError(f"layer widths {got.tolist()} do not match the model config {want.tolist()} "
-                         f"(D + E, H × depth, n_out)")
+                         f"(F + E, H × depth, n_out)")
 
 
 def check_train_arrays(cfg, widths, T: int, B: int, theta, m, v, ema, data, emb, sqrt_ab, sqrt_1mab, lrs,

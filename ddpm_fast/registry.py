@@ -46,7 +46,8 @@ class Entry:
 
 def _config(size) -> ddpm_ref.MLPConfig:
     return ddpm_ref.MLPConfig(dim=size.get("dim", 2), hidden=size["hidden"], depth=size["depth"],
-                              activation=size.get("activation", "silu"), emb_dim=size.get("emb_dim", 32))
+                              activation=size.get("activation", "silu"), emb_dim=size.get("emb_dim", 32),
+                              fourier=size.get("fourier", 0))
 
 
 def _model(size, rng):

@@ -36,7 +36,7 @@ No function draws random numbers itself except the outer loops, which take an ex
 from .bound import LN2, bound, discretized_gaussian_nll, gaussian_nll, normal_kl, normal_kl_grad, prior_kl, terms_at
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .forward import extract, q_mean_variance, q_posterior, q_sample, q_step
-from .mlp import ACTIVATIONS, MLPConfig, backward, forward, init_params, timestep_embedding
+from .mlp import ACTIVATIONS, MLPConfig, backward, forward, init_params, input_features, timestep_embedding
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update, global_norm
 from .param import (PARAMETRIZATIONS, VAR_TYPES, eps_from_v, eps_from_x0, mean_from_output, p_log_variance,
                     predict_x0, target, threshold_x0, v_from_x0_eps, x0_from_eps, x0_from_mean, x0_from_v)
@@ -51,7 +51,7 @@ from .train import (HISTORY, OBJECTIVES, TrainConfig, draw_batch, importance_pro
 __all__ = [
     "Schedule", "make_schedule", "schedule_from_betas", "SCHEDULES", "TerminalSNRWarning", "rescale_zero_terminal_snr",
     "q_step", "q_sample", "q_mean_variance", "q_posterior", "extract",
-    "MLPConfig", "ACTIVATIONS", "timestep_embedding", "init_params", "forward", "backward",
+    "MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "forward", "backward",
     "adam_init", "adam_update", "clip_grad_norm", "global_norm", "ema_update",
     "TrainConfig", "loss_simple", "draw_batch", "init_state", "train_step", "train", "learning_rate",
     "HISTORY", "OBJECTIVES", "importance_probs", "importance_weights", "objective_and_grads", "PARAMETRIZATIONS", "VAR_TYPES", "predict_x0", "target", "mean_from_output",

@@ -1,10 +1,13 @@
 """The noise-prediction network ε_θ(x_t, t): a small MLP with hand-written backprop.
 
-Input: x_t (B, D) concatenated with a sinusoidal embedding of t (B, E) (Vaswani et al. 2017, as in
-Ho et al. 2020's U-Net). Then ``depth`` hidden layers of width H with a pointwise activation, and a
-linear read-out of D numbers (ε_θ has the shape of x). Parameters are a plain dict of float64 arrays:
+Input: the features γ(x_t) (B, F) of x_t concatenated with a sinusoidal embedding of t (B, E)
+(Vaswani et al. 2017, as in Ho et al. 2020's U-Net). γ(x) is x itself followed, when ``fourier`` = K > 0,
+by sin(2^k x_d) and cos(2^k x_d) for k = 0..K−1 (Fourier features, Tancik et al. 2020: an MLP on x alone
+learns fine detail slowly, "spectral bias"), so F = D(1 + 2K). Then ``depth`` hidden layers of width H
+with a pointwise activation, and a linear read-out of D numbers (ε_θ has the shape of x). Parameters are
+a plain dict of float64 arrays:
 
-    W0 (D+E, H), b0 (H,),  W1 (H, H), b1 (H,),  ...,  W{depth} (H, D), b{depth} (D,)
+    W0 (F+E, H), b0 (H,),  W1 (H, H), b1 (H,),  ...,  W{depth} (H, D), b{depth} (D,)
 
 ``forward(params, x, t, cfg) -> (out, cache)`` and ``backward(params, cache, dout, cfg) -> grads``
 sit side by side in the same layer order (llm.c style); gradient names mirror the forward names.
@@ -18,7 +21,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.special import expit  # σ(a) = 1/(1 + e^(−a)) without overflow
 
-__all__ = ["MLPConfig", "ACTIVATIONS", "timestep_embedding", "init_params", "layer_widths", "forward", "backward",
+__all__ = ["MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "layer_widths", "forward", "backward",
            "param_count", "flops_per_point"]
 
 
@@ -33,10 +36,16 @@ class MLPConfig:
     emb_dim: int = 32            # E: width of the sinusoidal time embedding (16 frequencies)
     max_period: float = 10000.0  # longest period of the embedding, as in Transformer/Ho et al.
     out_dim: int | None = None   # output width: None means D (ε_θ); 2D for learned variances
+    fourier: int = 0             # K: octaves of input Fourier features sin/cos(2^k x_d), k < K; 0: x alone
 
     @property
     def n_out(self) -> int:
         return self.dim if self.out_dim is None else self.out_dim
+
+    @property
+    def n_in(self) -> int:
+        """F: the width of the input features γ(x) = [x, sin(2^k x), cos(2^k x)]."""
+        return self.dim * (1 + 2 * self.fourier)
 
     def __post_init__(self):
         for name in ("dim", "hidden", "depth", "emb_dim"):
@@ -49,6 +58,8 @@ class MLPConfig:
             raise ValueError(f"unknown activation {self.activation!r}; known: {', '.join(sorted(ACTIVATIONS))}")
         if self.out_dim is not None and (not isinstance(self.out_dim, (int, np.integer)) or self.out_dim < 1):
             raise ValueError(f"MLPConfig.out_dim must be a positive integer or None, got {self.out_dim!r}")
+        if not isinstance(self.fourier, (int, np.integer)) or isinstance(self.fourier, bool) or not 0 <= self.fourier <= 16:
+            raise ValueError(f"MLPConfig.fourier must be an integer in 0..16 (octaves 2^0..2^(K-1)), got {self.fourier!r}")
         if not (self.max_period > 1):
             raise ValueError(f"MLPConfig.max_period must be > 1, got {self.max_period!r}")
 
@@ -113,9 +124,21 @@ def timestep_embedding(t, emb_dim: int, max_period: float = 10000.0) -> np.ndarr
     return np.concatenate([np.sin(arg), np.cos(arg)], axis=1)              # (B, E)
 
 
+def input_features(x: np.ndarray, fourier: int) -> np.ndarray:
+    """γ(x) (B, D(1+2K)): [x, sin(ω_k x_d), cos(ω_k x_d)] with ω_k = 2^k, k = 0..K−1 (K = ``fourier``).
+
+    Column order: x_d at d; sin(ω_k x_d) at D + kD + d; cos(ω_k x_d) at D + KD + kD + d. K = 0 gives x.
+    """
+    if fourier == 0:
+        return x
+    B, D = x.shape
+    arg = x[:, None, :] * (2.0 ** np.arange(fourier))[None, :, None]       # (B, K, D): ω_k x_d
+    return np.concatenate([x, np.sin(arg).reshape(B, -1), np.cos(arg).reshape(B, -1)], axis=1)
+
+
 def layer_widths(cfg: MLPConfig) -> list:
-    """The widths w_0..w_L of the MLP's layers: [D + E, H (depth times), n_out]."""
-    return [cfg.dim + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out]
+    """The widths w_0..w_L of the MLP's layers: [F + E, H (depth times), n_out], F = D(1 + 2K)."""
+    return [cfg.n_in + cfg.emb_dim] + [cfg.hidden] * cfg.depth + [cfg.n_out]
 
 
 def init_params(cfg: MLPConfig, rng: np.random.Generator) -> dict:
@@ -154,7 +177,7 @@ def forward(params: dict, x: np.ndarray, t, cfg: MLPConfig) -> tuple[np.ndarray,
     L = _n_layers(params)                                                  # depth + 1 linear layers
 
     emb = timestep_embedding(t, cfg.emb_dim, cfg.max_period)               # (B, E)
-    h = np.concatenate([x, emb], axis=1)                                   # (B, D+E)
+    h = np.concatenate([input_features(x, cfg.fourier), emb], axis=1)     # (B, F+E)
     hs, as_ = [h], []
     for l in range(L - 1):
         a = h @ params[f"W{l}"] + params[f"b{l}"]                          # (B, H)
@@ -162,7 +185,7 @@ def forward(params: dict, x: np.ndarray, t, cfg: MLPConfig) -> tuple[np.ndarray,
         as_.append(a)
         hs.append(h)
     out = h @ params[f"W{L - 1}"] + params[f"b{L - 1}"]                    # (B, out_dim)
-    return out, {"hs": hs, "as": as_}
+    return out, {"hs": hs, "as": as_, "x": x}
 
 
 def backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig, return_dx: bool = False):
@@ -183,6 +206,15 @@ def backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig, return
         grads[f"W{l}"] = hs[l].T @ da                                      # (fan_in, H)
         grads[f"b{l}"] = da.sum(axis=0)                                    # (H,)
         dh = da @ params[f"W{l}"].T                                        # (B, fan_in)
-    if return_dx:
-        return grads, dh[:, :cfg.dim]                                      # the embedding columns are not inputs
-    return grads
+    if not return_dx:
+        return grads
+    D, K = cfg.dim, cfg.fourier
+    dx = dh[:, :D].copy()                                                  # the embedding columns are not inputs
+    if K:                                                                  # chain rule through γ
+        B = dx.shape[0]
+        omega = (2.0 ** np.arange(K))[None, :, None]                      # (1, K, 1)
+        arg = cache["x"][:, None, :] * omega                               # (B, K, D)
+        d_sin = dh[:, D:D + K * D].reshape(B, K, D)
+        d_cos = dh[:, D + K * D:D * (1 + 2 * K)].reshape(B, K, D)
+        dx += (omega * (d_sin * np.cos(arg) - d_cos * np.sin(arg))).sum(axis=1)
+    return grads, dx

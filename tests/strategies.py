@@ -29,6 +29,7 @@ mlp_configs = st.builds(
     depth=st.integers(1, 3),
     activation=st.sampled_from(sorted(ddpm_ref.ACTIVATIONS)),
     emb_dim=st.sampled_from([2, 4, 6]),
+    fourier=st.sampled_from([0, 1, 3]),
 )
 
 

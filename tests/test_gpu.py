@@ -167,10 +167,11 @@ def test_kernel_attributes_are_read_for_every_kernel_the_module_has():
 
 # --- the kernels' logic on the CPU emulator ------------------------------------------------------------
 
-def _model(hidden, depth, activation, dim, emb_dim, T, rng):
+def _model(hidden, depth, activation, dim, emb_dim, T, rng, fourier=0):
     """The samplers' test model (as the registry's): half-scale initial weights on a schedule with
     moderate ᾱ_T, so samples stay O(1) and the float32 tolerance is far below one step's noise."""
-    cfg = ddpm_ref.MLPConfig(dim=dim, hidden=hidden, depth=depth, activation=activation, emb_dim=emb_dim)
+    cfg = ddpm_ref.MLPConfig(dim=dim, hidden=hidden, depth=depth, activation=activation, emb_dim=emb_dim,
+                             fourier=fourier)
     params = {k: v * 0.5 for k, v in ddpm_ref.init_params(cfg, rng).items()}
     return cfg, params, sampling_schedule(T)
 
@@ -180,7 +181,7 @@ sizes = st.fixed_dictionaries({
     "activation": st.sampled_from(sorted(ddpm_ref.ACTIVATIONS)), "dim": st.integers(1, 3),
     "emb_dim": st.sampled_from([2, 8]), "T": st.integers(21, 30), "n_points": st.integers(1, 260),
     "var_type": st.sampled_from(["beta", "beta_tilde"]), "trajectory": st.booleans(),
-    "kernel": st.sampled_from(sorted(gpu.SAMPLER_KERNELS)),
+    "kernel": st.sampled_from(sorted(gpu.SAMPLER_KERNELS)), "fourier": st.sampled_from([0, 1, 3]),
 })
 
 
@@ -190,7 +191,7 @@ sizes = st.fixed_dictionaries({
 def test_emulated_sampler_equals_reference_algorithm_2(size, seed):
     rng = np.random.default_rng(seed)
     cfg, params, sched = _model(size["hidden"], size["depth"], size["activation"], size["dim"], size["emb_dim"],
-                                size["T"], rng)
+                                size["T"], rng, size["fourier"])
     x_T = rng.standard_normal((size["n_points"], cfg.dim))
     z = rng.standard_normal((sched.T, size["n_points"], cfg.dim))
     ref = ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z, var_type=size["var_type"],
@@ -284,9 +285,11 @@ def test_in_kernel_noise_adds_sigma_squared_at_every_step(var_type, kernel, wher
     assert_each_step_adds_sigma2(traj, sched, var_type)
 
 
-def _training_problem(dim, hidden, depth, activation, schedule, T, batch, n_data, emb_dim=8, seed=0, steps=5):
+def _training_problem(dim, hidden, depth, activation, schedule, T, batch, n_data, emb_dim=8, seed=0, steps=5,
+                      fourier=0):
     """A model, schedule, training config, fresh state and standard-normal data for the training tests."""
-    cfg = ddpm_ref.MLPConfig(dim=dim, hidden=hidden, depth=depth, activation=activation, emb_dim=emb_dim)
+    cfg = ddpm_ref.MLPConfig(dim=dim, hidden=hidden, depth=depth, activation=activation, emb_dim=emb_dim,
+                             fourier=fourier)
     sched = ddpm_ref.make_schedule(schedule, T)
     tcfg = ddpm_ref.TrainConfig(steps=steps, batch_size=batch, adam_eps=ADAM_EPS)   # well-conditioned Adam steps
     rng = np.random.default_rng(seed)
@@ -307,12 +310,13 @@ def _reference_on_counter_draws(state, data, sched, cfg, tcfg, rng_seed, n_steps
 
 @needs_cxx
 @pytest.mark.parametrize("kernel", gpu.TRAIN_KERNELS)
-@pytest.mark.parametrize("activation,batch,depth", [("silu", 70, 2), ("relu", 33, 1), ("gelu", 5, 3),
-                                                    ("tanh", 100, 2)])
-def test_emulated_fused_training_equals_reference_steps(activation, batch, depth, kernel):
+@pytest.mark.parametrize("activation,batch,depth,fourier", [("silu", 70, 2, 0), ("relu", 33, 1, 2), ("gelu", 5, 3, 0),
+                                                            ("tanh", 100, 2, 3)])
+def test_emulated_fused_training_equals_reference_steps(activation, batch, depth, fourier, kernel):
     # batch 70 with 32-row tiles: 3 tiles, the last one short (its products on the SIMT path even with
-    # "tc"); weights, EMA, Adam moments and losses
-    cfg, sched, tcfg, state, data = _training_problem(2, 16, depth, activation, "linear", 30, batch, 200)
+    # "tc"); weights, EMA, Adam moments and losses; with and without γ's Fourier columns
+    cfg, sched, tcfg, state, data = _training_problem(2, 16, depth, activation, "linear", 30, batch, 200,
+                                                      fourier=fourier)
     ref, ref_loss = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 5)
     got, loss = gpu.train(state, data, sched, cfg, tcfg, np.random.default_rng(3), 5, launcher=EmuLauncher(16),
                           chunk=3, kernel=kernel)                 # two chunks: 3 + 2 steps

@@ -72,6 +72,22 @@ def test_timestep_embedding_equals_its_formula_written_out(t, dim, max_period, e
     np.testing.assert_allclose(e[0], expected, rtol=1e-12, atol=1e-12)
 
 
+def test_input_features_equal_their_formula_written_out():
+    # γ(x) for D = 2, K = 2: [x_0, x_1, sin(x_0), sin(x_1), sin(2x_0), sin(2x_1), cos(x_0), cos(x_1), cos(2x_0), cos(2x_1)]
+    a, b = 0.3, -1.7
+    want = [a, b, np.sin(a), np.sin(b), np.sin(2 * a), np.sin(2 * b), np.cos(a), np.cos(b), np.cos(2 * a), np.cos(2 * b)]
+    np.testing.assert_allclose(ddpm_ref.input_features(np.array([[a, b]]), 2)[0], want, rtol=1e-15, atol=0)
+    x = np.array([[a, b]])
+    assert ddpm_ref.input_features(x, 0) is x
+    # the network sees them: W_0's Fourier rows change ε_θ
+    cfg = MLPConfig(dim=2, hidden=4, depth=1, fourier=2)
+    params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
+    assert params["W0"].shape == (10 + cfg.emb_dim, 4)
+    out0 = forward(params, x, 5, cfg)[0]
+    params["W0"][9] += 1.0                                              # the cos(2 x_1) row
+    assert not np.allclose(forward(params, x, 5, cfg)[0], out0)
+
+
 def test_timestep_embedding_rows_follow_the_batch_of_steps():
     t = np.array([0, 3, 500])
     e = ddpm_ref.timestep_embedding(t, 4)
@@ -120,6 +136,7 @@ def test_ema_matches_hand_computed_update():
 @pytest.mark.parametrize("kw, match", [
     ({"hidden": 0}, "hidden must be a positive integer"), ({"emb_dim": 3}, "even"),
     ({"activation": "swish"}, "unknown activation 'swish'"), ({"depth": 1.5}, "depth"),
+    ({"fourier": -1}, "fourier must be an integer in 0..16"), ({"fourier": 2.0}, "fourier"),
 ])
 def test_bad_model_config_is_rejected(kw, match):
     with pytest.raises(ValueError, match=match):

@@ -56,6 +56,15 @@ DDPM_HD float ddpm_dact(float a, float h, int code) {
     return 1.0f - h * h;
 }
 
+// Column c (0 ≤ c < 2KD) of the Fourier part of γ(x) (ddpm_ref.mlp.input_features, after its D columns of
+// x itself) for a point with coordinates x[0..D−1]: sin(2^k x_d) for c < KD, else cos(2^k x_d), where
+// k = (c mod KD) / D and d = c mod D. 2^k x is exact (ldexpf), as cpu._fourier_row's doubling.
+DDPM_HD float ddpm_fourier(const float* x, int c, int D, int K) {
+    const int KD = K * D, r = c % KD;
+    const float arg = ldexpf(x[r % D], r / D);
+    return c < KD ? sinf(arg) : cosf(arg);
+}
+
 // Counter-based normals (cpu.counter_normal_pair): SplitMix64 of the key (seed, step, index), two
 // uniforms, Box–Muller in double. A pure function of the key: no state, no thread-count dependence.
 DDPM_HD uint64_t ddpm_splitmix64(uint64_t x) {

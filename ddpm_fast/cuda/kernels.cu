@@ -124,15 +124,27 @@ __device__ void sampler_store(const float* xs, int N, int D, long long lo, float
     }
 }
 
+// The Fourier columns of γ(x) for points p0..p0+np−1 of the tile (fs: TP × 2KD), by the threads
+// i0, i0 + stride, … (the block, or one warp in ddpm_sample_tc).
+__device__ void sampler_features(const float* xs, float* fs, int D, int K, int p0, int np, int i0, int stride) {
+    const int FD = 2 * K * D;
+    for (int i = i0; i < np * FD; i += stride) {
+        const int p = p0 + i / FD;
+        fs[p * FD + i % FD] = ddpm_fourier(xs + p * D, i % FD, D, K);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Sampler: x ← c_x[k]·x − c_eps[k]·ε_θ(x, t_k) + sigma[k]·z_k for k = 0..K−1 (see cpu.sample_kernel).
-// table (K × H): emb(t_k) W_0[D:] + b_0. Activations of the tile stay in shared memory; hidden weights
+// table (K × H): emb(t_k) W_0[F:] + b_0; layer 0's point part is γ(x) W_0[:F], γ(x) = [x, its n_freq
+// Fourier octaves] (F = D(1 + 2·n_freq)). Activations of the tile stay in shared memory; hidden weights
 // too when w_in_smem (else read through L1/L2). Noise: z (K, N, D) when non-null, else counter-based.
 // traj (K+1, N, D) receives x after step k at row K−1−k when non-null.
 // Dynamic shared memory (floats): TP·SA_SIMT (activations) + TP·D (x) + NT·D (read-out shares)
-//                                 [+ (L−2)·H·H when w_in_smem]  (gpu.sampler_smem).
+//                                 + TP·2·n_freq·D (Fourier features) [+ (L−2)·H·H when w_in_smem]
+//                                 (gpu.sampler_smem).
 extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const long long* __restrict__ offs,
-                                       int L, int D, const float* __restrict__ table,
+                                       int L, int D, int n_freq, const float* __restrict__ table,
                                        const float* __restrict__ c_x, const float* __restrict__ c_eps,
                                        const float* __restrict__ sigma, const float* __restrict__ z,
                                        unsigned long long seed, float* __restrict__ x, float* __restrict__ traj,
@@ -142,18 +154,23 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
     float* act_s = smem;                       // TP × H, row stride S
     float* xs = act_s + TP * S;                // TP × D
     float* red = xs + TP * D;                  // NT × D
-    float* Ws = red + NT * D;                  // (L−2) × H × H
-    const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16;
+    float* fs = red + NT * D;                  // TP × 2·n_freq·D
+    float* Ws = fs + TP * 2 * n_freq * D;      // (L−2) × H × H
+    const int tid = threadIdx.x, ty = tid / 16, tx = tid % 16, FD = 2 * n_freq * D;
     const long long lo = (long long)blockIdx.x * TP;
     const int n_out = (int)(offs[2 * (L - 1) + 1] - offs[2 * (L - 1)]) / H;
-    const float* W0 = theta + offs[0];         // rows 0..D−1 of W_0 (the x part)
+    const float* W0 = theta + offs[0];         // rows 0..F−1 of W_0 (the γ(x) part)
     const float* WL = theta + offs[2 * (L - 1)];
     const float* bL = theta + offs[2 * (L - 1) + 1];
     sampler_load(theta, offs, L, D, x, N, lo, xs, Ws, H, w_in_smem);
 
     float acc[RM][CN];
     for (int k = 0; k < K; ++k) {
-        // layer 0: act(x W_0[:D] + table[k])
+        if (FD) {
+            sampler_features(xs, fs, D, n_freq, 0, TP, tid, NT);
+            __syncthreads();
+        }
+        // layer 0: act(γ(x) W_0[:F] + table[k])
 #pragma unroll
         for (int r = 0; r < RM; ++r) {
             int p = ty * RM + r;
@@ -162,6 +179,7 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
                 int j = tx + 16 * c;
                 float s = table[(long long)k * H + j];
                 for (int d = 0; d < D; ++d) s += xs[p * D + d] * W0[d * H + j];
+                for (int f = 0; f < FD; ++f) s += fs[p * FD + f] * W0[(D + f) * H + j];
                 act_s[p * S + j] = ddpm_act(s, act);
             }
         }
@@ -220,7 +238,7 @@ __device__ __forceinline__ void ddpm_split_tf32(float v, float* hi, float* lo) {
 }
 
 extern "C" __global__ void ddpm_sample_tc(const float* __restrict__ theta, const long long* __restrict__ offs,
-                                          int L, int D, const float* __restrict__ table,
+                                          int L, int D, int n_freq, const float* __restrict__ table,
                                           const float* __restrict__ c_x, const float* __restrict__ c_eps,
                                           const float* __restrict__ sigma, const float* __restrict__ z,
                                           unsigned long long seed, float* __restrict__ x, float* __restrict__ traj,
@@ -230,9 +248,10 @@ extern "C" __global__ void ddpm_sample_tc(const float* __restrict__ theta, const
     float* act_s = smem;                       // TP × H, row stride S
     float* xs = act_s + TP * S;                // TP × D
     float* red = xs + TP * D;                  // NT × D
-    float* Ws = red + NT * D;                  // (L−2) × H × H, row stride SW_TC; 32-byte aligned (xs, red:
-                                               // 4·384·D bytes)
-    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    float* fs = red + NT * D;                  // TP × 2·n_freq·D
+    float* Ws = fs + TP * 2 * n_freq * D;      // (L−2) × H × H, row stride SW_TC; 32-byte aligned (xs, red,
+                                               // fs: 4·384·D + 4·128·2·n_freq·D bytes)
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32, FD = 2 * n_freq * D;
     const int r0 = warp * 16;                  // this warp's first row (point) in the tile
     const long long lo = (long long)blockIdx.x * TP;
     const int n_out = (int)(offs[2 * (L - 1) + 1] - offs[2 * (L - 1)]) / H;
@@ -248,10 +267,15 @@ extern "C" __global__ void ddpm_sample_tc(const float* __restrict__ theta, const
     float* rows = act_s + r0 * S;              // this warp's 16 × H activations; 32-byte aligned (64·S bytes a warp)
     for (int k = 0; k < K; ++k) {
         // layer 0 for the warp's points
+        if (FD) {
+            sampler_features(xs, fs, D, n_freq, r0, 16, lane, 32);
+            __syncwarp();
+        }
         for (int i = lane; i < 16 * H; i += 32) {
             int q = i / H, j = i % H;
             float s = table[(long long)k * H + j];
             for (int d = 0; d < D; ++d) s += xs[(r0 + q) * D + d] * W0[d * H + j];
+            for (int f = 0; f < FD; ++f) s += fs[(r0 + q) * FD + f] * W0[(D + f) * H + j];
             rows[q * S + j] = ddpm_act(s, act);
         }
         __syncwarp();
@@ -394,7 +418,7 @@ __device__ void block_mm(const float* A, int ar, int ac, const float* B, int br,
 //                                        + 2·wmax [two gradient buffers] + D [ε] + 2 [t, data row]) + NT.
 extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, const float* __restrict__ thetaT,
                                             const long long* __restrict__ offs,
-                                            const int* __restrict__ widths, int L, int D,
+                                            const int* __restrict__ widths, int L, int D, int n_freq,
                                             const float* __restrict__ data, const long long* __restrict__ idx,
                                             const long long* __restrict__ tt, const float* __restrict__ eps,
                                             const float* __restrict__ emb, const float* __restrict__ sab,
@@ -418,7 +442,7 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
     int* i_s = t_s + rows;                     // rows: data row of x_0
     const unsigned long long step = idx ? 0ULL : (unsigned long long)(base_step[0] + k);
     float* gpart = part + (long long)blockIdx.x * ps;   // this block's slot (ps ≥ P, a multiple of 8)
-    const int n_out = widths[L], E = widths[0] - D;
+    const int n_out = widths[L], F = D * (1 + 2 * n_freq), E = widths[0] - F;
     for (int i = tid; i < P; i += NT) gpart[i] = 0.0f;
     float loss = 0.0f;
     __syncthreads();
@@ -436,14 +460,22 @@ extern "C" __global__ void ddpm_train_tiles(const float* __restrict__ theta, con
             }
         }
         __syncthreads();
-        // h_0 = [x_t, emb(t)], x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε (Eq. 4)
+        // h_0 = [γ(x_t), emb(t)], x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε (Eq. 4): first x_t and emb(t), then
+        // γ's Fourier columns from x_t
         for (int i = tid; i < n * widths[0]; i += NT) {
             int b = i / widths[0], c = i % widths[0];
             int t = t_s[b];
-            hbuf[i] = c < D ? sab[t] * data[(long long)i_s[b] * D + c] + s1m[t] * eps_s[b * D + c]
-                            : emb[(long long)t * E + (c - D)];
+            if (c < D) hbuf[i] = sab[t] * data[(long long)i_s[b] * D + c] + s1m[t] * eps_s[b * D + c];
+            else if (c >= F) hbuf[i] = emb[(long long)t * E + (c - F)];
         }
         __syncthreads();
+        if (F > D) {
+            for (int i = tid; i < n * (F - D); i += NT) {
+                int b = i / (F - D), c = i % (F - D);
+                hbuf[b * widths[0] + D + c] = ddpm_fourier(hbuf + b * widths[0], c, D, n_freq);
+            }
+            __syncthreads();
+        }
         // forward
         float* h = hbuf;
         float* a = abuf;
