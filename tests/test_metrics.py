@@ -23,10 +23,30 @@ def _brute_mmd2(x, y, scale):
 def test_mmd2_is_the_unbiased_estimator_written_out_pair_by_pair():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(130, 2)), rng.normal(size=(70, 2)) * 1.2 + 0.1
-    assert metrics.mmd2(x, y, 0.7) == pytest.approx(_brute_mmd2(x, y, 0.7), rel=1e-12)
+    # the exponentials are float32 (metrics._pair_sums): ~1e-7 relative, while a wrong diagonal term
+    # (i = k kept) moves MMD² by ~Σ_h 1/n ≈ 0.04 here
+    assert metrics.mmd2(x, y, 0.7) == pytest.approx(_brute_mmd2(x, y, 0.7), rel=1e-6, abs=1e-9)
     # more chunks than one (chunk = 1024 rows): the same value
     x, y = rng.normal(size=(1100, 2)), rng.normal(size=(1030, 2))
-    assert metrics.mmd2(x, y, 1.0) == pytest.approx(_brute_mmd2(x, y, 1.0), rel=1e-10, abs=1e-14)
+    assert metrics.mmd2(x, y, 1.0) == pytest.approx(_brute_mmd2(x, y, 1.0), rel=1e-6, abs=1e-9)
+
+
+def test_mmd2_bandwidths_not_four_times_apart_take_their_own_exponential():
+    # _exp_plan reuses exp(−γd²)⁴ for 4γ only: bandwidths 1, 0.5 (γ × 4) and 0.3 (γ × 2.78) all exact
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(90, 2)), rng.normal(size=(80, 2)) + 0.2
+    hs = (1.0, 0.5, 0.3)
+    assert [h for h, _ in metrics._exp_plan(metrics._gammas(1.0, hs))] == ["exp", "pow4", "exp"]
+    want = sum(_brute_mmd2_one(x, y, h) for h in hs)
+    assert metrics.mmd2(x, y, 1.0, bandwidths=hs) == pytest.approx(want, rel=1e-6, abs=1e-9)
+
+
+def _brute_mmd2_one(x, y, h):
+    d2 = lambda a, b: ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    k = lambda a, b: np.exp(-d2(a, b) / (2 * h ** 2))
+    n, m = len(x), len(y)
+    kxx, kyy = k(x, x), k(y, y)
+    return (kxx.sum() - n) / (n * (n - 1)) + (kyy.sum() - m) / (m * (m - 1)) - 2 * k(x, y).mean()
 
 
 @pytest.mark.parametrize("use_pot", [True, False])
