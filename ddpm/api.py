@@ -27,13 +27,14 @@ from ddpm_ref import MLPConfig, TrainConfig
 from .metrics import sample_statistics
 from .model import Model, Normalizer, data_fingerprint
 
-__all__ = ["DivergenceError", "dequantize", "quantize", "fit", "sample", "sample_to_file", "check_memory", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
+__all__ = ["DivergenceError", "default_recipe", "dequantize", "quantize", "fit", "sample", "sample_to_file", "check_memory", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
            "OUTPUT_FILES"]
 
 BACKENDS = ddpm_fast.BACKENDS
 OUTPUT_FILES = ("model.npz", "samples.npy", "samples.png", "loss.png", "bound_profile.png", "metrics.json")
 N_TRAIN_DEFAULT = 100_000     # points drawn from a built-in generator for training: enough that the
                               # training set's own sampling error is small next to the evaluation floor
+LOW_DIM = 3                   # the low-dimensional recipe (``default_recipe``) up to this many modelled coordinates
 N_EVAL = 5_000                # samples drawn after a fit, and fresh data points they are compared with
 FINAL_LOSS_WINDOW = 200       # final_loss = mean L_simple over the last steps (one step is noisy)
 N_BOUND = 1_000               # held-out points on which fit reports the likelihood bound (SE ≈ 0.02 bits/dim)
@@ -117,6 +118,22 @@ def _progress(total: int, initial: int, enabled: bool, desc: str = "training", u
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True)
 
 
+def default_recipe(dim: int) -> dict:
+    """The settings ``fit`` uses for data with ``dim`` modelled coordinates where the caller gives none.
+
+    Up to ``LOW_DIM`` coordinates (2-D and 3-D point sets): input Fourier features of 6 octaves
+    (``MLPConfig.fourier``) and the cosine schedule (Nichol & Dhariwal 2021), which spends more of the
+    T steps at the low noise levels where fine structure is decided. Measured on the quality panel
+    (README, "Quality"): with both, every 2-D set lands at its W2 and MMD² floors in 16,000 steps;
+    without the features the MMD² of tight clusters stays 50–80× its floor. Above ``LOW_DIM``: x alone
+    and the linear schedule of Ho et al. — on digits (64-D) the cosine schedule raised the sliced W2 from
+    2.2× to 11× its floor, and the features add 2·6·D inputs and let small tables (iris, 150 points)
+    be memorised. Returns {"fourier": K, "schedule": name}."""
+    if dim <= LOW_DIM:
+        return {"fourier": 6, "schedule": "cosine"}
+    return {"fourier": 0, "schedule": "linear"}
+
+
 def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None = None, schedule: str | None = None,
         seed: int | None = None, backend: str | None = None, model: MLPConfig | None = None,
         train: TrainConfig | None = None, n_train: int | None = None, n_eval: int = N_EVAL, progress: bool = True,
@@ -132,9 +149,12 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
     checkpoint of an interrupted fit of the same data; training continues exactly as the
     uninterrupted run would have. A setting given together with ``resume`` must agree with the
     checkpoint's (else ValueError naming it), except ``steps``, which may grow (the run is extended;
-    its cosine lr then decays over the new length). ``model`` sets the architecture; its ``dim`` is
-    taken from the data. ``T`` (default 1000), ``schedule`` (default "linear") and ``schedule_params``
-    (passed to ``ddpm_ref.make_schedule``, e.g. ``{"beta_start": 1e-3}``) make the schedule.
+    its cosine lr then decays over the new length). ``model`` sets the architecture: an ``MLPConfig``
+    (used as given), or a dict of some of its fields laid over the defaults (unnamed fields: the
+    ``MLPConfig`` defaults and ``default_recipe``'s ``fourier``); its ``dim`` is taken from the data.
+    ``T`` (default 1000), ``schedule`` (default: ``default_recipe``'s, by the data's dimension) and
+    ``schedule_params`` (passed to ``ddpm_ref.make_schedule``, e.g. ``{"beta_start": 1e-3}``) make the
+    schedule.
     ``normalize``: "per_dim" (default: z-score each coordinate) or "isotropic" (centre, one scale for all).
     ``bin_width``: quantised data (pixel values, counts) lie on a grid of this width; "auto" (default)
     infers 1 for integer-valued data and None (continuous) otherwise; 0/None: continuous. With a grid,
@@ -198,9 +218,15 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
             norm = Normalizer.fit(train_x, isotropic=normalize == "isotropic", whole=whole)
             D = int(norm.mean.shape[0])                                        # the data's modelled columns
             n_out = ddpm_ref.param.out_dim(D, tcfg.var_type)
-            cfg = replace(model or MLPConfig(), dim=D, out_dim=None if n_out == D else n_out)
+            recipe = default_recipe(D)
+            if model is not None and not isinstance(model, (MLPConfig, dict)):
+                raise TypeError(f"model must be an MLPConfig, a dict of its fields or None, got {type(model).__name__}")
+            if not isinstance(model, MLPConfig):
+                model = MLPConfig(**{"fourier": recipe["fourier"], **(model or {})})
+            cfg = replace(model, dim=D, out_dim=None if n_out == D else n_out)
             check_memory(_fit_memory(cfg, tcfg, 1000 if T is None else T, train_x.shape[0], n_eval), "this fit")
-            sched = ddpm_ref.make_schedule(schedule or "linear", 1000 if T is None else T, **(schedule_params or {}))
+            sched = ddpm_ref.make_schedule(schedule or recipe["schedule"], 1000 if T is None else T,
+                                           **(schedule_params or {}))
             rng = np.random.default_rng(ss_train)
             ddpm_ref.param.check_compatible(sched, tcfg.parametrization)
             m = Model(cfg, tcfg, sched, ddpm_ref.init_state(cfg, rng, sched.T),
@@ -249,35 +275,17 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
                 bar.close()
         train_seconds = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
-        sample_seed = int(ss_eval.generate_state(1)[0])
-        samples = sample(m, n_eval, seed=sample_seed, backend=backend if backend in ("numpy", "cupy") else None)
-        sample_seconds = time.perf_counter() - t0
-        if not np.all(np.isfinite(samples)):
-            raise DivergenceError(f"the trained model's samples are not finite ({int(np.sum(~np.isfinite(samples).all(axis=1)))} "
-                                  f"of {samples.shape[0]}): training has diverged; lower the learning rate (--lr, now "
-                                  f"{m.tcfg.lr:g}) and fit again")
-        metrics = {
-            "dataset": source, "seed": m.info.get("seed", seed), "sample_seed": sample_seed,
-            "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]), "dim_modelled": m.cfg.dim,
-            "constant_columns": {str(k): v for k, v in m.norm.constant_columns.items()}, "grid": m.info.get("grid"),
-            "steps": m.step, "T": m.sched.T, "schedule": m.sched.name, "backend": backend, "objective": m.tcfg.objective,
-            "parametrization": m.tcfg.parametrization, "var_type": m.tcfg.var_type,
-            "final_loss": float(np.mean(m.losses[-FINAL_LOSS_WINDOW:])) if m.losses.size else None,
-            "final_loss_window": FINAL_LOSS_WINDOW,
-            "n_eval": int(n_eval), "train_seconds": round(train_seconds, 3), "sample_seconds": round(sample_seconds, 3),
-        }
-        t0 = time.perf_counter()
-        metrics.update(sample_statistics(samples[:refs[0].shape[0]], held, refs, train=train_x))
-        metrics["statistics_seconds"] = round(time.perf_counter() - t0, 3)
+        samples, metrics = _sample_and_measure(m, n_eval, ss_eval, backend, source, seed, train_x, held, refs,
+                                               train_seconds)
         t0 = time.perf_counter()
         grid = m.info.get("grid")
         lb = likelihood_bound(m, held[:N_BOUND], seed=int(ss_eval.generate_state(2)[1]),
                               bin_width=None if not grid else grid["bin_width"])
+        bound_seconds = time.perf_counter() - t0
         lb.pop("per_point_nats")
         metrics["heldout_bound"] = {k: v for k, v in lb.items() if not k.startswith("profile")}
         metrics["bound_bits_per_dim"] = lb["bound_bits_per_dim"]
-        metrics["bound_seconds"] = round(time.perf_counter() - t0, 3)
+        metrics["bound_seconds"] = round(bound_seconds, 3)
         if out is not None:
             from .plots import save_loss_plot, save_profile_plot, save_samples_plot
             _atomic(os.path.join(out, "samples.npy"), lambda p: np.save(p, samples))
@@ -287,6 +295,32 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
             _atomic(os.path.join(out, "bound_profile.png"), lambda p: save_profile_plot(p, lb))
             _atomic(os.path.join(out, "metrics.json"), lambda p: _write_json(p, metrics))
         return FitResult(m, samples, metrics, out)
+
+
+def _sample_and_measure(m, n_eval, ss_eval, backend, source, seed, train_x, held, refs, train_seconds):
+    """After a fit: n_eval samples (Algorithm 2) and the metrics dict with their statistics against the held-out data."""
+    t0 = time.perf_counter()
+    sample_seed = int(ss_eval.generate_state(1)[0])
+    samples = sample(m, n_eval, seed=sample_seed, backend=backend if backend in ("numpy", "cupy") else None)
+    sample_seconds = time.perf_counter() - t0
+    if not np.all(np.isfinite(samples)):
+        raise DivergenceError(f"the trained model's samples are not finite ({int(np.sum(~np.isfinite(samples).all(axis=1)))} "
+                              f"of {samples.shape[0]}): training has diverged; lower the learning rate (--lr, now "
+                              f"{m.tcfg.lr:g}) and fit again")
+    metrics = {
+        "dataset": source, "seed": m.info.get("seed", seed), "sample_seed": sample_seed,
+        "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]), "dim_modelled": m.cfg.dim,
+        "constant_columns": {str(k): v for k, v in m.norm.constant_columns.items()}, "grid": m.info.get("grid"),
+        "steps": m.step, "T": m.sched.T, "schedule": m.sched.name, "backend": backend, "objective": m.tcfg.objective,
+        "parametrization": m.tcfg.parametrization, "var_type": m.tcfg.var_type, "fourier": m.cfg.fourier,
+        "final_loss": float(np.mean(m.losses[-FINAL_LOSS_WINDOW:])) if m.losses.size else None,
+        "final_loss_window": FINAL_LOSS_WINDOW,
+        "n_eval": int(n_eval), "train_seconds": round(train_seconds, 3), "sample_seconds": round(sample_seconds, 3),
+    }
+    t0 = time.perf_counter()
+    metrics.update(sample_statistics(samples[:refs[0].shape[0]], held, refs, train=train_x))
+    metrics["statistics_seconds"] = round(time.perf_counter() - t0, 3)
+    return samples, metrics
 
 
 LOCK_FILE = ".ddpm.lock"      # present in --out only while a fit writes there
@@ -522,9 +556,10 @@ def _check_resume(path, m: Model, *, steps, T, schedule, schedule_params, model,
     if normalize is not None and normalize != m.info.get("normalize", "per_dim"):
         refuse("normalize", normalize, m.info.get("normalize", "per_dim"))
     if model is not None:
-        for f in fields(MLPConfig):
-            if f.name not in ("dim", "out_dim") and getattr(model, f.name) != getattr(m.cfg, f.name):
-                refuse(f"model.{f.name}", getattr(model, f.name), getattr(m.cfg, f.name))
+        given = model if isinstance(model, dict) else {f.name: getattr(model, f.name) for f in fields(MLPConfig)}
+        for name, value in given.items():
+            if name not in ("dim", "out_dim") and value != getattr(m.cfg, name):
+                refuse(f"model.{name}", value, getattr(m.cfg, name))
     if train is not None:
         for f in fields(TrainConfig):
             if f.name != "steps" and getattr(train, f.name) != getattr(m.tcfg, f.name):

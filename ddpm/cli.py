@@ -64,7 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     # checkpoint's, and a given setting that contradicts the checkpoint is refused (api.fit).
     f.add_argument("--steps", type=_positive_int, default=None, help=f"training steps (default {d_train.steps})")
     f.add_argument("--T", type=_positive_int, default=None, help="diffusion steps T (default 1000)")
-    f.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="β schedule (default linear)")
+    f.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="β schedule (default: cosine for 2-D and 3-D data, else linear; see ddpm.default_recipe)")
     f.add_argument("--backend", choices=api.BACKENDS, default=None,
                    help="compute backend (default: numba when installed and it implements the settings, else numpy)")
     f.add_argument("--seed", type=int, default=None,
@@ -76,8 +76,8 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"number of hidden layers (default {d_model.depth})")
     f.add_argument("--activation", default=None, help=f"relu, silu, gelu or tanh (default {d_model.activation})")
     f.add_argument("--fourier", type=int, default=None,
-                   help=f"octaves K of input Fourier features sin/cos(2^k x), k < K; 0: the network sees x alone "
-                        f"(default {d_model.fourier})")
+                   help="octaves K of input Fourier features sin/cos(2^k x), k < K; 0: the network sees x alone "
+                        "(default: 6 for 2-D and 3-D data, else 0; see ddpm.default_recipe)")
     f.add_argument("--var", choices=VAR_TYPES, default=None,
                    help=f"reverse variance σ_t²: fixed beta or beta_tilde, or learned (needs --objective hybrid "
                         f"or vlb) (default {d_train.var_type})")
@@ -183,7 +183,7 @@ def _cmd_fit(args) -> int:
         model = replace(stored.cfg, **given_model) if given_model else None
         train = replace(stored.tcfg, **given_train) if given_train else None
     else:
-        model = MLPConfig(**given_model)
+        model = given_model or None                                   # fit lays them over its defaults
         train = TrainConfig(steps=args.steps or d_train.steps, **given_train)
     kw["train"] = train
     if args.bin_width is not None:

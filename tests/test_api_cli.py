@@ -300,7 +300,7 @@ def test_exact_nll_in_data_units_gains_log2_of_the_scale_per_dimension(tmp_path)
 
 
 @pytest.mark.parametrize("change, msg", [
-    (dict(T=40), "T = 40"), (dict(schedule="cosine"), "schedule = 'cosine'"),
+    (dict(T=40), "T = 40"), (dict(schedule="linear"), "schedule = 'linear'"),  # 2-D default: cosine
     (dict(model=MLPConfig(hidden=17, depth=2)), "model.hidden = 17"),
     (dict(train=TrainConfig(steps=20, lr=1e-3)), "train.lr = 0.001"),
     (dict(train=TrainConfig(steps=20, parametrization="v")), "train.parametrization = 'v'"),

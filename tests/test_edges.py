@@ -14,7 +14,7 @@ rng = np.random.default_rng(0)
 
 CASES = {
     "T=1 (cosine)": ("moons", dict(T=1, schedule="cosine"), None),
-    "T=1 (linear)": ("moons", dict(T=1), "needs T > 20"),
+    "T=1 (linear)": ("moons", dict(T=1, schedule="linear"), "needs T > 20"),
     "T=10000": ("moons", dict(T=10_000), None),
     "beta_T=1, eps": ("moons", dict(T=40, schedule="sohl_dickstein"), "cannot recover x_0"),
     "beta_T=1, x0": ("moons", dict(T=40, schedule="sohl_dickstein", train=TrainConfig(steps=30, parametrization="x0")),

@@ -30,7 +30,7 @@ sizes = st.fixed_dictionaries({
     "n_points": st.integers(1, 70), "var_type": st.sampled_from(["beta", "beta_tilde"]),
     "K": st.integers(1, 60), "respaced": st.booleans(), "trajectory": st.booleans(),
     "eta": st.sampled_from([0.0, 0.3, 1.0]), "spacing": st.sampled_from(["even", "leading", "trailing", "quad"]),
-    "fourier": st.sampled_from([0, 0, 1, 3]),
+    "fourier": st.sampled_from([0, 1, 3, 6]),
 })
 
 
