@@ -19,6 +19,7 @@ import platform
 import time
 
 import ddpm
+import ddpm.api
 from ddpm_ref import MLPConfig, TrainConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -45,7 +46,10 @@ def run(name: str, setting: dict, seed: int) -> dict:
     model = MLPConfig(fourier=setting["fourier"], depth=setting.get("depth", MLPConfig().depth))
     train = TrainConfig(**{k: setting[k] for k in ("steps", "lr", "batch_size", "ema_decay", "var_type") if k in setting})
     t0 = time.perf_counter()
-    res = ddpm.fit(name, seed=seed, progress=False, model=model, train=train, schedule=setting["schedule"])
+    try:
+        res = ddpm.fit(name, seed=seed, progress=False, model=model, train=train, schedule=setting["schedule"])
+    except ddpm.api.DivergenceError as e:                  # a result too: this change is not stable
+        return {"diverged": str(e), "wall": time.perf_counter() - t0}
     wall = time.perf_counter() - t0
     m = res.metrics
     return {"w2_ratio": m["w2_ratio"], "mmd2_ratio": m["mmd2_ratio"], "energy_ratio": m["energy_ratio"],
@@ -62,7 +66,8 @@ def main(argv=None) -> None:
         row = {"change": label, "setting": setting}
         for name in args.datasets:
             row[name] = run(name, setting, args.seed)
-            print(f"{label} | {name}: " + "  ".join(f"{k} {v:.2f}" for k, v in row[name].items()), flush=True)
+            print(f"{label} | {name}: " + "  ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}"
+                                                    for k, v in row[name].items()), flush=True)
         results.append(row)
     out = os.path.join(HERE, "results")
     os.makedirs(out, exist_ok=True)
@@ -73,9 +78,11 @@ def main(argv=None) -> None:
              "ratios to the floor; train = training seconds of the fit", "",
              f"| change | {head} | train (s) |", "|---" * (len(args.datasets) + 2) + "|"]
     for row in results:
-        cells = [f"{row[n]['w2_ratio']:.2f} / {row[n]['mmd2_ratio']:.2f} / {row[n]['energy_ratio']:.2f}"
+        cells = [("diverged (non-finite samples)" if "diverged" in row[n] else
+                  f"{row[n]['w2_ratio']:.2f} / {row[n]['mmd2_ratio']:.2f} / {row[n]['energy_ratio']:.2f}")
                  for n in args.datasets]
-        lines.append(f"| {row['change']} | " + " | ".join(cells) + f" | {row[args.datasets[0]]['train_seconds']:.1f} |")
+        secs = [row[n]["train_seconds"] for n in args.datasets if "train_seconds" in row[n]]
+        lines.append(f"| {row['change']} | " + " | ".join(cells) + f" | {secs[0] if secs else float('nan'):.1f} |")
     with open(os.path.join(out, "ablation.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))

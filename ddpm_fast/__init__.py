@@ -32,7 +32,7 @@ import ddpm_ref
 from .layout import check_sampler_arrays, check_train_arrays, layout, model_widths, pack, unpack
 
 __all__ = ["BACKENDS", "available_backends", "default_backend", "train", "p_sample_loop", "ddim_sample_loop",
-           "supports", "CHUNK"]
+           "unsupported", "CHUNK"]
 
 BACKENDS = ("numpy", "numba", "cupy")
 CHUNK = 500        # training steps per compiled call: long enough to amortise the call, short for progress
@@ -60,8 +60,8 @@ def _check_backend(backend: str) -> None:
         raise ValueError(f"backend {backend!r} needs numba: pip install 'ddpm[cpu]' (or pip install numba)")
 
 
-def supports(tcfg: ddpm_ref.TrainConfig) -> str | None:
-    """None if the fused training kernels (numba, cupy) implement ``tcfg``; else the reason they do not (one line).
+def unsupported(tcfg: ddpm_ref.TrainConfig) -> str | None:
+    """Why the fused training kernels (numba, cupy) cannot train ``tcfg`` (one line), or None when they can.
 
     They fit ε with L_simple and D outputs: objective 'simple', parametrization 'eps' and a fixed σ²
     (var_type 'beta' or 'beta_tilde'; a learned variance needs 2D outputs and another loss). Checked
@@ -127,7 +127,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
         raise ValueError("the numpy reference draws from rng (draws='rng')")
     if backend == "numpy":
         return ddpm_ref.train(state, data, sched, cfg, tcfg, rng, n_steps, callback)
-    reason = supports(tcfg)
+    reason = unsupported(tcfg)
     if reason:
         raise ValueError(reason)
     if backend == "cupy":

@@ -33,16 +33,17 @@ No function draws random numbers itself except the outer loops, which take an ex
 ``numpy.random.Generator``; everything else takes its noise as an argument.
 """
 
-from .bound import LN2, bound, discretized_gaussian_nll, gaussian_nll, normal_kl, normal_kl_grad, prior_kl, terms_at
+from .bound import (LN2, bound, discretized_gaussian_nll, gaussian_nll, normal_kl, normal_kl_grad, prior_kl,
+                    terms_and_grads_at, terms_at)
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .forward import extract, q_mean_variance, q_posterior, q_sample, q_step
 from .mlp import ACTIVATIONS, MLPConfig, backward, forward, init_params, input_features, timestep_embedding
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update, global_norm
 from .param import (PARAMETRIZATIONS, VAR_TYPES, eps_from_v, eps_from_x0, mean_from_output, p_log_variance,
-                    predict_x0, target, threshold_x0, v_from_x0_eps, x0_from_eps, x0_from_mean, x0_from_v)
+                    predict_x0, target, threshold_x0, v_target, x0_from_eps, x0_from_mean, x0_from_v)
 from .ode import mlp_eps_div, ode_log_likelihood, ode_sample, sigma_of_t, sigmas, t_of_sigma
 from .respace import SPACINGS, ddim_invert, ddim_sample_loop, ddim_step, network, respace, timesteps
-from .sample import p_mean_variance, p_sample, p_sample_loop, predict_x0_from_eps
+from .sample import p_mean_variance, p_sample, p_sample_loop
 from .schedule import (SCHEDULES, Schedule, TerminalSNRWarning, make_schedule, rescale_zero_terminal_snr,
                        schedule_from_betas)
 from .train import (HISTORY, OBJECTIVES, TrainConfig, draw_batch, importance_probs, importance_weights, init_state, learning_rate, loss_simple,
@@ -55,9 +56,9 @@ __all__ = [
     "adam_init", "adam_update", "clip_grad_norm", "global_norm", "ema_update",
     "TrainConfig", "loss_simple", "draw_batch", "init_state", "train_step", "train", "learning_rate",
     "HISTORY", "OBJECTIVES", "importance_probs", "importance_weights", "objective_and_grads", "PARAMETRIZATIONS", "VAR_TYPES", "predict_x0", "target", "mean_from_output",
-    "p_log_variance", "threshold_x0", "x0_from_eps", "eps_from_x0", "v_from_x0_eps", "x0_from_v", "eps_from_v", "x0_from_mean",
-    "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "bound",
-    "predict_x0_from_eps", "SPACINGS", "timesteps", "respace", "network", "mlp_eps_div", "ode_log_likelihood", "ode_sample",
+    "p_log_variance", "threshold_x0", "x0_from_eps", "eps_from_x0", "v_target", "x0_from_v", "eps_from_v", "x0_from_mean",
+    "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "terms_and_grads_at", "bound",
+    "SPACINGS", "timesteps", "respace", "network", "mlp_eps_div", "ode_log_likelihood", "ode_sample",
     "sigma_of_t", "sigmas", "t_of_sigma", "ddim_step", "ddim_sample_loop", "ddim_invert", "p_mean_variance", "p_sample", "p_sample_loop",
     "save_checkpoint", "load_checkpoint", "CheckpointError",
 ]

@@ -26,7 +26,7 @@ from .param import check_compatible, mean_from_output, p_log_variance
 from .schedule import Schedule
 
 __all__ = ["LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl",
-           "terms_at", "bound"]
+           "terms_at", "terms_and_grads_at", "bound"]
 
 LN2 = math.log(2.0)
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -76,19 +76,27 @@ def prior_kl(sched: Schedule, x0) -> np.ndarray:
 
 
 def terms_at(sched: Schedule, x0, xt, t, out, parametrization: str = "eps", var_type: str = "beta",
-             bin_width: float | None = None, grads: bool = False):
-    """The step-t term of the bound for a batch, per point (sum over D), in nats.
+             bin_width: float | None = None) -> np.ndarray:
+    """The step-t term of the bound for a batch, per point (sum over D), in nats (B,).
 
     t ≥ 2: L_{t−1} = KL(q(x_{t−1}|x_t,x_0) ‖ N(μ_θ, σ_t²)); t = 1: L_0 = −log p_θ(x_0|x_1) (continuous
     Gaussian, or discretised with ``bin_width``). ``out`` is the network output (B, D), or (B, 2D)
-    for learned variances. With ``grads=True`` also returns (∂term/∂out (B, out width)); the
-    discretised decoder is for evaluation only and has no gradient here.
+    for learned variances.
     """
+    return _terms(sched, x0, xt, t, out, parametrization, var_type, bin_width, False)
+
+
+def terms_and_grads_at(sched: Schedule, x0, xt, t, out, parametrization: str = "eps", var_type: str = "beta"):
+    """``terms_at`` (continuous decoder) and its gradient ∂term/∂out (B, out width): (term, dout)."""
+    return _terms(sched, x0, xt, t, out, parametrization, var_type, None, True)
+
+
+def _terms(sched, x0, xt, t, out, parametrization, var_type, bin_width, grads):
     D = x0.shape[1]
     t_arr = np.broadcast_to(np.asarray(t), (x0.shape[0],))
-    out_mean, v = (out[:, :D], out[:, D:]) if var_type == "learned" else (out, None)
+    out_mean, nu = (out[:, :D], out[:, D:]) if var_type == "learned" else (out, None)
     mean, dmean_dout = mean_from_output(parametrization, sched, xt, t_arr, out_mean)
-    logvar, dlogvar_dv = p_log_variance(sched, var_type, t_arr, xt, v)
+    logvar, dlogvar_dnu = p_log_variance(sched, var_type, t_arr, xt, nu)
     logvar = np.broadcast_to(logvar, mean.shape)
 
     true_mean, true_var = q_posterior(sched, x0, xt, t_arr)
@@ -98,8 +106,6 @@ def terms_at(sched: Schedule, x0, xt, t, out, parametrization: str = "eps", var_
     if bin_width is None:
         nll, dnll_dmean, dnll_dlogvar = gaussian_nll(x0, mean, logvar)
     else:
-        if grads:
-            raise ValueError("the discretised decoder is for evaluation; train with the continuous one")
         nll = discretized_gaussian_nll(x0, mean, logvar, bin_width)
     term = np.where(is_dec, nll, kl).sum(axis=1)                           # (B,)
     if not grads:
@@ -110,7 +116,7 @@ def terms_at(sched: Schedule, x0, xt, t, out, parametrization: str = "eps", var_
     dout_mean = dmean * dmean_dout
     if var_type != "learned":
         return term, dout_mean
-    return term, np.concatenate([dout_mean, dlogvar * dlogvar_dv], axis=1)
+    return term, np.concatenate([dout_mean, dlogvar * dlogvar_dnu], axis=1)
 
 
 def bound(predict, sched: Schedule, x0, rng: np.random.Generator, parametrization: str = "eps",

@@ -14,8 +14,9 @@ backprop needs.
 
 Reverse variance σ_t² (``var_type``): "beta" (β_t), "beta_tilde" (β̃_t; at t = 1, where β̃_1 = 0, the
 log-variance is clipped to log β̃_2 as in Improved DDPM so that the decoder has a density), or
-"learned" (Nichol & Dhariwal 2021, Eq. 15): the network outputs D more numbers v ∈ ℝ and
-log σ_t² = f·log β_t + (1 − f)·log β̃_t with f = (v + 1)/2, clipped to [0, 1] (see p_log_variance).
+"learned" (Nichol & Dhariwal 2021, Eq. 15): the network outputs D more numbers ν ∈ ℝ (their "v"; here ν,
+since v is the v-target above and Adam's second moment in optim.py) and log σ_t² = f·log β_t + (1 − f)·log β̃_t
+with f = (ν + 1)/2, clipped to [0, 1] (see p_log_variance).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ import numpy as np
 from .forward import extract
 from .schedule import Schedule
 
-__all__ = ["PARAMETRIZATIONS", "VAR_TYPES", "x0_from_eps", "eps_from_x0", "v_from_x0_eps", "x0_from_v",
+__all__ = ["PARAMETRIZATIONS", "VAR_TYPES", "x0_from_eps", "eps_from_x0", "v_target", "x0_from_v",
            "eps_from_v", "x0_from_mean", "target", "predict_x0", "mean_from_output", "log_beta_tilde_clipped",
-           "p_log_variance", "out_dim", "check_compatible", "threshold_x0"]
+           "p_log_variance", "out_dim", "check_compatible", "check_var_type", "threshold_x0"]
 
 PARAMETRIZATIONS = ("eps", "x0", "v", "mu")
 VAR_TYPES = ("beta", "beta_tilde", "learned")
@@ -38,7 +39,8 @@ def _check_param(parametrization: str) -> None:
         raise ValueError(f"unknown parametrization {parametrization!r}; choose one of {', '.join(PARAMETRIZATIONS)}")
 
 
-def _check_var(var_type: str) -> None:
+def check_var_type(var_type: str) -> None:
+    """ValueError naming the choices unless ``var_type`` is one of VAR_TYPES."""
     if var_type not in VAR_TYPES:
         raise ValueError(f"unknown variance choice {var_type!r}; choose one of {', '.join(VAR_TYPES)}")
 
@@ -53,8 +55,8 @@ def check_compatible(sched: Schedule, parametrization: str) -> None:
 
 
 def out_dim(dim: int, var_type: str) -> int:
-    """Width of the network's output: D, or 2D when it also outputs the variance interpolation v."""
-    _check_var(var_type)
+    """Width of the network's output: D, or 2D when it also outputs the variance interpolation ν."""
+    check_var_type(var_type)
     return 2 * dim if var_type == "learned" else dim
 
 
@@ -70,8 +72,8 @@ def eps_from_x0(sched: Schedule, xt, t, x0):
     return (xt - extract(sched.sqrt_alpha_bar, t, xt) * x0) / extract(sched.sqrt_one_minus_alpha_bar, t, xt)
 
 
-def v_from_x0_eps(sched: Schedule, x0, eps, t):
-    """v = √ᾱ_t ε − √(1−ᾱ_t) x_0 (Salimans & Ho 2022, Sec. 4)."""
+def v_target(sched: Schedule, x0, t, eps):
+    """The v-target v = √ᾱ_t ε − √(1−ᾱ_t) x_0 (Salimans & Ho 2022, Sec. 4) of the draw (x_0, ε)."""
     return extract(sched.sqrt_alpha_bar, t, x0) * eps - extract(sched.sqrt_one_minus_alpha_bar, t, x0) * x0
 
 
@@ -98,7 +100,7 @@ def target(parametrization: str, sched: Schedule, x0, xt, t, eps):
     if parametrization == "x0":
         return x0
     if parametrization == "v":
-        return v_from_x0_eps(sched, x0, eps, t)
+        return v_target(sched, x0, t, eps)
     return extract(sched.posterior_mean_coef_x0, t, x0) * x0 + extract(sched.posterior_mean_coef_xt, t, xt) * xt
 
 
@@ -143,25 +145,25 @@ def log_beta_tilde_clipped(sched: Schedule) -> np.ndarray:
     return np.log(bt)
 
 
-def p_log_variance(sched: Schedule, var_type: str, t, xt, v=None):
-    """log σ_t² of p_θ(x_{t−1}|x_t) and, for "learned", ∂ log σ_t²/∂v. Returns (logvar, dlogvar_dv or None).
+def p_log_variance(sched: Schedule, var_type: str, t, xt, nu=None):
+    """log σ_t² of p_θ(x_{t−1}|x_t) and, for "learned", ∂ log σ_t²/∂ν. Returns (logvar, dlogvar_dnu or None).
 
-    "learned" needs v (B, D), the network's extra outputs: log σ² = f log β_t + (1 − f) log β̃_t, f = (v+1)/2.
+    "learned" needs ν (B, D), the network's extra outputs: log σ² = f log β_t + (1 − f) log β̃_t, f = (ν+1)/2.
     """
-    _check_var(var_type)
+    check_var_type(var_type)
     log_beta = np.log(np.maximum(sched.beta, 1e-300))
     log_bt = log_beta_tilde_clipped(sched)
     if var_type == "beta":
         return extract(log_beta, t, xt), None
     if var_type == "beta_tilde":
         return extract(log_bt, t, xt), None
-    if v is None:
-        raise ValueError("var_type 'learned' needs the network's variance outputs v")
+    if nu is None:
+        raise ValueError("var_type 'learned' needs the network's variance outputs nu")
     hi, lo = extract(log_beta, t, xt), extract(log_bt, t, xt)
     # Deviation from Improved DDPM: f is clipped to [0, 1], so σ_t² stays between β̃_t and β_t — the
     # two bounds on the optimal reverse variance (Ho et al. Sec. 3.2). Unclipped, an untrained
-    # network's extrapolated v overflows exp(log σ²) within a few sampling steps. ∂/∂v is 0 outside.
-    f_raw = (v + 1.0) / 2.0
+    # network's extrapolated ν overflows exp(log σ²) within a few sampling steps. ∂/∂ν is 0 outside.
+    f_raw = (nu + 1.0) / 2.0
     f = np.clip(f_raw, 0.0, 1.0)
     inside = (f_raw >= 0.0) & (f_raw <= 1.0)
     return f * hi + (1.0 - f) * lo, np.where(inside, 0.5 * (hi - lo), 0.0)

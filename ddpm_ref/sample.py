@@ -19,13 +19,11 @@ import numpy as np
 
 from .forward import extract
 from .mlp import MLPConfig, forward
-from .param import (VAR_TYPES, _check_var, check_compatible, mean_from_output, p_log_variance, predict_x0,
-                    threshold_x0, x0_from_eps)
+from .param import (VAR_TYPES, check_compatible, check_var_type, mean_from_output, p_log_variance, predict_x0,
+                    threshold_x0)
 from .schedule import Schedule
 
-__all__ = ["VAR_TYPES", "predict_x0_from_eps", "p_mean_variance", "p_sample", "p_sample_loop"]
-
-predict_x0_from_eps = x0_from_eps
+__all__ = ["VAR_TYPES", "p_mean_variance", "p_sample", "p_sample_loop"]
 
 
 def _t_model(sched: Schedule, t_model, parametrization: str):
@@ -55,7 +53,7 @@ def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarra
     σ_t² is β_t, β̃_t (exactly; 0 at t = 1) or learned (from the network's extra outputs). On a
     respaced schedule ``t_model[t]`` is the original step the network was trained with.
     """
-    _check_var(var_type)
+    check_var_type(var_type)
     t_model = _t_model(sched, t_model, parametrization)
     t_net = t if t_model is None else t_model[t]                          # the step the network was trained on
     out, _ = forward(params, xt, t_net, cfg)                               # (B, n_out)
@@ -109,7 +107,7 @@ def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray
     x = np.array(x_T, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != cfg.dim:
         raise ValueError(f"x_T must have shape (N, {cfg.dim}), got {x.shape}")
-    _check_var(var_type)
+    check_var_type(var_type)
     check_compatible(sched, parametrization)
     T = sched.T
     if (z is None) == (rng is None):

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .bound import LN2, terms_at
+from .bound import LN2, terms_and_grads_at
 from .forward import q_sample
 from .mlp import MLPConfig, backward, forward, init_params
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update
@@ -161,7 +161,7 @@ def objective_and_grads(params: dict, x0: np.ndarray, t: np.ndarray, eps: np.nda
         l_s, dout[:, :D] = loss_simple(target(tcfg.parametrization, sched, x0, xt, t, eps), out[:, :D])
         loss += l_s
     if tcfg.objective in ("vlb", "hybrid"):
-        term, dterm = terms_at(sched, x0, xt, t, out, tcfg.parametrization, tcfg.var_type, grads=True)
+        term, dterm = terms_and_grads_at(sched, x0, xt, t, out, tcfg.parametrization, tcfg.var_type)
         w = np.ones(x0.shape[0]) if weights is None else weights
         scale = sched.T / (D * LN2)                                        # Σ_t L_{t−1} = T·E_t[L_{t−1}], bits/dim
         l_v = float(np.mean(w * term)) * scale

@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 from scipy.stats import norm
 
 import ddpm_ref
-from ddpm_ref import (discretized_gaussian_nll, gaussian_nll, make_schedule, normal_kl, normal_kl_grad, terms_at)
+from ddpm_ref import (discretized_gaussian_nll, gaussian_nll, make_schedule, normal_kl, normal_kl_grad, terms_and_grads_at,
+                      terms_at)
 
 from strategies import schedule_and_t
 
@@ -73,7 +74,7 @@ def test_parametrisation_conversions_are_inverses(st_, seed):
     np.testing.assert_allclose(ddpm_ref.x0_from_eps(sched, xt, t, eps), x0, **tol)
     np.testing.assert_allclose(ddpm_ref.eps_from_x0(sched, xt, t, x0), eps, rtol=1e-7,
                                atol=1e-7 * (1 + 1 / sched.sqrt_one_minus_alpha_bar[t]))
-    v = ddpm_ref.v_from_x0_eps(sched, x0, eps, t)
+    v = ddpm_ref.v_target(sched, x0, t, eps)
     np.testing.assert_allclose(ddpm_ref.x0_from_v(sched, xt, t, v), x0, rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(ddpm_ref.eps_from_v(sched, xt, t, v), eps, rtol=1e-9, atol=1e-9)
     for p in ddpm_ref.PARAMETRIZATIONS:
@@ -95,9 +96,9 @@ def test_bound_term_gradients_equal_finite_differences(parametrization, var_type
     width = 4 if var_type == "learned" else 2
     out = 0.5 * rng.standard_normal((3, width))
     R = rng.standard_normal(3)
-    _, dout = terms_at(sched, x0, xt, t, out, parametrization, var_type, grads=True)
+    _, dout = terms_and_grads_at(sched, x0, xt, t, out, parametrization, var_type)
     f = lambda o: float(np.sum(R * terms_at(sched, x0, xt, t, o, parametrization, var_type)))
-    _, dR = terms_at(sched, x0, xt, t, out, parametrization, var_type, grads=True)
+    _, dR = terms_and_grads_at(sched, x0, xt, t, out, parametrization, var_type)
     np.testing.assert_allclose(R[:, None] * dR, _fd(f, out), rtol=1e-5, atol=1e-6)
 
 

@@ -113,7 +113,7 @@ def test_in_kernel_noise_adds_sigma_squared_at_every_step(var_type):
 
 def _simple_learned_config():
     """objective 'simple' with var_type 'learned': a combination TrainConfig itself may refuse, built
-    anyway (as an old checkpoint's config might be), so that supports() is seen to check it on its own."""
+    anyway (as an old checkpoint's config might be), so that unsupported() is seen to check it on its own."""
     tcfg = copy.copy(ddpm_ref.TrainConfig(steps=3, batch_size=8))
     object.__setattr__(tcfg, "var_type", "learned")
     return tcfg
@@ -126,8 +126,8 @@ def _no_kernel(*args, **kwargs):
 @pytest.mark.parametrize("tcfg", [ddpm_ref.TrainConfig(steps=3, batch_size=8, objective="hybrid", var_type="learned"),
                                   _simple_learned_config()], ids=["hybrid-learned", "simple-learned"])
 def test_learned_variances_are_refused_by_the_fused_trainer_in_one_line(tcfg, monkeypatch):
-    assert ddpm_fast.supports(tcfg) and "\n" not in ddpm_fast.supports(tcfg)
-    assert ddpm_fast.supports(ddpm_ref.TrainConfig(var_type="beta_tilde")) is None
+    assert ddpm_fast.unsupported(tcfg) and "\n" not in ddpm_fast.unsupported(tcfg)
+    assert ddpm_fast.unsupported(ddpm_ref.TrainConfig(var_type="beta_tilde")) is None
     monkeypatch.setattr(ddpm_fast.cpu, "train_steps_kernel", _no_kernel)
     cfg = ddpm_ref.MLPConfig(hidden=8, depth=1, out_dim=4)                  # 2D outputs: ε and the variance
     rng = np.random.default_rng(0)
@@ -143,7 +143,7 @@ def test_a_network_with_more_outputs_than_eps_is_refused_before_the_training_ker
     monkeypatch.setattr(ddpm_fast.cpu, "train_steps_kernel", _no_kernel)
     cfg = ddpm_ref.MLPConfig(hidden=8, depth=1, out_dim=4)
     tcfg = ddpm_ref.TrainConfig(steps=3, batch_size=8)
-    assert ddpm_fast.supports(tcfg) is None
+    assert ddpm_fast.unsupported(tcfg) is None
     rng = np.random.default_rng(0)
     state = ddpm_ref.init_state(cfg, rng, 30)
     for dtype in (np.float32, np.float64):

@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ddpm_ref
-from ddpm_ref import MLPConfig, p_mean_variance, p_sample_loop, predict_x0_from_eps, q_posterior
+from ddpm_ref import MLPConfig, p_mean_variance, p_sample_loop, q_posterior, x0_from_eps
 
 from strategies import schedule_and_t
 
@@ -25,7 +25,7 @@ def test_eq11_mean_is_the_posterior_mean_at_the_predicted_x0(st_, seed):
     xt = rng.standard_normal((5, 2))
     mean, var = p_mean_variance(params, cfg, sched, xt, t, "beta_tilde")
     eps_theta = ddpm_ref.forward(params, xt, t, cfg)[0]
-    mean_ref, var_ref = q_posterior(sched, predict_x0_from_eps(sched, xt, t, eps_theta), xt, t)
+    mean_ref, var_ref = q_posterior(sched, x0_from_eps(sched, xt, t, eps_theta), xt, t)
     np.testing.assert_allclose(mean, mean_ref, rtol=1e-8, atol=1e-8 * (1 + np.abs(mean_ref).max()))
     assert float(var) == pytest.approx(float(var_ref))
     assert float(p_mean_variance(params, cfg, sched, xt, t, "beta")[1]) == sched.beta[t]
