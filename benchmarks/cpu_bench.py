@@ -169,9 +169,9 @@ def main() -> None:
         params = ddpm_ref.init_params(CFG, np.random.default_rng(0))
         x = np.random.default_rng(1).standard_normal((n, CFG.dim))
         res = {}
-        res["numpy"] = median_time(lambda: ddpm_ref.p_sample_loop(params, CFG, sched, x, rng=np.random.default_rng(2)),
+        res["numpy"] = median_time(lambda: ddpm_ref.p_sample_loop(ddpm_ref.network(params, CFG), sched, x, rng=np.random.default_rng(2)),
                                    1) / (n * steps)
-        res["numba"] = median_time(lambda: ddpm_fast.p_sample_loop(params, CFG, sched, x, rng=np.random.default_rng(2),
+        res["numba"] = median_time(lambda: ddpm_fast.p_sample_loop(ddpm_ref.network(params, CFG), sched, x, rng=np.random.default_rng(2),
                                                                    backend="numba"), reps) / (n * steps)
         if peer:
             res["pytorch"] = median_time(lambda: peer["sample"](n, steps), reps) / (n * steps)
@@ -203,9 +203,9 @@ def main() -> None:
     sched = ddpm_ref.make_schedule("linear", steps)
     params = ddpm_ref.init_params(cfg64, np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((n, 64))
-    res = {"numpy": median_time(lambda: ddpm_ref.p_sample_loop(params, cfg64, sched, x, rng=np.random.default_rng(2)),
+    res = {"numpy": median_time(lambda: ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg64), sched, x, rng=np.random.default_rng(2)),
                                 1) / (n * steps),
-           "numba": median_time(lambda: ddpm_fast.p_sample_loop(params, cfg64, sched, x, rng=np.random.default_rng(2),
+           "numba": median_time(lambda: ddpm_fast.p_sample_loop(ddpm_ref.network(params, cfg64), sched, x, rng=np.random.default_rng(2),
                                                                 backend="numba"), reps) / (n * steps)}
     if peer64:
         res["pytorch"] = median_time(lambda: peer64["sample"](n, steps), reps) / (n * steps)

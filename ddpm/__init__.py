@@ -7,7 +7,7 @@
 The method itself lives in ``ddpm_ref`` (readable NumPy); this package is the application around it.
 """
 
-from .api import BACKENDS, FitResult, default_recipe, evaluate, fit, likelihood_bound, load_model, ode_nll, resolve_data, sample
+from .api import BACKENDS, FitResult, default_recipe, evaluate, fit, likelihood_bound, load_model, ode_nll, resolve_data, sample, sample_trajectory
 from .metrics import energy_distance
 from .model import Model
 from .show import show

@@ -27,7 +27,7 @@ from ddpm_ref import MLPConfig, TrainConfig
 from .metrics import sample_statistics
 from .model import Model, Normalizer, data_fingerprint
 
-__all__ = ["DivergenceError", "default_recipe", "dequantize", "quantize", "fit", "sample", "sample_to_file", "check_memory", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
+__all__ = ["DivergenceError", "default_recipe", "dequantize", "quantize", "fit", "sample", "sample_trajectory", "sample_to_file", "check_memory", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
            "OUTPUT_FILES"]
 
 BACKENDS = ddpm_fast.BACKENDS
@@ -578,12 +578,12 @@ def load_model(path) -> Model:
 
 
 def sample(model, n: int, *, seed: int | None = None, var_type: str | None = None, use_ema: bool = True,
-           backend: str | None = None, return_trajectory: bool = False, sampler: str = "ancestral",
-           steps: int | None = None, eta: float = 0.0, spacing: str = "even"):
+           backend: str | None = None, sampler: str = "ancestral", steps: int | None = None, eta: float = 0.0,
+           spacing: str = "even") -> np.ndarray:
     """Draw n points with Algorithm 2 from a fitted model (a :class:`Model` or a checkpoint path).
 
-    Returns points (n, D) in the data's own coordinates (and the trajectory (T+1, n, D), also in data
-    coordinates, if ``return_trajectory``). ``seed``: as ``numpy.random.default_rng`` — None (default)
+    Returns points (n, D) in the data's own coordinates (``sample_trajectory`` also returns every x_t).
+    ``seed``: as ``numpy.random.default_rng`` — None (default)
     draws fresh entropy, so two calls give different points; pass an int to reproduce a draw. Uses the EMA weights unless ``use_ema=False``. The
     default backend is numba when installed and it implements the model (ε, fixed σ²), else numpy;
     the numba sampler draws z in-kernel from a seed taken from the same rng.
@@ -593,6 +593,18 @@ def sample(model, n: int, *, seed: int | None = None, var_type: str | None = Non
     probability-flow ODE, RK4 with ``steps`` or 100 steps in log σ). Ancestral and DDIM sampling of
     ε-models with fixed σ² run on the numba kernels by default; the ODE runs on the numpy reference.
     """
+    return _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spacing, False)
+
+
+def sample_trajectory(model, n: int, *, seed: int | None = None, var_type: str | None = None, use_ema: bool = True,
+                      backend: str | None = None, steps: int | None = None, spacing: str = "even"):
+    """``sample`` with the ancestral sampler, keeping the chain: returns (points (n, D), trajectory
+    (K+1, n, D) indexed by step, row K = x_T, row 0 = x_0), both in the data's own coordinates (the points
+    on the data's grid for quantised data; the trajectory not)."""
+    return _sample(model, n, seed, var_type, use_ema, backend, "ancestral", steps, 0.0, spacing, True)
+
+
+def _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spacing, return_trajectory):
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
     m = model if isinstance(model, Model) else Model.load(model)
@@ -608,11 +620,9 @@ def sample(model, n: int, *, seed: int | None = None, var_type: str | None = Non
     x_T = rng.standard_normal((int(n), m.cfg.dim))                         # Alg. 2 line 1
     if sampler not in ("ancestral", "ddim", "ode"):
         raise ValueError(f"unknown sampler {sampler!r}; choose ancestral, ddim or ode")
-    if return_trajectory and sampler != "ancestral":
-        raise ValueError("trajectories are available for ancestral sampling only")
     if sampler == "ode":
-        eps_div = ddpm_ref.mlp_eps_div(weights, m.cfg, m.sched, m.tcfg.parametrization)
-        x0 = ddpm_ref.ode_sample(eps_div, m.sched, x_T, steps=steps or 100)
+        x0 = ddpm_ref.ode_sample(ddpm_ref.network(weights, m.cfg), m.sched, x_T, steps=steps or 100,
+                                 parametrization=m.tcfg.parametrization)
         return quantize(m.norm.to_data(x0), m.info.get("grid"))
     T = m.sched.T
     K = T if steps is None else steps
@@ -629,13 +639,13 @@ def sample(model, n: int, *, seed: int | None = None, var_type: str | None = Non
             raise ValueError(f"the {backend} sampler implements eps-models with var_type beta or beta_tilde "
                              f"(this model: {m.tcfg.parametrization!r}, {var_type!r}); use backend 'numpy'")
     if sampler == "ddim":
-        x0 = ddpm_fast.ddim_sample_loop(weights, m.cfg, m.sched, x_T, ts=ts, eta=eta, rng=rng if eta > 0 else None,
+        x0 = ddpm_fast.ddim_sample_loop(ddpm_ref.network(weights, m.cfg), m.sched, x_T, ts=ts, eta=eta, rng=rng if eta > 0 else None,
                                         parametrization=m.tcfg.parametrization, backend=backend)
         return quantize(m.norm.to_data(x0), m.info.get("grid"))
     sched, t_model = (m.sched, None) if K == T else ddpm_ref.respace(m.sched, ts)
-    res = ddpm_fast.p_sample_loop(weights, m.cfg, sched, x_T, rng=rng, var_type=var_type, t_model=t_model,
-                                  parametrization=m.tcfg.parametrization, return_trajectory=return_trajectory,
-                                  backend=backend)
+    chain = ddpm_fast.p_sample_trajectory if return_trajectory else ddpm_fast.p_sample_loop
+    res = chain(ddpm_ref.network(weights, m.cfg), sched, x_T, rng=rng, var_type=var_type, t_model=t_model,
+                parametrization=m.tcfg.parametrization, backend=backend)
     if return_trajectory:
         x0, traj = res
         return quantize(m.norm.to_data(x0), m.info.get("grid")), m.norm.to_data(traj)
@@ -657,8 +667,6 @@ def sample_to_file(model, n: int, out, *, seed: int = 0, progress: bool = True, 
     m = model if isinstance(model, Model) else Model.load(model)
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
-    if kw.get("return_trajectory"):
-        raise ValueError("sample_to_file writes points only; use sample(..., return_trajectory=True)")
     seed = int(np.random.SeedSequence().entropy) if seed is None else seed
     out = os.fspath(out)
     folder = os.path.dirname(os.path.abspath(out))
@@ -723,10 +731,7 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
     # A discretised bin of width w in data units is w/s_d wide in standardised coordinates.
     bw = None if bin_width is None else np.asarray(bin_width / m.norm.scale)
 
-    def predict(xt, t):
-        return ddpm_ref.forward(weights, xt, t, m.cfg)[0]
-
-    b = ddpm_ref.bound(predict, m.sched, u, np.random.default_rng(seed), m.tcfg.parametrization,
+    b = ddpm_ref.bound(ddpm_ref.network(weights, m.cfg), m.sched, u, np.random.default_rng(seed), m.tcfg.parametrization,
                        m.tcfg.var_type, bw, log_scale)
     N, D = x.shape[0], m.cfg.dim          # bits per modelled dimension: constant columns are point masses
     to_bpd = 1.0 / (D * ddpm_ref.LN2)
@@ -755,8 +760,8 @@ def ode_nll(model, x, *, steps: int = 100, use_ema: bool = True) -> dict:
     −log p_x(x) = −log p_u(u) + Σ_d log s_d for the standardised u = (x − m)/s (ε-, x_0- and v-models)."""
     m = model if isinstance(model, Model) else Model.load(model)
     weights = m.state["ema"] if use_ema else m.state["params"]
-    eps_div = ddpm_ref.mlp_eps_div(weights, m.cfg, m.sched, m.tcfg.parametrization)
-    ll, _ = ddpm_ref.ode_log_likelihood(eps_div, m.sched, m.norm.to_model(x), steps)
+    ll, _ = ddpm_ref.ode_log_likelihood(ddpm_ref.network(weights, m.cfg), m.sched, m.norm.to_model(x), steps,
+                                        parametrization=m.tcfg.parametrization)
     nll_bpd = (-ll + float(np.sum(np.log(m.norm.scale)))) / (m.cfg.dim * ddpm_ref.LN2)
     return {"ode_nll_bits_per_dim": float(nll_bpd.mean()),
             "ode_nll_bits_per_dim_se": float(nll_bpd.std(ddof=1) / np.sqrt(nll_bpd.size)),

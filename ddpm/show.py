@@ -267,7 +267,7 @@ def show(model, out, *, data=None, n: int = 2000, n_gif: int = 500, n_bound: int
 
 
 def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed) -> ShowResult:
-    from .api import likelihood_bound, sample
+    from .api import likelihood_bound, sample_trajectory
     D, T = m.cfg.dim, m.sched.T
 
     ss_data, ss_fwd, ss_sample, ss_field, ss_prof = np.random.SeedSequence(seed).spawn(5)
@@ -287,7 +287,7 @@ def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed) ->
     # Algorithm 2 once, for the grid, the animation and (without data) as the data; the trajectory is
     # (T+1, n, D) float64: capped at ≈ 256 MB for large D.
     n_traj = int(min(n, max(n_gif, 2 ** 28 // ((T + 1) * D * 8))))
-    samples, traj = sample(m, n_traj, seed=int(ss_sample.generate_state(1)[0]), return_trajectory=True)
+    samples, traj = sample_trajectory(m, n_traj, seed=int(ss_sample.generate_state(1)[0]))
     traj = m.norm.to_model(traj)[..., :2]                                     # (T+1, n, 2), indexed by t
     u0 = m.norm.to_model(samples if x_data is None else x_data)               # (n, D)
     done("sample", "")

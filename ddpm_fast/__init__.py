@@ -5,12 +5,16 @@ Same functions, same signatures as the reference, plus ``backend=`` and ``dtype=
     train(state, data, sched, cfg, tcfg, rng, n_steps, callback=None, backend="numba", dtype=np.float32)
         ≡ ddpm_ref.train: the same draws from ``rng`` (so the same training run up to rounding),
           executed as fused K-step kernel calls.
-    p_sample_loop(params, cfg, sched, x_T, *, z=None, rng=None, var_type="beta", parametrization="eps",
-                  return_trajectory=False, t_model=None, backend="numba", dtype=np.float32)
+    p_sample_loop(denoise_fn, sched, x_T, *, z=None, rng=None, var_type="beta", parametrization="eps",
+                  t_model=None, backend="numba", dtype=np.float32)
         ≡ ddpm_ref.p_sample_loop: with ``z`` the same noise (parity); with ``rng`` one seed is drawn
           from it and z comes from the in-kernel counter-based generator (statistically the same).
-    ddim_sample_loop(params, cfg, sched, x_T, *, ts=None, eta=0.0, z=None, rng=None, backend="numba", ...)
-        ≡ ddpm_ref.ddim_sample_loop(network(params, cfg), ...).
+    p_sample_trajectory(...)  ≡ ddpm_ref.p_sample_trajectory: the same, returning (x_0, every x_t).
+    ddim_sample_loop(denoise_fn, sched, x_T, *, ts=None, eta=0.0, z=None, rng=None, backend="numba", ...)
+        ≡ ddpm_ref.ddim_sample_loop.
+
+The samplers take the network as the reference does, ``denoise_fn = ddpm_ref.network(params, cfg)``;
+the compiled backends run its weights (any other function: backend "numpy" only).
 
 Both samplers are one update rule x ← c_x·x − c_eps·ε_θ(x, t) + σ·z with per-step coefficients
 (``ancestral_coefficients``, ``ddim_coefficients``), so one kernel per backend serves them all.
@@ -31,7 +35,7 @@ import ddpm_ref
 
 from .layout import check_sampler_arrays, check_train_arrays, layout, model_widths, pack, unpack
 
-__all__ = ["BACKENDS", "available_backends", "default_backend", "train", "p_sample_loop", "ddim_sample_loop",
+__all__ = ["BACKENDS", "available_backends", "default_backend", "train", "p_sample_loop", "p_sample_trajectory", "ddim_sample_loop",
            "unsupported", "CHUNK"]
 
 BACKENDS = ("numpy", "numba", "cupy")
@@ -238,21 +242,42 @@ def _run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, t
     return (x, traj.astype(np.float64)) if keep_traj else x
 
 
-def p_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, z: np.ndarray | None = None,
+def _weights(denoise_fn):
+    """(params, cfg) of the MLP behind ``denoise_fn``: the compiled kernels run its weights, not a Python function."""
+    if not isinstance(denoise_fn, ddpm_ref.Denoiser):
+        raise TypeError(f"the compiled samplers run the MLP's weights: pass denoise_fn = ddpm_ref.network(params, cfg), "
+                        f"got {type(denoise_fn).__name__} (backend 'numpy' takes any function)")
+    return denoise_fn.params, denoise_fn.cfg
+
+
+def p_sample_loop(denoise_fn, sched, x_T: np.ndarray, *, z: np.ndarray | None = None,
                   rng: np.random.Generator | None = None, var_type: str = "beta", parametrization: str = "eps",
-                  return_trajectory: bool = False, t_model: np.ndarray | None = None,
-                  backend: str = "numba", dtype=np.float32, tile: int = 256):
+                  t_model: np.ndarray | None = None, backend: str = "numba", dtype=np.float32, tile: int = 256):
     """``ddpm_ref.p_sample_loop`` (Algorithm 2) on the chosen backend; numba: all T steps in one compiled call.
 
     Line 4 (Eq. 11) for t = T..1 of ``sched`` (respaced schedules with their ``t_model`` map too), with
     σ_t² = β_t or β̃_t and z = 0 at t = 1. ``z`` (T, N, D) uses z[t−1] at step t like the reference;
     with ``rng`` the kernel draws its own counter-based normals from one seed taken from ``rng``.
     """
+    return _ancestral(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, backend, dtype, tile,
+                      False)
+
+
+def p_sample_trajectory(denoise_fn, sched, x_T: np.ndarray, *, z: np.ndarray | None = None,
+                        rng: np.random.Generator | None = None, var_type: str = "beta", parametrization: str = "eps",
+                        t_model: np.ndarray | None = None, backend: str = "numba", dtype=np.float32, tile: int = 256):
+    """``ddpm_ref.p_sample_trajectory`` on the chosen backend: (x_0, trajectory (T + 1, N, D) indexed by t)."""
+    return _ancestral(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, backend, dtype, tile,
+                      True)
+
+
+def _ancestral(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, backend, dtype, tile, keep):
     _check_sampler_backend(backend, parametrization, "sampler")
     if backend == "numpy":
-        return ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z, rng=rng, var_type=var_type,
-                                      parametrization=parametrization, return_trajectory=return_trajectory,
-                                      t_model=t_model)
+        ref = ddpm_ref.p_sample_trajectory if keep else ddpm_ref.p_sample_loop
+        return ref(denoise_fn, sched, x_T, z=z, rng=rng, var_type=var_type, parametrization=parametrization,
+                   t_model=t_model)
+    params, cfg = _weights(denoise_fn)
     if var_type not in ("beta", "beta_tilde"):
         raise ValueError(f"the numba sampler implements var_type 'beta' or 'beta_tilde' (got {var_type!r}); "
                          "use backend 'numpy' for learned variances")
@@ -262,7 +287,7 @@ def p_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, z: np.ndarray | 
     z, seed = _noise(z, rng, (T,) + tuple(np.shape(x_T)), dtype, needed=T > 1)
     if z.shape[0] == T:
         z = np.ascontiguousarray(z[::-1])                            # the reference reads z[t−1] at step t
-    return _sampler(backend)(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, tile, return_trajectory)
+    return _sampler(backend)(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, tile, keep)
 
 
 def ancestral_coefficients(sched, var_type: str, t_model=None):
@@ -294,10 +319,10 @@ def ddim_coefficients(sched, ts: np.ndarray, eta: float):
     return c_x, c_eps, sigma
 
 
-def ddim_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, ts: np.ndarray | None = None,
+def ddim_sample_loop(denoise_fn, sched, x_T: np.ndarray, *, ts: np.ndarray | None = None,
                      eta: float = 0.0, z: np.ndarray | None = None, rng: np.random.Generator | None = None,
                      parametrization: str = "eps", backend: str = "numba", dtype=np.float32, tile: int = 256):
-    """``ddpm_ref.ddim_sample_loop`` for the MLP ``params`` (the reference takes ``network(params, cfg)``).
+    """``ddpm_ref.ddim_sample_loop`` on the chosen backend, for the MLP ``denoise_fn = network(params, cfg)``.
 
     DDIM (Song et al. Eq. 12) down the descending steps ``ts`` (default all T) with η = ``eta``:
     x_s = √ᾱ_s x̂_0 + √(1 − ᾱ_s − σ²) ε̂ + σ z, x̂_0 = (x_t − √(1−ᾱ_t) ε̂)/√ᾱ_t, written in the kernel as
@@ -307,8 +332,9 @@ def ddim_sample_loop(params: dict, cfg, sched, x_T: np.ndarray, *, ts: np.ndarra
     if not (0.0 <= eta <= 1.0):
         raise ValueError(f"eta must lie in [0, 1], got {eta!r}")
     if backend == "numpy":
-        return ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts, eta=eta, z=z, rng=rng,
+        return ddpm_ref.ddim_sample_loop(denoise_fn, sched, x_T, ts=ts, eta=eta, z=z, rng=rng,
                                          parametrization=parametrization)
+    params, cfg = _weights(denoise_fn)
     ddpm_ref.param.check_compatible(sched, parametrization)
     ts = np.arange(sched.T, 0, -1) if ts is None else np.asarray(ts, dtype=np.int64)
     if ts.ndim != 1 or len(ts) == 0 or np.any(np.diff(ts) >= 0) or ts[-1] < 1 or ts[0] > sched.T:

@@ -16,7 +16,7 @@ import numpy as np
 
 import ddpm_ref
 
-from . import ddim_sample_loop, p_sample_loop, train
+from . import ddim_sample_loop, p_sample_loop, p_sample_trajectory, train
 
 # Documented tolerances of the fast backends against the float64 reference, element by element:
 # |fast − ref| ≤ atol + rtol·|ref| (never scaled by the largest output). They hold for the registry's
@@ -89,14 +89,14 @@ def make_train_inputs(size: dict, rng: np.random.Generator):
 
 def make_sample_inputs(size: dict, rng: np.random.Generator):
     """Algorithm 2 on the full schedule, or (size["respaced"]) on K = size["K"] respaced steps with the
-    t_model map; size["trajectory"] asks for the trajectory too."""
+    t_model map (also the inputs of p_sample_trajectory)."""
     cfg, sched, params = _sampling_model(size, rng)
-    kw = {"var_type": size.get("var_type", "beta"), "return_trajectory": size.get("trajectory", False)}
+    kw = {"var_type": size.get("var_type", "beta")}
     if size.get("respaced", False):
         sched, kw["t_model"] = ddpm_ref.respace(sched, ddpm_ref.timesteps(sched.T, min(size["K"], sched.T)))
     x_T = rng.standard_normal((size["n_points"], cfg.dim))
     kw["z"] = rng.standard_normal((sched.T, size["n_points"], cfg.dim))
-    return (lambda: (params, cfg, sched, x_T)), kw
+    return (lambda: (ddpm_ref.network(params, cfg), sched, x_T)), kw
 
 
 def make_ddim_inputs(size: dict, rng: np.random.Generator):
@@ -105,12 +105,7 @@ def make_ddim_inputs(size: dict, rng: np.random.Generator):
     ts = ddpm_ref.timesteps(sched.T, min(size["K"], sched.T), size.get("spacing", "even"))
     x_T = rng.standard_normal((size["n_points"], cfg.dim))
     z = rng.standard_normal((len(ts), size["n_points"], cfg.dim))
-    return (lambda: (params, cfg, sched, x_T)), {"ts": ts, "eta": size.get("eta", 0.0), "z": z}
-
-
-def _ddim_reference(params, cfg, sched, x_T, **kw):
-    """The reference takes the network as a function; the fast version takes the MLP's parameters."""
-    return ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, **kw)
+    return (lambda: (ddpm_ref.network(params, cfg), sched, x_T)), {"ts": ts, "eta": size.get("eta", 0.0), "z": z}
 
 
 def _sample_outputs(res):
@@ -129,5 +124,7 @@ def _train_outputs(res):
 REGISTRY = [
     Entry("train", ddpm_ref.train, train, make_train_inputs, _train_outputs),
     Entry("p_sample_loop", ddpm_ref.p_sample_loop, p_sample_loop, make_sample_inputs, _sample_outputs),
-    Entry("ddim_sample_loop", _ddim_reference, ddim_sample_loop, make_ddim_inputs, _sample_outputs),
+    Entry("p_sample_trajectory", ddpm_ref.p_sample_trajectory, p_sample_trajectory, make_sample_inputs,
+          _sample_outputs),
+    Entry("ddim_sample_loop", ddpm_ref.ddim_sample_loop, ddim_sample_loop, make_ddim_inputs, _sample_outputs),
 ]

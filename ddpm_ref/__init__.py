@@ -1,19 +1,26 @@
 """ddpm_ref: Denoising Diffusion Probabilistic Models in plain, readable NumPy (float64).
 
 Read it next to Ho et al. 2020 ("Denoising Diffusion Probabilistic Models") and Sohl-Dickstein
-et al. 2015; modules follow the paper's order:
+et al. 2015. Modules in dependency order (each imports only those above it):
 
     schedule.py   β_t and everything derived from it (ᾱ_t, β̃_t, posterior coefficients)
     forward.py    q(x_t|x_{t−1}) (Eq. 2), q(x_t|x_0) (Eq. 4), q(x_{t−1}|x_t,x_0) (Eqs. 6–7)
-    mlp.py        ε_θ(x_t, t): an MLP with a sinusoidal time embedding; forward and hand-written backward
+    mlp.py        ε_θ(x_t, t): an MLP on [γ(x_t), sinusoidal embedding of t]; forward and hand-written backward
     optim.py      Adam, gradient clipping, EMA of the weights
-    train.py      L_simple (Eq. 14) and Algorithm 1
     param.py      what the network predicts (ε, x_0, v, μ) and σ_t² (β, β̃, learned): conversions in one place
     bound.py      the variational bound L_T + Σ_{t≥2} L_{t−1} + L_0 (Eq. 5), Gaussian KL, decoders
+    train.py      L_simple (Eq. 14) and Algorithm 1 (and the bound-based objectives, through bound.py)
     sample.py     p_θ(x_{t−1}|x_t) (Eqs. 1, 11) and Algorithm 2
     respace.py    K < T steps: timestep spacings, respaced schedules, DDIM and its inversion
     ode.py        the probability-flow ODE and its exact log-likelihood
     checkpoint.py arrays + JSON config in one .npz, no pickle, atomic writes
+
+The core path — the study note, Ho et al.'s Algorithms 1 and 2 — is schedule.py → forward.py → mlp.py →
+optim.py → train.py (``loss_simple``, ``train_step``, ``train``) → sample.py (``p_sample``,
+``p_sample_loop``). Read with the defaults (objective "simple", parametrization "eps", var_type "beta",
+no t_model, no thresholding) every other branch is skipped. Those options still sit in the core
+functions' signatures (train.py's objective and parametrization, sample.py's var_type, t_model and
+x̂_0 thresholding); moving them into extension modules is open work (issue 12, part B).
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every
 schedule array has length T + 1 and is indexed by t.
@@ -37,13 +44,13 @@ from .bound import (LN2, bound, discretized_gaussian_nll, gaussian_nll, normal_k
                     terms_and_grads_at, terms_at)
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .forward import extract, q_mean_variance, q_posterior, q_sample, q_step
-from .mlp import ACTIVATIONS, MLPConfig, backward, forward, init_params, input_features, timestep_embedding
+from .mlp import ACTIVATIONS, Denoiser, MLPConfig, backward, forward, init_params, input_features, network, timestep_embedding
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update, global_norm
 from .param import (PARAMETRIZATIONS, VAR_TYPES, eps_from_v, eps_from_x0, mean_from_output, p_log_variance,
                     predict_x0, target, threshold_x0, v_target, x0_from_eps, x0_from_mean, x0_from_v)
-from .ode import mlp_eps_div, ode_log_likelihood, ode_sample, sigma_of_t, sigmas, t_of_sigma
-from .respace import SPACINGS, ddim_invert, ddim_sample_loop, ddim_step, network, respace, timesteps
-from .sample import p_mean_variance, p_sample, p_sample_loop
+from .ode import ode_log_likelihood, ode_sample, sigma_of_t, sigmas, t_of_sigma
+from .respace import SPACINGS, ddim_invert, ddim_sample_loop, ddim_step, respace, timesteps
+from .sample import p_mean_variance, p_sample, p_sample_loop, p_sample_trajectory
 from .schedule import (SCHEDULES, Schedule, TerminalSNRWarning, make_schedule, rescale_zero_terminal_snr,
                        schedule_from_betas)
 from .train import (HISTORY, OBJECTIVES, TrainConfig, draw_batch, importance_probs, importance_weights, init_state, learning_rate, loss_simple,
@@ -58,7 +65,7 @@ __all__ = [
     "HISTORY", "OBJECTIVES", "importance_probs", "importance_weights", "objective_and_grads", "PARAMETRIZATIONS", "VAR_TYPES", "predict_x0", "target", "mean_from_output",
     "p_log_variance", "threshold_x0", "x0_from_eps", "eps_from_x0", "v_target", "x0_from_v", "eps_from_v", "x0_from_mean",
     "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "terms_and_grads_at", "bound",
-    "SPACINGS", "timesteps", "respace", "network", "mlp_eps_div", "ode_log_likelihood", "ode_sample",
-    "sigma_of_t", "sigmas", "t_of_sigma", "ddim_step", "ddim_sample_loop", "ddim_invert", "p_mean_variance", "p_sample", "p_sample_loop",
+    "SPACINGS", "timesteps", "respace", "network", "Denoiser", "ode_log_likelihood", "ode_sample",
+    "sigma_of_t", "sigmas", "t_of_sigma", "ddim_step", "ddim_sample_loop", "ddim_invert", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory",
     "save_checkpoint", "load_checkpoint", "CheckpointError",
 ]

@@ -119,11 +119,11 @@ def _terms(sched, x0, xt, t, out, parametrization, var_type, bin_width, grads):
     return term, np.concatenate([dout_mean, dlogvar * dlogvar_dnu], axis=1)
 
 
-def bound(predict, sched: Schedule, x0, rng: np.random.Generator, parametrization: str = "eps",
+def bound(denoise_fn, sched: Schedule, x0, rng: np.random.Generator, parametrization: str = "eps",
           var_type: str = "beta", bin_width: float | None = None, log_scale: float = 0.0) -> dict:
     """Every term of the bound for every point x_0 (N, D), summed over all t = 1..T (not one random t).
 
-    ``predict(xt, t) -> out`` is the network. Each t uses one fresh draw x_t ~ q(x_t|x_0) from ``rng``.
+    ``denoise_fn(x_t, t) -> out`` is the network (``network(params, cfg)`` for the MLP). Each t uses one fresh draw x_t ~ q(x_t|x_0) from ``rng``.
     ``log_scale`` = Σ_d log s_d converts a density of standardised data u = (x − m)/s back to data
     coordinates (log p_x = log p_u − Σ log s); it is added to the continuous decoder term L_0 only,
     since KL terms do not change under an invertible map and a discretised probability has no Jacobian.
@@ -140,7 +140,7 @@ def bound(predict, sched: Schedule, x0, rng: np.random.Generator, parametrizatio
     L_0 = np.zeros(N)
     for t in range(1, T + 1):
         xt = q_sample(sched, x0, t, rng.standard_normal(x0.shape))
-        term = terms_at(sched, x0, xt, t, predict(xt, t), parametrization, var_type, bin_width)
+        term = terms_at(sched, x0, xt, t, denoise_fn(xt, t), parametrization, var_type, bin_width)
         if t == 1:
             L_0 = term + (log_scale if bin_width is None else 0.0)
         else:

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.special import expit  # σ(a) = 1/(1 + e^(−a)) without overflow
 
 __all__ = ["MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "layer_widths", "forward", "backward",
-           "param_count", "flops_per_point"]
+           "param_count", "flops_per_point", "Denoiser", "network"]
 
 
 @dataclass(frozen=True)
@@ -218,3 +218,32 @@ def backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig, return
         d_cos = dh[:, D + K * D:D * (1 + 2 * K)].reshape(B, K, D)
         dx += (omega * (d_sin * np.cos(arg) - d_cos * np.sin(arg))).sum(axis=1)
     return grads, dx
+
+
+class Denoiser:
+    """The MLP as the one network convention of every sampler, bound and ODE function: a callable
+    ``denoise_fn(x_t, t) -> out`` (as in Ho et al.'s code), t an int or (B,) array; ``network(params, cfg)``
+    makes one. It keeps ``params`` and ``cfg``, so the compiled backends can run the same weights, and it
+    gives the ODE's exact likelihood its input Jacobian trace (``divergence``)."""
+
+    def __init__(self, params: dict, cfg: MLPConfig):
+        self.params, self.cfg = params, cfg
+
+    def __call__(self, xt, t) -> np.ndarray:
+        return forward(self.params, xt, t, self.cfg)[0]
+
+    def divergence(self, xt, t) -> np.ndarray:
+        """Σ_d ∂out_d/∂x_d over the first D outputs (B,): D backward passes, one per output coordinate."""
+        full, cache = forward(self.params, xt, t, self.cfg)
+        div = np.zeros(full.shape[0])
+        for d in range(self.cfg.dim):
+            dout = np.zeros_like(full)
+            dout[:, d] = 1.0
+            _, dx = backward(self.params, cache, dout, self.cfg, return_dx=True)    # row d of ∂out/∂x
+            div += dx[:, d]
+        return div
+
+
+def network(params: dict, cfg: MLPConfig) -> Denoiser:
+    """The MLP with weights ``params`` as ``denoise_fn(x_t, t) -> out`` (a :class:`Denoiser`)."""
+    return Denoiser(params, cfg)

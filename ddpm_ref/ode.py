@@ -14,7 +14,7 @@ d log p_σ(x̄(σ))/dσ = −tr ∂f/∂x̄ with f = ε_θ(x̄/√(1+σ²), t), 
 
     log p_0(x_0) = log N(x̄_T; 0, (1 + σ_T²) I) + ∫_0^{σ_T} tr ∂f/∂x̄ dσ,   tr ∂f/∂x̄ = Σ_d ∂ε_d/∂x_d /√(1 + σ²).
 
-The trace is exact: D backward passes of the MLP, one per output coordinate (``mlp_eps_div``) — in
+The trace is exact: D backward passes of the MLP, one per output coordinate (``Denoiser.divergence``) — in
 2-D no stochastic trace estimator is needed. The integral is solved with classical RK4: one step in
 σ over [0, σ_1], then ``steps`` steps uniform in log σ over [σ_1, σ_T].
 """
@@ -25,10 +25,9 @@ import math
 
 import numpy as np
 
-from .mlp import MLPConfig, backward, forward
 from .schedule import Schedule
 
-__all__ = ["sigmas", "t_of_sigma", "sigma_of_t", "mlp_eps_div", "ode_sample", "ode_log_likelihood"]
+__all__ = ["sigmas", "t_of_sigma", "sigma_of_t", "ode_sample", "ode_log_likelihood"]
 
 
 def sigmas(sched: Schedule) -> np.ndarray:
@@ -50,25 +49,23 @@ def sigma_of_t(sched: Schedule, t) -> np.ndarray:
     return np.exp(np.interp(t, np.arange(1, sched.T + 1, dtype=np.float64), np.log(s)))
 
 
-def mlp_eps_div(params: dict, cfg: MLPConfig, sched: Schedule | None = None, parametrization: str = "eps"):
-    """``eps_div(x, t, need_div) -> (ε_θ(x, t) (B, D), Σ_d ∂ε_d/∂x_d (B,) or None)`` for the MLP.
-
-    The divergence takes D backward passes, one per output coordinate. An x_0- or v-model (``sched``
-    needed) is turned into its ε by Eq. 4 with ᾱ(t) = 1/(1 + σ(t)²) at the continuous step t:
+def _eps_div(denoise_fn, sched: Schedule, parametrization: str = "eps"):
+    """``eps_div(x, t, need_div) -> (ε_θ(x, t) (B, D), Σ_d ∂ε_d/∂x_d (B,) or None)`` for the network
+    ``denoise_fn(x_t, t) -> out``; the divergence needs ``denoise_fn.divergence(x_t, t)`` = Σ_d ∂out_d/∂x_d
+    (a ``Denoiser`` has it: D backward passes of the MLP). An x_0- or v-model is turned into its ε by Eq. 4
+    with ᾱ(t) = 1/(1 + σ(t)²) at the continuous step t:
         x_0:  ε = (x − √ᾱ x̂_0)/√(1−ᾱ),   ∂ε_d/∂x_d = (1 − √ᾱ ∂x̂_0,d/∂x_d)/√(1−ᾱ)
         v:    ε = √(1−ᾱ) x + √ᾱ v̂,        ∂ε_d/∂x_d = √(1−ᾱ) + √ᾱ ∂v̂_d/∂x_d
     A μ-model has no ε at a continuous t (its output is a one-step mean, tied to step t − 1): refused.
     """
-    D = cfg.dim
     if parametrization not in ("eps", "x0", "v"):
         raise ValueError(f"the probability-flow ODE needs epsilon at any continuous t: parametrization "
                          f"{parametrization!r} has none (use eps, x0 or v)")
-    if parametrization != "eps" and sched is None:
-        raise ValueError(f"an {parametrization!r}-model needs the schedule to be turned into epsilon")
 
     def eps_div(x, t, need_div):
-        full, cache = forward(params, x, np.full(x.shape[0], t), cfg)           # (B, n_out)
-        out = full[:, :D]
+        D = x.shape[1]
+        tt = np.full(x.shape[0], t)
+        out = denoise_fn(x, tt)[:, :D]
         if parametrization == "eps":
             a, b = 0.0, 1.0                                               # ε = a·x + b·out
         else:
@@ -78,13 +75,10 @@ def mlp_eps_div(params: dict, cfg: MLPConfig, sched: Schedule | None = None, par
         eps = a * x + b * out
         if not need_div:
             return eps, None
-        div = np.full(x.shape[0], a * D)
-        for d in range(D):
-            dout = np.zeros_like(full)
-            dout[:, d] = 1.0
-            _, dx = backward(params, cache, dout, cfg, return_dx=True)        # row d of ∂out/∂x
-            div += b * dx[:, d]
-        return eps, div
+        if not hasattr(denoise_fn, "divergence"):
+            raise TypeError("the exact likelihood needs the network's input Jacobian trace: pass a denoise_fn with "
+                            "a divergence(x_t, t) method, e.g. ddpm_ref.network(params, cfg)")
+        return eps, a * D + b * denoise_fn.divergence(x, tt)
 
     return eps_div
 
@@ -127,8 +121,10 @@ def _grids(sched: Schedule, steps: int):
     return np.array([0.0, s[1]]), np.exp(np.linspace(math.log(s[1]), math.log(s[-1]), steps + 1))
 
 
-def ode_sample(eps_div, sched: Schedule, x_T, steps: int = 100) -> np.ndarray:
-    """x_0 from x_T (N, D) by solving the probability-flow ODE from σ_T down to 0 (deterministic)."""
+def ode_sample(denoise_fn, sched: Schedule, x_T, steps: int = 100, parametrization: str = "eps") -> np.ndarray:
+    """x_0 from x_T (N, D) by solving the probability-flow ODE from σ_T down to 0 (deterministic), with the
+    network ``denoise_fn(x_t, t) -> out`` (``network(params, cfg)`` for the MLP) read as ``parametrization``."""
+    eps_div = _eps_div(denoise_fn, sched, parametrization)
     first, rest = _grids(sched, steps)
     xbar = np.asarray(x_T, dtype=np.float64) / math.sqrt(sched.alpha_bar[-1])
     xbar, _ = _rk4(eps_div, sched, xbar, rest[::-1], False, True)
@@ -136,8 +132,11 @@ def ode_sample(eps_div, sched: Schedule, x_T, steps: int = 100) -> np.ndarray:
     return xbar
 
 
-def ode_log_likelihood(eps_div, sched: Schedule, x0, steps: int = 100) -> tuple[np.ndarray, np.ndarray]:
-    """Exact log p_θ(x_0) in nats per point under the probability-flow ODE, and x_T's (N, D) it maps to."""
+def ode_log_likelihood(denoise_fn, sched: Schedule, x0, steps: int = 100,
+                       parametrization: str = "eps") -> tuple[np.ndarray, np.ndarray]:
+    """Exact log p_θ(x_0) in nats per point under the probability-flow ODE, and x_T's (N, D) it maps to.
+    ``denoise_fn`` needs a ``divergence(x_t, t)`` method (``network(params, cfg)`` has one)."""
+    eps_div = _eps_div(denoise_fn, sched, parametrization)
     x0 = np.asarray(x0, dtype=np.float64)
     first, rest = _grids(sched, steps)
     xbar, acc1 = _rk4(eps_div, sched, x0, first, True, False)

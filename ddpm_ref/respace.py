@@ -19,13 +19,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .mlp import MLPConfig, forward
 from .param import check_compatible, eps_from_x0, predict_x0, threshold_x0
 from dataclasses import replace
 
 from .schedule import Schedule, schedule_from_betas
 
-__all__ = ["SPACINGS", "timesteps", "check_timesteps", "respace", "network", "ddim_step", "ddim_sample_loop", "ddim_invert"]
+__all__ = ["SPACINGS", "timesteps", "check_timesteps", "respace", "ddim_step", "ddim_sample_loop", "ddim_invert"]
 
 SPACINGS = ("even", "leading", "trailing", "quad")
 
@@ -105,13 +104,8 @@ def respace(sched: Schedule, ts: np.ndarray) -> tuple[Schedule, np.ndarray]:
     return replace(new, parent=sched, t_model=t_model), t_model
 
 
-def network(params: dict, cfg: MLPConfig):
-    """The MLP as a function ``predict(x_t, t) -> out`` (what the DDIM functions and ``bound`` take)."""
-    return lambda xt, t: forward(params, xt, t, cfg)[0]
-
-
-def _x0_eps(predict, sched, xt, t, t_model, parametrization):
-    out = predict(xt, t_model)[:, :xt.shape[1]]
+def _x0_eps(denoise_fn, sched, xt, t, t_model, parametrization):
+    out = denoise_fn(xt, t_model)[:, :xt.shape[1]]
     if parametrization == "eps":
         eps = out
         x0 = predict_x0("eps", sched, xt, t, out)
@@ -131,12 +125,12 @@ def ddim_step(sched: Schedule, xt, t: int, t_prev: int, x0_hat, eps_hat, eta: fl
     return x
 
 
-def ddim_sample_loop(predict, sched: Schedule, x_T, *, ts=None, eta: float = 0.0,
+def ddim_sample_loop(denoise_fn, sched: Schedule, x_T, *, ts=None, eta: float = 0.0,
                      z=None, rng: np.random.Generator | None = None, parametrization: str = "eps",
                      clip_x0: float | None = None, dynamic_threshold: float | None = None):
     """DDIM from x_T (N, D) down the steps ``ts`` (descending; default all T) to x_0.
 
-    ``predict(x_t, t) -> out`` is the network (``network(params, cfg)`` for the MLP). ``clip_x0`` /
+    ``denoise_fn(x_t, t) -> out`` is the network (``network(params, cfg)`` for the MLP). ``clip_x0`` /
     ``dynamic_threshold`` process x̂_0 (``param.threshold_x0``) and ε̂ is recomputed from it; both off by default.
 
     Noise for η > 0: ``z`` of shape (K, N, D) (z[k] used at the k-th visited step) or ``rng``.
@@ -153,7 +147,7 @@ def ddim_sample_loop(predict, sched: Schedule, x_T, *, ts=None, eta: float = 0.0
     for k, t in enumerate(ts):
         t = int(t)
         t_prev = int(ts[k + 1]) if k + 1 < len(ts) else 0
-        x0_hat, eps_hat = _x0_eps(predict, sched, x, t, t, parametrization)
+        x0_hat, eps_hat = _x0_eps(denoise_fn, sched, x, t, t, parametrization)
         if clip_x0 is not None or dynamic_threshold is not None:
             x0_hat = threshold_x0(x0_hat, clip_x0, dynamic_threshold)
             eps_hat = eps_from_x0(sched, x, t, x0_hat)
@@ -164,7 +158,7 @@ def ddim_sample_loop(predict, sched: Schedule, x_T, *, ts=None, eta: float = 0.0
     return x
 
 
-def ddim_invert(predict, sched: Schedule, x0, *, ts=None, parametrization: str = "eps"):
+def ddim_invert(denoise_fn, sched: Schedule, x0, *, ts=None, parametrization: str = "eps"):
     """Deterministic DDIM run upwards (η = 0): x_0 → x_{τ_1} through the steps ``ts`` (descending, as
     for sampling; default all T). Sampling back with the same ``ts`` and η = 0 returns ≈ x_0, with an
     error that shrinks as the steps get finer."""
@@ -178,10 +172,10 @@ def ddim_invert(predict, sched: Schedule, x0, *, ts=None, parametrization: str =
             # The network has no step 0: evaluate it at the first step, at √ᾱ_t x_0 — one fixed-point
             # iteration of the implicit x_t = √ᾱ_t x_0 + √(1 − ᾱ_t) ε̂(x_t, t).
             ab = sched.alpha_bar[t]
-            _, eps_hat = _x0_eps(predict, sched, np.sqrt(ab) * x, t, t, parametrization)
+            _, eps_hat = _x0_eps(denoise_fn, sched, np.sqrt(ab) * x, t, t, parametrization)
             x = np.sqrt(ab) * x + np.sqrt(1.0 - ab) * eps_hat
         else:                                        # explicit step: ε̂ at the lower step (standard inversion)
-            x0_hat, eps_hat = _x0_eps(predict, sched, x, prev, prev, parametrization)
+            x0_hat, eps_hat = _x0_eps(denoise_fn, sched, x, prev, prev, parametrization)
             x = ddim_step(sched, x, prev, t, x0_hat, eps_hat, 0.0, None)
         prev = t
     return x

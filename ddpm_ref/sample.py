@@ -18,12 +18,12 @@ from __future__ import annotations
 import numpy as np
 
 from .forward import extract
-from .mlp import MLPConfig, forward
+from .mlp import Denoiser
 from .param import (VAR_TYPES, check_compatible, check_var_type, mean_from_output, p_log_variance, predict_x0,
                     threshold_x0)
 from .schedule import Schedule
 
-__all__ = ["VAR_TYPES", "p_mean_variance", "p_sample", "p_sample_loop"]
+__all__ = ["VAR_TYPES", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory"]
 
 
 def _t_model(sched: Schedule, t_model, parametrization: str):
@@ -44,19 +44,20 @@ def _t_model(sched: Schedule, t_model, parametrization: str):
     return t_model
 
 
-def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t,
+def p_mean_variance(denoise_fn, sched: Schedule, xt: np.ndarray, t,
                     var_type: str = "beta", parametrization: str = "eps",
                     t_model: np.ndarray | None = None, clip_x0: float | None = None,
                     dynamic_threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Mean μ_θ(x_t, t) (Eq. 11 for "eps") and variance σ_t² of p_θ(x_{t−1} | x_t).
 
-    σ_t² is β_t, β̃_t (exactly; 0 at t = 1) or learned (from the network's extra outputs). On a
-    respaced schedule ``t_model[t]`` is the original step the network was trained with.
+    ``denoise_fn(x_t, t) -> out`` is the network (``network(params, cfg)`` for the MLP). σ_t² is β_t,
+    β̃_t (exactly; 0 at t = 1) or learned (from the network's extra outputs). On a respaced schedule
+    ``t_model[t]`` is the original step the network was trained with.
     """
     check_var_type(var_type)
     t_model = _t_model(sched, t_model, parametrization)
     t_net = t if t_model is None else t_model[t]                          # the step the network was trained on
-    out, _ = forward(params, xt, t_net, cfg)                               # (B, n_out)
+    out = denoise_fn(xt, t_net)                                           # (B, n_out)
     D = xt.shape[1]
     if t_model is None and clip_x0 is None and dynamic_threshold is None:
         mean, _ = mean_from_output(parametrization, sched, xt, t, out[:, :D])
@@ -78,35 +79,51 @@ def p_mean_variance(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarra
     return mean, var
 
 
-def p_sample(params: dict, cfg: MLPConfig, sched: Schedule, xt: np.ndarray, t: int, *, z: np.ndarray,
+def p_sample(denoise_fn, sched: Schedule, xt: np.ndarray, t: int, *, z: np.ndarray,
              var_type: str = "beta", parametrization: str = "eps", t_model: np.ndarray | None = None,
              clip_x0: float | None = None, dynamic_threshold: float | None = None) -> np.ndarray:
     """Alg. 2 lines 3–4: x_{t−1} = μ_θ(x_t, t) + σ_t·z, with z forced to 0 at t = 1 (Alg. 2 line 3)."""
     t = int(t)
-    mean, var = p_mean_variance(params, cfg, sched, xt, t, var_type, parametrization, t_model, clip_x0,
+    mean, var = p_mean_variance(denoise_fn, sched, xt, t, var_type, parametrization, t_model, clip_x0,
                                 dynamic_threshold)
     if t == 1:
         return mean
     return mean + np.sqrt(var) * z
 
 
-def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray | None = None,
+def p_sample_loop(denoise_fn, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray | None = None,
                   rng: np.random.Generator | None = None, var_type: str = "beta",
-                  parametrization: str = "eps", return_trajectory: bool = False,
-                  t_model: np.ndarray | None = None, clip_x0: float | None = None,
-                  dynamic_threshold: float | None = None):
-    """Algorithm 2 from a given x_T (N, D) down to x_0.
+                  parametrization: str = "eps", t_model: np.ndarray | None = None, clip_x0: float | None = None,
+                  dynamic_threshold: float | None = None) -> np.ndarray:
+    """Algorithm 2 from a given x_T (N, D) down to x_0 with the network ``denoise_fn(x_t, t) -> out``
+    (``network(params, cfg)`` for the MLP); returns x_0 (N, D).
 
     The noise of line 3 comes either from ``z`` of shape (T, N, D), where ``z[t-1]`` is used at step
     t (``z[0]`` is ignored: z = 0 at t = 1), or is drawn step by step from ``rng`` — exactly one of
-    the two. Returns x_0 (N, D), or (x_0, trajectory) with the trajectory (T + 1, N, D) indexed by t
-    (``trajectory[T]`` is x_T, ``trajectory[0]`` is x_0) when ``return_trajectory``. For a respaced
-    schedule (``respace.respace``) pass its ``t_model`` map: the network sees the original steps.
-    ``clip_x0`` / ``dynamic_threshold`` process x̂_0 (``param.threshold_x0``); both off by default.
+    the two. For a respaced schedule (``respace.respace``) pass its ``t_model`` map: the network sees
+    the original steps. ``clip_x0`` / ``dynamic_threshold`` process x̂_0 (``param.threshold_x0``); both
+    off by default. ``p_sample_trajectory`` also returns every x_t.
     """
+    return _chain(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, clip_x0, dynamic_threshold,
+                  False)[0]
+
+
+def p_sample_trajectory(denoise_fn, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray | None = None,
+                        rng: np.random.Generator | None = None, var_type: str = "beta",
+                        parametrization: str = "eps", t_model: np.ndarray | None = None,
+                        clip_x0: float | None = None, dynamic_threshold: float | None = None):
+    """``p_sample_loop``, keeping every step: returns (x_0, trajectory) with the trajectory (T + 1, N, D)
+    indexed by t (``trajectory[T]`` is x_T, ``trajectory[0]`` is x_0)."""
+    return _chain(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, clip_x0, dynamic_threshold,
+                  True)
+
+
+def _chain(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, clip_x0, dynamic_threshold, keep):
+    """Algorithm 2's loop; (x_0, trajectory or None)."""
     x = np.array(x_T, dtype=np.float64)
-    if x.ndim != 2 or x.shape[1] != cfg.dim:
-        raise ValueError(f"x_T must have shape (N, {cfg.dim}), got {x.shape}")
+    dim = denoise_fn.cfg.dim if isinstance(denoise_fn, Denoiser) else x.shape[-1]
+    if x.ndim != 2 or x.shape[1] != dim:
+        raise ValueError(f"x_T must have shape (N, {dim}), got {x.shape}")
     check_var_type(var_type)
     check_compatible(sched, parametrization)
     T = sched.T
@@ -117,7 +134,7 @@ def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray
         if z.shape != (T,) + x.shape:
             raise ValueError(f"z must have shape (T, N, D) = {(T,) + x.shape}, got {z.shape}")
     traj = None
-    if return_trajectory:
+    if keep:
         traj = np.empty((T + 1,) + x.shape)
         traj[T] = x
     for t in range(T, 0, -1):
@@ -125,8 +142,8 @@ def p_sample_loop(params: dict, cfg: MLPConfig, sched: Schedule, x_T: np.ndarray
             z_t = None                                                     # Alg. 2 line 3: z = 0 at t = 1
         else:
             z_t = z[t - 1] if z is not None else rng.standard_normal(x.shape)
-        x = p_sample(params, cfg, sched, x, t, z=z_t, var_type=var_type, parametrization=parametrization,
+        x = p_sample(denoise_fn, sched, x, t, z=z_t, var_type=var_type, parametrization=parametrization,
                      t_model=t_model, clip_x0=clip_x0, dynamic_threshold=dynamic_threshold)
         if traj is not None:
             traj[t - 1] = x
-    return (x, traj) if return_trajectory else x
+    return x, traj

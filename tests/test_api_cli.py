@@ -58,7 +58,7 @@ def test_samples_are_returned_in_data_coordinates(tmp_path):
     assert abs(med[0] - 100.0) < 2.0 and 3.4 < iqr[0] < 10.0
     assert abs(med[1] + 3.0) < 0.004 and 0.007 < iqr[1] < 0.02
     u = ddpm.sample(res.model, 50, seed=3, backend="numpy")
-    ref = ddpm_ref.p_sample_loop(res.model.state["ema"], res.model.cfg, res.model.sched,
+    ref = ddpm_ref.p_sample_loop(ddpm_ref.network(res.model.state["ema"], res.model.cfg), res.model.sched,
                                  np.random.default_rng(3).standard_normal((50, 2)), rng=_rng_after_xT(3, 50, 2))
     np.testing.assert_allclose(u, res.model.norm.to_data(ref), rtol=1e-12)
 
@@ -242,7 +242,7 @@ def test_learned_variance_and_other_parametrisations_fit_and_sample(tmp_path):
         np.testing.assert_array_equal(m.state["lt_hist"], res.model.state["lt_hist"])
         # the API's samples are Algorithm 2 of the reference on the same noise, for every parametrization
         u = ddpm.sample(m, 40, seed=3)
-        ref = ddpm_ref.p_sample_loop(m.state["ema"], m.cfg, m.sched, np.random.default_rng(3).standard_normal((40, 2)),
+        ref = ddpm_ref.p_sample_loop(ddpm_ref.network(m.state["ema"], m.cfg), m.sched, np.random.default_rng(3).standard_normal((40, 2)),
                                      rng=_rng_after_xT(3, 40, 2), var_type=tc.var_type,
                                      parametrization=tc.parametrization)
         np.testing.assert_allclose(u, m.norm.to_data(ref), rtol=1e-12)
@@ -277,12 +277,13 @@ def test_ode_sampling_and_exact_nll_take_x0_and_v_models(tmp_path, parametrizati
     res = ddpm.fit("8gaussians", steps=30, train=TrainConfig(parametrization=parametrization), **SMALL)
     m = res.model
     x = ddpm.sample(m, 20, seed=4, sampler="ode", steps=10)
-    eps_div = ddpm_ref.mlp_eps_div(m.state["ema"], m.cfg, m.sched, parametrization)
-    ref = ddpm_ref.ode_sample(eps_div, m.sched, np.random.default_rng(4).standard_normal((20, 2)), steps=10)
+    net = ddpm_ref.network(m.state["ema"], m.cfg)
+    ref = ddpm_ref.ode_sample(net, m.sched, np.random.default_rng(4).standard_normal((20, 2)), steps=10,
+                              parametrization=parametrization)
     np.testing.assert_allclose(x, m.norm.to_data(ref), rtol=1e-12)
     pts = np.random.default_rng(5).normal(size=(20, 2))
     nll = ddpm.ode_nll(m, pts, steps=10)
-    ll, _ = ddpm_ref.ode_log_likelihood(eps_div, m.sched, m.norm.to_model(pts), 10)
+    ll, _ = ddpm_ref.ode_log_likelihood(net, m.sched, m.norm.to_model(pts), 10, parametrization=parametrization)
     expected = (-ll + np.log(m.norm.scale).sum()) / (2 * np.log(2))
     assert nll["ode_nll_bits_per_dim"] == pytest.approx(expected.mean(), rel=1e-12)
 
@@ -367,7 +368,7 @@ def test_cli_samples_with_ddim_and_respaced_ancestral(tmp_path):
         "ddim10": (["--sampler", "ddim", "--steps", "10", "--eta", "0"],
                    ddpm_ref.ddim_sample_loop(net, m.sched, x_T, ts=ts10), 2e-3),
         "resp7": (["--steps", "7", "--spacing", "trailing", "--backend", "numpy"],
-                  ddpm_ref.p_sample_loop(m.state["ema"], m.cfg, sched7, x_T, rng=_rng_after_xT(0, 30, 2),
+                  ddpm_ref.p_sample_loop(ddpm_ref.network(m.state["ema"], m.cfg), sched7, x_T, rng=_rng_after_xT(0, 30, 2),
                                          t_model=t_model7), 1e-10),
     }
     for name, (extra, ref, tol) in expected.items():
@@ -389,7 +390,7 @@ def test_cli_ode_sampler_and_exact_eval(tmp_path, capsys):
     f = tmp_path / "ode.npy"
     assert main(["sample", str(out / "model.npz"), "-n", "30", "--out", str(f), "--sampler", "ode", "--steps", "20"]) == 0
     m = ddpm.load_model(out / "model.npz")
-    ref = ddpm_ref.ode_sample(ddpm_ref.mlp_eps_div(m.state["ema"], m.cfg), m.sched,
+    ref = ddpm_ref.ode_sample(ddpm_ref.network(m.state["ema"], m.cfg), m.sched,
                               np.random.default_rng(0).standard_normal((30, 2)), steps=20)
     np.testing.assert_allclose(np.load(f), m.norm.to_data(ref), rtol=1e-12)
     assert main(["eval", str(out / "model.npz"), "--data", "8gaussians", "-n", "50", "--exact"]) == 0
@@ -523,5 +524,8 @@ def test_review_fixes_small_values_vary_resume_keeps_its_seed_and_bad_arguments_
     assert res.model.step == 15 and res.metrics["seed"] == 5 and res.metrics["n_train"] == 3000
     with pytest.raises(ValueError, match="checkpoint_every"):
         ddpm.fit("moons", steps=3, checkpoint_every=0, **SMALL)
-    with pytest.raises(ValueError, match="ancestral sampling only"):
-        ddpm.sample(res.model, 5, sampler="ode", return_trajectory=True)
+    # the chain of sample_trajectory ends at sample's points (same seed, same draws); row T is x_T
+    x, traj = ddpm.sample_trajectory(res.model, 5, seed=1)
+    assert traj.shape == (res.model.sched.T + 1, 5, 2)
+    np.testing.assert_array_equal(traj[0], x)
+    np.testing.assert_array_equal(ddpm.sample(res.model, 5, seed=1), x)

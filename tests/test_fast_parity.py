@@ -75,7 +75,7 @@ def test_in_kernel_noise_is_standard_normal():
     params = {k: np.zeros_like(v) for k, v in ddpm_ref.init_params(cfg, np.random.default_rng(0)).items()}
     # ε_θ ≡ 0 and T = 21 steps: x_0 is a known linear function of x_T and the z's, a Gaussian.
     sched = ddpm_ref.make_schedule("linear", 21)
-    x = ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((40000, 2)), rng=np.random.default_rng(1),
+    x = ddpm_fast.p_sample_loop(ddpm_ref.network(params, cfg), sched, np.zeros((40000, 2)), rng=np.random.default_rng(1),
                                 backend="numba", dtype=np.float64)
     u = x.ravel() / np.sqrt(zero_model_sample_variance(sched, "beta"))
     assert abs(u.mean()) < 4 / np.sqrt(u.size) and abs(u.var() - 1) < 0.02
@@ -104,8 +104,8 @@ def test_in_kernel_noise_adds_sigma_squared_at_every_step(var_type):
     cfg = ddpm_ref.MLPConfig(hidden=4, depth=1)
     params = {k: np.zeros_like(v) for k, v in ddpm_ref.init_params(cfg, np.random.default_rng(0)).items()}
     sched = sampling_schedule(5)
-    _, traj = ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((20000, 2)), rng=np.random.default_rng(2),
-                                      var_type=var_type, return_trajectory=True, backend="numba")
+    _, traj = ddpm_fast.p_sample_trajectory(ddpm_ref.network(params, cfg), sched, np.zeros((20000, 2)), rng=np.random.default_rng(2),
+                                            var_type=var_type, backend="numba")
     assert_each_step_adds_sigma2(traj, sched, var_type)
 
 
@@ -194,7 +194,7 @@ def test_parameters_of_another_model_are_refused_before_the_kernels(monkeypatch)
         ddpm_fast.train(state, rng.standard_normal((30, 2)), sched, cfg, ddpm_ref.TrainConfig(steps=3, batch_size=8),
                         rng, 3, backend="numba")
     with pytest.raises(ValueError, match="W0, b0 must have shapes"):
-        ddpm_fast.p_sample_loop(state["params"], cfg, sched, np.zeros((5, 2)), rng=rng, backend="numba")
+        ddpm_fast.p_sample_loop(ddpm_ref.network(state["params"], cfg), sched, np.zeros((5, 2)), rng=rng, backend="numba")
 
 
 @pytest.mark.parametrize("change,match", [
@@ -222,8 +222,8 @@ def test_sampler_reads_eps_from_the_first_d_outputs_of_a_wider_network():
     params = {k: v * 0.5 for k, v in ddpm_ref.init_params(cfg, rng).items()}
     sched, x_T = sampling_schedule(25), rng.standard_normal((40, 2))
     z = rng.standard_normal((25, 40, 2))
-    np.testing.assert_allclose(ddpm_fast.p_sample_loop(params, cfg, sched, x_T, z=z, backend="numba"),
-                               ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z), **TOLERANCES["float32"])
+    np.testing.assert_allclose(ddpm_fast.p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z, backend="numba"),
+                               ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z), **TOLERANCES["float32"])
 
 
 _DETERMINISM = """
@@ -234,7 +234,7 @@ tcfg = ddpm_ref.TrainConfig(steps=40, batch_size=300)   # ≥ 256: the parallel,
 rng = np.random.default_rng(0)
 state = ddpm_ref.init_state(cfg, rng, sched.T)
 state, losses = ddpm_fast.train(state, rng.standard_normal((500, 2)), sched, cfg, tcfg, rng, 40, backend="numba")
-x = ddpm_fast.p_sample_loop(state["ema"], cfg, sched, rng.standard_normal((300, 2)), rng=rng, backend="numba")
+x = ddpm_fast.p_sample_loop(ddpm_ref.network(state["ema"], cfg), sched, rng.standard_normal((300, 2)), rng=rng, backend="numba")
 print(np.concatenate([losses, x.ravel(), state["params"]["W1"].ravel()]).tobytes().hex())
 """
 

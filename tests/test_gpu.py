@@ -194,8 +194,8 @@ def test_emulated_sampler_equals_reference_algorithm_2(size, seed):
                                 size["T"], rng, size["fourier"])
     x_T = rng.standard_normal((size["n_points"], cfg.dim))
     z = rng.standard_normal((sched.T, size["n_points"], cfg.dim))
-    ref = ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z, var_type=size["var_type"],
-                                 return_trajectory=size["trajectory"])
+    chain = ddpm_ref.p_sample_trajectory if size["trajectory"] else ddpm_ref.p_sample_loop
+    ref = chain(ddpm_ref.network(params, cfg), sched, x_T, z=z, var_type=size["var_type"])
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, size["var_type"])
     got = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
                           keep_traj=size["trajectory"], launcher=EmuLauncher(cfg.hidden), kernel=size["kernel"])
@@ -241,7 +241,7 @@ def test_emulated_in_kernel_noise_is_the_numba_backends_noise(kernel):
     rng = np.random.default_rng(4)
     cfg, params, sched = _model(16, 2, "silu", 3, 8, 25, rng)     # D = 3: a Box–Muller pair and a half
     x_T = rng.standard_normal((200, 3))
-    a = ddpm_fast.p_sample_loop(params, cfg, sched, x_T, rng=np.random.default_rng(9), backend="numba")
+    a = ddpm_fast.p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, rng=np.random.default_rng(9), backend="numba")
     seed = int(np.random.default_rng(9).integers(0, 2**63 - 1))    # what p_sample_loop draws from its rng
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
     b = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, None, seed, launcher=EmuLauncher(16),
@@ -265,7 +265,7 @@ def test_emulated_noise_of_the_step_before_last_moves_samples_beyond_the_toleran
     a, b = run(z), run(z2)
     moved = np.abs(b - a) > TOL["atol"] + TOL["rtol"] * np.abs(a)
     assert moved.mean() > 0.95, f"only {moved.mean():.0%} of the coordinates moved beyond the tolerance"
-    _close(b, ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z2))
+    _close(b, ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z2))
 
 
 @pytest.mark.parametrize("where", ["emulator", pytest.param("gpu", marks=[needs_gpu, pytest.mark.gpu])])
@@ -280,8 +280,8 @@ def test_in_kernel_noise_adds_sigma_squared_at_every_step(var_type, kernel, wher
     params = {k: np.zeros_like(v) for k, v in ddpm_ref.init_params(cfg, np.random.default_rng(0)).items()}
     sched = sampling_schedule(5)
     with gpu.emulated(EmuLauncher) if where == "emulator" else contextlib.nullcontext():
-        _, traj = ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((6000, 4)), rng=np.random.default_rng(2),
-                                          var_type=var_type, return_trajectory=True, backend="cupy")
+        _, traj = ddpm_fast.p_sample_trajectory(ddpm_ref.network(params, cfg), sched, np.zeros((6000, 4)), rng=np.random.default_rng(2),
+                                                var_type=var_type, backend="cupy")
     assert_each_step_adds_sigma2(traj, sched, var_type)
 
 
@@ -357,7 +357,7 @@ def test_without_tensor_core_code_the_host_runs_the_simt_kernels():
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
     got = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
                           launcher=lau, kernel="tc")
-    _close(got, ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z))
+    _close(got, ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z))
     assert {name for name, _ in lau.launches} == {"ddpm_sample"}
     cfg, sched, tcfg, state, data = _training_problem(2, 16, 2, "silu", "linear", 30, 40, 100, steps=2)
     assert gpu.TrainEngine(cfg, 40, data, sched, lau, "tc").use_tc == 0
@@ -560,7 +560,7 @@ def test_without_a_gpu_the_backend_says_so():
     sched = ddpm_ref.make_schedule("linear", 25)
     assert "cupy" not in ddpm_fast.available_backends()
     with pytest.raises(gpu.GPUUnavailable, match="backend 'cupy' cannot run here: (no GPU|CuPy is not installed)"):
-        ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((4, 2)), rng=np.random.default_rng(0), backend="cupy")
+        ddpm_fast.p_sample_loop(ddpm_ref.network(params, cfg), sched, np.zeros((4, 2)), rng=np.random.default_rng(0), backend="cupy")
 
 
 # --- on a GPU ----------------------------------------------------------------------------------------------
@@ -575,7 +575,7 @@ def _gpu_sampler_reference(n_points):
     z = rng.standard_normal((sched.T, n_points, 2))
     ts = ddpm_ref.timesteps(sched.T, 10, "trailing")
     zk = rng.standard_normal((10, n_points, 2))
-    refs = (ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z, return_trajectory=True),
+    refs = (ddpm_ref.p_sample_trajectory(ddpm_ref.network(params, cfg), sched, x_T, z=z),
             ddpm_ref.ddim_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, ts=ts, eta=0.5, z=zk))
     return (cfg, params, sched, x_T, z, ts, zk), refs
 
@@ -602,13 +602,13 @@ def test_gpu_in_kernel_noise_is_standard_normal_and_equals_the_cpu_stream():
     cfg = ddpm_ref.MLPConfig(hidden=16, depth=1)
     params = {k: np.zeros_like(v) for k, v in ddpm_ref.init_params(cfg, np.random.default_rng(0)).items()}
     sched = sampling_schedule(21)                  # samples O(1): compared element-wise with the CPU's below
-    x = ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((200_000, 2)), rng=np.random.default_rng(1),
+    x = ddpm_fast.p_sample_loop(ddpm_ref.network(params, cfg), sched, np.zeros((200_000, 2)), rng=np.random.default_rng(1),
                                 backend="cupy")
     u = x.ravel() / np.sqrt(zero_model_sample_variance(sched, "beta"))
     assert abs(u.mean()) < 4 / np.sqrt(u.size) and abs(u.var() - 1) < 0.01
     assert stats.kstest(u, "norm").pvalue > 1e-3
     if "numba" in ddpm_fast.available_backends():
-        y = ddpm_fast.p_sample_loop(params, cfg, sched, np.zeros((200_000, 2)), rng=np.random.default_rng(1),
+        y = ddpm_fast.p_sample_loop(ddpm_ref.network(params, cfg), sched, np.zeros((200_000, 2)), rng=np.random.default_rng(1),
                                     backend="numba")
         _close(x, y)
 
@@ -631,7 +631,7 @@ def _gpu_h256_reference():
     cfg, params, sched = _model(256, 3, "gelu", 2, 8, 30, rng)
     x_T = rng.standard_normal((1000, 2))
     z = rng.standard_normal((sched.T, 1000, 2))
-    return (cfg, params, sched, x_T, z), ddpm_ref.p_sample_loop(params, cfg, sched, x_T, z=z)
+    return (cfg, params, sched, x_T, z), ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z)
 
 
 @functools.lru_cache(maxsize=4)

@@ -61,7 +61,7 @@ def test_ddim_eta_1_on_the_full_schedule_is_ancestral_sampling_with_beta_tilde(m
     s = make_schedule("linear", 40)
     rng = np.random.default_rng(1)
     x_T, z = rng.standard_normal((20, 2)), rng.standard_normal((40, 20, 2))
-    anc = ddpm_ref.p_sample_loop(params, cfg, s, x_T, z=z, var_type="beta_tilde")
+    anc = ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, x_T, z=z, var_type="beta_tilde")
     # ancestral uses z[t-1] at step t; DDIM visits t = T..1 in order, using z[k] at the k-th step
     ddim = ddim_sample_loop(ddpm_ref.network(params, cfg), s, x_T, eta=1.0, z=z[::-1])
     np.testing.assert_allclose(ddim, anc, rtol=1e-9, atol=1e-9)
@@ -83,8 +83,8 @@ def test_ancestral_sampling_on_a_respaced_schedule_calls_the_network_with_origin
     ts = timesteps(100, 100)
     new, t_model = respace(s, ts)
     x_T, z = np.random.default_rng(3).standard_normal((5, 2)), np.random.default_rng(4).standard_normal((100, 5, 2))
-    np.testing.assert_allclose(ddpm_ref.p_sample_loop(params, cfg, new, x_T, z=z, t_model=t_model),
-                               ddpm_ref.p_sample_loop(params, cfg, s, x_T, z=z), rtol=1e-12)
+    np.testing.assert_allclose(ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), new, x_T, z=z, t_model=t_model),
+                               ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, x_T, z=z), rtol=1e-12)
 
 
 def test_inversion_then_sampling_returns_x0_better_as_K_grows():
@@ -110,8 +110,8 @@ def test_x0_processing_is_off_by_default_and_does_what_it_says(model):
     s = make_schedule("linear", 30)
     x_T = 3 * np.random.default_rng(0).standard_normal((8, 2))
     z = np.random.default_rng(1).standard_normal((30, 8, 2))
-    plain = ddpm_ref.p_sample_loop(params, cfg, s, x_T, z=z)
-    huge = ddpm_ref.p_sample_loop(params, cfg, s, x_T, z=z, clip_x0=1e9)       # a clip that never acts
+    plain = ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, x_T, z=z)
+    huge = ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, x_T, z=z, clip_x0=1e9)       # a clip that never acts
     np.testing.assert_allclose(huge, plain, rtol=1e-9, atol=1e-9)
     x0 = np.array([[3.0, -0.5], [0.2, 0.1]])
     np.testing.assert_array_equal(ddpm_ref.threshold_x0(x0, clip=1.0), [[1.0, -0.5], [0.2, 0.1]])
@@ -121,17 +121,25 @@ def test_x0_processing_is_off_by_default_and_does_what_it_says(model):
 
 # --- the probability-flow ODE -------------------------------------------------------------------------
 
-from ddpm_ref.ode import mlp_eps_div, ode_log_likelihood, ode_sample, sigma_of_t, t_of_sigma  # noqa: E402
+from ddpm_ref.ode import _eps_div, ode_log_likelihood, ode_sample, sigma_of_t, t_of_sigma  # noqa: E402
 
 
-def _gaussian_eps_div(sched, s):
-    """Exact E[ε | x] and its divergence for data N(0, s² I), at the σ that the ODE asks about."""
-    def eps_div(x, t, need):
-        sig = float(sigma_of_t(sched, t))
-        ab = 1.0 / (1.0 + sig * sig)
-        c = np.sqrt(1 - ab) / (ab * s * s + 1 - ab)
-        return c * x, (np.full(x.shape[0], c * x.shape[1]) if need else None)
-    return eps_div
+class _GaussianDenoiser:
+    """The exact denoise_fn E[ε | x_t] and its divergence for data N(0, s² I), at the (continuous) step t
+    the ODE asks about: ε̂ = c·x, c = √(1−ᾱ)/(ᾱ s² + 1 − ᾱ)."""
+
+    def __init__(self, sched, s):
+        self.sched, self.s = sched, s
+
+    def _c(self, t):
+        ab = 1.0 / (1.0 + float(sigma_of_t(self.sched, np.asarray(t).flat[0])) ** 2)
+        return np.sqrt(1 - ab) / (ab * self.s ** 2 + 1 - ab)
+
+    def __call__(self, x, t):
+        return self._c(t) * x
+
+    def divergence(self, x, t):
+        return np.full(x.shape[0], self._c(t) * x.shape[1])
 
 
 def test_ode_exact_likelihood_equals_the_true_gaussian_log_density():
@@ -139,7 +147,7 @@ def test_ode_exact_likelihood_equals_the_true_gaussian_log_density():
     s = 0.6
     sched = make_schedule("linear", 1000)
     x0 = s * np.random.default_rng(0).standard_normal((500, 2))
-    ll, _ = ode_log_likelihood(_gaussian_eps_div(sched, s), sched, x0, steps=100)
+    ll, _ = ode_log_likelihood(_GaussianDenoiser(sched, s), sched, x0, steps=100)
     err = ll - norm.logpdf(x0, 0, s).sum(axis=1)
     assert abs(err.mean()) < 1e-4 and np.abs(err).max() < 5e-3, (err.mean(), np.abs(err).max())
 
@@ -147,7 +155,7 @@ def test_ode_exact_likelihood_equals_the_true_gaussian_log_density():
 def test_ode_samples_have_the_data_distribution_for_the_exact_denoiser():
     s = 0.6
     sched = make_schedule("linear", 1000)
-    x = ode_sample(_gaussian_eps_div(sched, s), sched, np.random.default_rng(1).standard_normal((20000, 2)), 50)
+    x = ode_sample(_GaussianDenoiser(sched, s), sched, np.random.default_rng(1).standard_normal((20000, 2)), 50)
     np.testing.assert_allclose(x.std(axis=0), s, rtol=0.03)
     assert np.all(np.abs(x.mean(axis=0)) < 0.02)
 
@@ -162,7 +170,7 @@ def test_divergence_by_backward_passes_equals_a_finite_difference_jacobian_trace
     cfg = MLPConfig(dim=3, hidden=8, depth=2, activation="gelu")
     params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
     x = np.random.default_rng(1).standard_normal((4, 3))
-    eps, div = mlp_eps_div(params, cfg)(x, 17.5, True)
+    div = ddpm_ref.network(params, cfg).divergence(x, np.full(4, 17.5))
     h, fd = 1e-6, np.zeros(4)
     for d in range(3):
         xp, xm = x.copy(), x.copy()
@@ -189,12 +197,11 @@ def test_a_perfect_predictor_gives_the_true_respaced_posterior_mean(parametrizat
         xt = ddpm_ref.q_sample(s, x0, tau, eps)
         out = ddpm_ref.target(parametrization, s, x0, xt, tau, eps)
 
-        def perfect(params, x, t, cfg, out=out, tau=tau):
+        def perfect(x, t, out=out, tau=tau):
             assert np.all(np.asarray(t) == tau)                      # the network sees the original step
-            return out, None
+            return out
 
-        monkeypatch.setattr(ddpm_ref.sample, "forward", perfect)
-        mean, _ = ddpm_ref.p_mean_variance(None, None, new, xt, k, "beta", parametrization, t_model, clip_x0=clip)
+        mean, _ = ddpm_ref.p_mean_variance(perfect, new, xt, k, "beta", parametrization, t_model, clip_x0=clip)
         true_mean, _ = ddpm_ref.q_posterior(new, x0, xt, k)
         np.testing.assert_allclose(mean, true_mean, rtol=1e-10, atol=1e-12)
 
@@ -206,7 +213,7 @@ def test_a_mu_model_on_a_hand_made_respaced_schedule_is_refused():
     cfg = MLPConfig(dim=2, hidden=4, depth=1)
     params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
     with pytest.raises(ValueError, match="respace"):
-        ddpm_ref.p_sample_loop(params, cfg, bare, np.zeros((3, 2)), rng=np.random.default_rng(0),
+        ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), bare, np.zeros((3, 2)), rng=np.random.default_rng(0),
                                parametrization="mu", t_model=t_model)
 
 
@@ -231,7 +238,7 @@ def test_ode_epsilon_of_an_x0_or_v_model_is_eq_4_and_its_divergence_a_jacobian_t
     params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
     sched = make_schedule("cosine", 40)
     x = np.random.default_rng(1).standard_normal((4, 3))
-    f = mlp_eps_div(params, cfg, sched, parametrization)
+    f = _eps_div(ddpm_ref.network(params, cfg), sched, parametrization)
     out = ddpm_ref.forward(params, x, np.full(4, 17), cfg)[0]
     to_eps = ddpm_ref.eps_from_x0 if parametrization == "x0" else ddpm_ref.eps_from_v
     np.testing.assert_allclose(f(x, 17.0, False)[0], to_eps(sched, x, 17, out), rtol=1e-10)   # integer t: ᾱ_t
@@ -249,4 +256,4 @@ def test_ode_refuses_a_mu_model_with_one_line():
     cfg = MLPConfig(dim=2, hidden=4, depth=1)
     params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
     with pytest.raises(ValueError, match="'mu'"):
-        mlp_eps_div(params, cfg, make_schedule("cosine", 10), "mu")
+        ode_sample(ddpm_ref.network(params, cfg), make_schedule("cosine", 10), np.zeros((2, 2)), parametrization="mu")

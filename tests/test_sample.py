@@ -4,7 +4,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ddpm_ref
-from ddpm_ref import MLPConfig, p_mean_variance, p_sample_loop, q_posterior, x0_from_eps
+from ddpm_ref import MLPConfig, p_mean_variance, p_sample_loop, p_sample_trajectory, q_posterior, x0_from_eps
 
 from strategies import schedule_and_t
 
@@ -23,23 +23,23 @@ def test_eq11_mean_is_the_posterior_mean_at_the_predicted_x0(st_, seed):
     cfg = MLPConfig(dim=2, hidden=8, depth=1)
     params = ddpm_ref.init_params(cfg, rng)
     xt = rng.standard_normal((5, 2))
-    mean, var = p_mean_variance(params, cfg, sched, xt, t, "beta_tilde")
+    mean, var = p_mean_variance(ddpm_ref.network(params, cfg), sched, xt, t, "beta_tilde")
     eps_theta = ddpm_ref.forward(params, xt, t, cfg)[0]
     mean_ref, var_ref = q_posterior(sched, x0_from_eps(sched, xt, t, eps_theta), xt, t)
     np.testing.assert_allclose(mean, mean_ref, rtol=1e-8, atol=1e-8 * (1 + np.abs(mean_ref).max()))
     assert float(var) == pytest.approx(float(var_ref))
-    assert float(p_mean_variance(params, cfg, sched, xt, t, "beta")[1]) == sched.beta[t]
+    assert float(p_mean_variance(ddpm_ref.network(params, cfg), sched, xt, t, "beta")[1]) == sched.beta[t]
 
 
 def test_same_noise_gives_the_same_samples(model, rng):
     cfg, params, sched = model
     x_T = rng.standard_normal((30, 2))
     z = rng.standard_normal((sched.T, 30, 2))
-    a = p_sample_loop(params, cfg, sched, x_T, z=z)
-    b = p_sample_loop(params, cfg, sched, x_T, z=z)
+    a = p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z)
+    b = p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z)
     np.testing.assert_array_equal(a, b)
-    c = p_sample_loop(params, cfg, sched, x_T, rng=np.random.default_rng(5))
-    d = p_sample_loop(params, cfg, sched, x_T, rng=np.random.default_rng(5))
+    c = p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, rng=np.random.default_rng(5))
+    d = p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, rng=np.random.default_rng(5))
     np.testing.assert_array_equal(c, d)
     assert not np.array_equal(a, c)
 
@@ -51,29 +51,29 @@ def test_no_noise_is_added_at_the_last_step(model, rng, var_type):
     z = rng.standard_normal((sched.T, 10, 2))
     z0 = z.copy()
     z0[0] = 0.0                                  # z used at t = 1
-    np.testing.assert_array_equal(p_sample_loop(params, cfg, sched, x_T, z=z, var_type=var_type),
-                                  p_sample_loop(params, cfg, sched, x_T, z=z0, var_type=var_type))
+    np.testing.assert_array_equal(p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z, var_type=var_type),
+                                  p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z0, var_type=var_type))
     z2 = z.copy()
     z2[1] += 1.0                                 # z used at t = 2 does matter
-    assert not np.allclose(p_sample_loop(params, cfg, sched, x_T, z=z, var_type=var_type),
-                           p_sample_loop(params, cfg, sched, x_T, z=z2, var_type=var_type))
+    assert not np.allclose(p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z, var_type=var_type),
+                           p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z2, var_type=var_type))
 
 
 def test_last_step_is_the_mean_only(model, rng):
     cfg, params, sched = model
     x1 = rng.standard_normal((10, 2))
-    out = ddpm_ref.p_sample(params, cfg, sched, x1, 1, z=rng.standard_normal((10, 2)))
-    np.testing.assert_array_equal(out, p_mean_variance(params, cfg, sched, x1, 1)[0])
+    out = ddpm_ref.p_sample(ddpm_ref.network(params, cfg), sched, x1, 1, z=rng.standard_normal((10, 2)))
+    np.testing.assert_array_equal(out, p_mean_variance(ddpm_ref.network(params, cfg), sched, x1, 1)[0])
 
 
 def test_trajectory_is_indexed_by_t(model, rng):
     cfg, params, sched = model
     x_T = rng.standard_normal((7, 2))
-    x0, traj = p_sample_loop(params, cfg, sched, x_T, rng=rng, return_trajectory=True)
+    x0, traj = p_sample_trajectory(ddpm_ref.network(params, cfg), sched, x_T, rng=rng)
     assert traj.shape == (sched.T + 1, 7, 2)
     np.testing.assert_array_equal(traj[sched.T], x_T)
     np.testing.assert_array_equal(traj[0], x0)
-    step = ddpm_ref.p_sample(params, cfg, sched, traj[1], 1, z=None)
+    step = ddpm_ref.p_sample(ddpm_ref.network(params, cfg), sched, traj[1], 1, z=None)
     np.testing.assert_array_equal(step, traj[0])
 
 
@@ -81,12 +81,12 @@ def test_sampler_validates_its_inputs(model, rng):
     cfg, params, sched = model
     x_T = rng.standard_normal((4, 2))
     with pytest.raises(ValueError, match="exactly one noise source"):
-        p_sample_loop(params, cfg, sched, x_T)
+        p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T)
     with pytest.raises(ValueError, match="exactly one noise source"):
-        p_sample_loop(params, cfg, sched, x_T, rng=rng, z=np.zeros((sched.T, 4, 2)))
+        p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, rng=rng, z=np.zeros((sched.T, 4, 2)))
     with pytest.raises(ValueError, match=r"z must have shape \(T, N, D\)"):
-        p_sample_loop(params, cfg, sched, x_T, z=np.zeros((sched.T - 1, 4, 2)))
+        p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=np.zeros((sched.T - 1, 4, 2)))
     with pytest.raises(ValueError, match="unknown variance choice 'big'"):
-        p_sample_loop(params, cfg, sched, x_T, rng=rng, var_type="big")
+        p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, rng=rng, var_type="big")
     with pytest.raises(ValueError, match=r"x_T must have shape \(N, 2\)"):
-        p_sample_loop(params, cfg, sched, np.zeros((4, 3)), rng=rng)
+        p_sample_loop(ddpm_ref.network(params, cfg), sched, np.zeros((4, 3)), rng=rng)
