@@ -311,8 +311,10 @@ def _sample_and_measure(m, n_eval, ss_eval, backend, source, seed, train_x, held
     sample_seconds = time.perf_counter() - t0
     if not np.all(np.isfinite(samples)):
         raise DivergenceError(f"the trained model's samples are not finite ({int(np.sum(~np.isfinite(samples).all(axis=1)))} "
-                              f"of {samples.shape[0]}): training has diverged; lower the learning rate (--lr, now "
-                              f"{m.tcfg.lr:g}) and fit again")
+                              f"of {samples.shape[0]}; final loss {np.mean(m.losses[-FINAL_LOSS_WINDOW:]):.4g}): the "
+                              f"reverse chain ran away — the first reverse steps divide by √α_t (β_T = "
+                              f"{m.sched.beta[-1]:.3g} here), so an ε_θ that is off there is amplified; lower the learning "
+                              f"rate (--lr, now {m.tcfg.lr:g}) and fit again")
     metrics = {
         "dataset": source, "seed": m.info.get("seed", seed), "sample_seed": sample_seed,
         "n_train": int(train_x.shape[0]), "dim": int(train_x.shape[1]), "dim_modelled": m.cfg.dim,
