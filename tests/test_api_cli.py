@@ -529,3 +529,31 @@ def test_review_fixes_small_values_vary_resume_keeps_its_seed_and_bad_arguments_
     assert traj.shape == (res.model.sched.T + 1, 5, 2)
     np.testing.assert_array_equal(traj[0], x)
     np.testing.assert_array_equal(ddpm.sample(res.model, 5, seed=1), x)
+
+
+def test_the_default_recipe_follows_the_data_dimension_and_yields_to_what_is_given():
+    # 2-D: Fourier features and the capped cosine schedule; N-D: x alone and the linear schedule
+    kw = dict(steps=2, T=30, n_eval=50, n_train=500, progress=False)
+    m2 = ddpm.fit("moons", model={"hidden": 16, "depth": 1}, **kw).model           # a dict: laid over the recipe
+    assert (m2.cfg.fourier, m2.cfg.hidden, m2.sched.name, m2.sched.params.get("max_beta")) == (6, 16, "cosine", 0.99)
+    assert m2.sched.beta.max() <= 0.99
+    m4 = ddpm.fit(np.random.default_rng(0).normal(size=(300, 4)), model={"hidden": 16, "depth": 1}, **kw).model
+    assert (m4.cfg.fourier, m4.sched.name) == (0, "linear")
+    # an MLPConfig is used as given; a schedule named by the caller keeps its own defaults
+    given = ddpm.fit("moons", model=MLPConfig(hidden=16, depth=1), schedule="cosine", **kw).model
+    assert given.cfg.fourier == 0 and "max_beta" not in given.sched.params
+    assert ddpm.default_recipe(3)["fourier"] == 6 and ddpm.default_recipe(4)["fourier"] == 0
+    with pytest.raises(TypeError, match="MLPConfig, a dict"):
+        ddpm.fit("moons", model=[16], **kw)
+
+
+def test_the_compiled_samplers_refuse_a_function_they_cannot_compile():
+    pytest.importorskip("numba")
+    import ddpm_fast
+    sched = ddpm_ref.make_schedule("linear", 30)
+    with pytest.raises(TypeError, match="network\\(params, cfg\\)"):
+        ddpm_fast.p_sample_loop(lambda x, t: x, sched, np.zeros((3, 2)), rng=np.random.default_rng(0))
+    # the numpy backend takes any function
+    x = ddpm_fast.p_sample_loop(lambda x, t: np.zeros_like(x), sched, np.zeros((3, 2)),
+                                rng=np.random.default_rng(0), backend="numpy")
+    assert x.shape == (3, 2)
