@@ -13,4 +13,4 @@ from .model import Model
 from .show import show
 
 __version__ = "0.1.0"
-__all__ = ["fit", "default_recipe", "sample", "evaluate", "likelihood_bound", "ode_nll", "load_model", "resolve_data", "FitResult", "Model", "energy_distance", "BACKENDS", "show"]
+__all__ = ["fit", "default_recipe", "sample", "sample_trajectory", "evaluate", "likelihood_bound", "ode_nll", "load_model", "resolve_data", "FitResult", "Model", "energy_distance", "BACKENDS", "show"]

@@ -31,7 +31,9 @@ __all__ = ["DivergenceError", "default_recipe", "dequantize", "quantize", "fit",
            "OUTPUT_FILES"]
 
 BACKENDS = ddpm_fast.BACKENDS
-OUTPUT_FILES = ("model.npz", "samples.npy", "samples.png", "loss.png", "bound_profile.png", "metrics.json")
+OUTPUT_FILES = ("model.npz", "samples.npy", "samples.png", "reverse.png", "loss.png", "bound_profile.png",
+                "metrics.json")
+N_REVERSE_GRID = 1_000        # points in fit's reverse.png (2-D data only; ~1 s with the trajectory)
 N_TRAIN_DEFAULT = 100_000     # points drawn from a built-in generator for training: enough that the
                               # training set's own sampling error is small next to the evaluation floor
 LOW_DIM = 3                   # the low-dimensional recipe (``default_recipe``) up to this many modelled coordinates
@@ -157,8 +159,8 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
     (used as given), or a dict of some of its fields laid over the defaults (unnamed fields: the
     ``MLPConfig`` defaults and ``default_recipe``'s ``fourier``); its ``dim`` is taken from the data.
     ``T`` (default 1000), ``schedule`` (default: ``default_recipe``'s, by the data's dimension) and
-    ``schedule_params`` (passed to ``ddpm_ref.make_schedule``, e.g. ``{"beta_start": 1e-3}``) make the
-    schedule.
+    ``schedule_params`` (passed to ``ddpm_ref.make_schedule``, e.g. ``{"beta_start": 1e-3}`` with
+    ``schedule="linear"``; parameters need the schedule named) make the schedule.
     ``normalize``: "per_dim" (default: z-score each coordinate) or "isotropic" (centre, one scale for all).
     ``bin_width``: quantised data (pixel values, counts) lie on a grid of this width; "auto" (default)
     infers 1 for integer-valued data and None (continuous) otherwise; 0/None: continuous. With a grid,
@@ -226,12 +228,19 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
             if model is not None and not isinstance(model, (MLPConfig, dict)):
                 raise TypeError(f"model must be an MLPConfig, a dict of its fields or None, got {type(model).__name__}")
             if not isinstance(model, MLPConfig):
+                unknown = sorted(set(model or {}) - {f.name for f in fields(MLPConfig)})
+                if unknown:
+                    raise ValueError(f"unknown model settings {unknown}; MLPConfig has "
+                                     f"{sorted(f.name for f in fields(MLPConfig))}")
                 model = MLPConfig(**{"fourier": recipe["fourier"], **(model or {})})
             cfg = replace(model, dim=D, out_dim=None if n_out == D else n_out)
             check_memory(_fit_memory(cfg, tcfg, 1000 if T is None else T, train_x.shape[0], n_eval), "this fit")
-            if schedule is None:                   # the recipe's schedule, with its parameters unless given
-                schedule, schedule_params = recipe["schedule"], (recipe["schedule_params"] if schedule_params is None
-                                                                 else schedule_params)
+            if schedule is None:                   # the recipe's schedule, with its parameters
+                if schedule_params:
+                    raise ValueError(f"schedule_params {schedule_params!r} need the schedule they are for: name it "
+                                     f"(schedule=..., --schedule); the default here is {recipe['schedule']!r} "
+                                     f"with {recipe['schedule_params']!r}")
+                schedule, schedule_params = recipe["schedule"], recipe["schedule_params"]
             sched = ddpm_ref.make_schedule(schedule, 1000 if T is None else T, **(schedule_params or {}))
             rng = np.random.default_rng(ss_train)
             ddpm_ref.param.check_compatible(sched, tcfg.parametrization)
@@ -299,8 +308,26 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
                     lambda p: save_samples_plot(p, held, samples, title=source, **_image_kw(m)))
             _atomic(os.path.join(out, "loss.png"), lambda p: save_loss_plot(p, m.losses))
             _atomic(os.path.join(out, "bound_profile.png"), lambda p: save_profile_plot(p, lb))
+            if m.cfg.dim == 2:                            # cheap in 2-D: one more chain of N_REVERSE_GRID points
+                t0 = time.perf_counter()
+                _atomic(os.path.join(out, "reverse.png"),
+                        lambda p: _save_reverse_grid(p, m, held, int(ss_eval.generate_state(3)[2]), source))
+                metrics["reverse_png_seconds"] = round(time.perf_counter() - t0, 3)
             _atomic(os.path.join(out, "metrics.json"), lambda p: _write_json(p, metrics))
         return FitResult(m, samples, metrics, out)
+
+
+def _save_reverse_grid(path, m: Model, held: np.ndarray, seed: int, source) -> None:
+    """Algorithm 2 for N_REVERSE_GRID points shown at t = T, …, 0 (``ddpm show``'s reverse.png), held-out data in grey."""
+    from .plots import save_scatter_grid
+    from .show import _limits, display_steps
+    _, traj = sample_trajectory(m, N_REVERSE_GRID, seed=seed)
+    traj = m.norm.to_model(traj)                                            # (T+1, n, 2), indexed by t
+    u0 = m.norm.to_model(held[:N_REVERSE_GRID])
+    ts = display_steps(m.sched.T)[::-1]
+    save_scatter_grid(path, ts, [("p_θ samples", traj[ts])], lims=_limits(u0, traj[-1]), background=u0,
+                      title=f"{source}: reverse process (Algorithm 2) from x_T ~ N(0, I) at t = {m.sched.T}, …, 0; "
+                            f"grey: held-out data, standardised")
 
 
 def _sample_and_measure(m, n_eval, ss_eval, backend, source, seed, train_x, held, refs, train_seconds):
@@ -564,7 +591,13 @@ def _check_resume(path, m: Model, *, steps, T, schedule, schedule_params, model,
     if normalize is not None and normalize != m.info.get("normalize", "per_dim"):
         refuse("normalize", normalize, m.info.get("normalize", "per_dim"))
     if model is not None:
-        given = model if isinstance(model, dict) else {f.name: getattr(model, f.name) for f in fields(MLPConfig)}
+        names = {f.name for f in fields(MLPConfig)}
+        if not isinstance(model, (dict, MLPConfig)):
+            raise TypeError(f"model must be an MLPConfig, a dict of its fields or None, got {type(model).__name__}")
+        given = model if isinstance(model, dict) else {n: getattr(model, n) for n in names}
+        unknown = sorted(set(given) - names)
+        if unknown:
+            raise ValueError(f"unknown model settings {unknown}; MLPConfig has {sorted(names)}")
         for name, value in given.items():
             if name not in ("dim", "out_dim") and value != getattr(m.cfg, name):
                 refuse(f"model.{name}", value, getattr(m.cfg, name))

@@ -275,6 +275,8 @@ def sample_statistics(samples: np.ndarray, held: np.ndarray, refs: list, n_floor
         if not np.all(np.isfinite(arr)):
             raise ValueError(f"sample statistics: {name} contain NaN or infinite values")
     n = samples.shape[0]
+    if not refs:
+        raise ValueError("sample statistics need at least one reference draw of the data (refs) for the floors")
     k = min(n, held.shape[0])          # W2 on k points of each side: an equal-size transport problem
     if any(r.shape[0] != n for r in refs):
         raise ValueError(f"every reference draw must have the samples' size {n}: "
@@ -285,7 +287,6 @@ def sample_statistics(samples: np.ndarray, held: np.ndarray, refs: list, n_floor
     gammas = _gammas(scale, MMD_BANDWIDTHS)
     # the exact W2 problems (network simplex, one core each) run in two threads beside the rest
     pool = ThreadPoolExecutor(2)
-    w2_jobs = [pool.submit(w2, a[:k], held[:k]) for a in [samples] + floors_ot]
     m, nh = samples.shape[0], held.shape[0]
     theta = slice_directions(held.shape[1])                       # (L, D), the same for statistic and floor
     held_proj = _sorted_projections(held, theta)                  # (m, L)
@@ -309,6 +310,7 @@ def sample_statistics(samples: np.ndarray, held: np.ndarray, refs: list, n_floor
         return _wp_sorted(np.sort(a, axis=0), held_sorted, 1)     # (D,)
 
     try:
+        w2_jobs = [pool.submit(w2, a[:k], held[:k]) for a in [samples] + floors_ot]
         d_hh, s_hh = _pair_sums(held, held, gammas)               # the held-out side's terms, once
         k_hh = _kernel_mean_of(s_hh, held, held, gammas, True)
         w1, w1_refs = marginal(samples), [marginal(r) for r in refs]

@@ -584,6 +584,8 @@ def train_baseline(state: dict, data, sched, cfg, tcfg, rng: np.random.Generator
     CPU). Returns (state, losses)."""
     from . import draw_chunk
 
+    if cfg.fourier:
+        raise ValueError("the baseline is the plain [x_t, emb(t)] network: give it MLPConfig(fourier=0)")
     if xp is None:
         require_gpu()
         import cupy as xp

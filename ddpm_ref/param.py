@@ -123,8 +123,7 @@ def mean_from_output(parametrization: str, sched: Schedule, xt, t, out):
     """
     _check_param(parametrization)
     c0 = extract(sched.posterior_mean_coef_x0, t, xt)
-    if parametrization == "eps":
-        # index first, then combine: no T-length temporaries per call (this runs once per sampling step)
+    if parametrization == "eps":                                           # Eq. 11 as the paper writes it
         coef = extract(sched.beta, t, xt) / extract(sched.sqrt_one_minus_alpha_bar, t, xt)  # β_t/√(1−ᾱ_t)
         sqrt_alpha = np.sqrt(extract(sched.alpha, t, xt))
         return (xt - coef * out) / sqrt_alpha, -coef / sqrt_alpha

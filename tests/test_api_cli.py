@@ -545,6 +545,13 @@ def test_the_default_recipe_follows_the_data_dimension_and_yields_to_what_is_giv
     assert ddpm.default_recipe(3)["fourier"] == 6 and ddpm.default_recipe(4)["fourier"] == 0
     with pytest.raises(TypeError, match="MLPConfig, a dict"):
         ddpm.fit("moons", model=[16], **kw)
+    with pytest.raises(ValueError, match="unknown model settings \\['hiden'\\]"):
+        ddpm.fit("moons", model={"hiden": 16}, **kw)
+    # parameters of a schedule nobody named would go to the recipe's (cosine has no beta_start)
+    with pytest.raises(ValueError, match="need the schedule they are for"):
+        ddpm.fit("moons", schedule_params={"beta_start": 1e-3}, **kw)
+    lin = ddpm.fit("moons", schedule="linear", schedule_params={"beta_start": 1e-3}, **kw).model
+    assert lin.sched.beta[1] == pytest.approx(1e-3)
 
 
 def test_the_compiled_samplers_refuse_a_function_they_cannot_compile():

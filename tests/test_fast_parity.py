@@ -28,9 +28,9 @@ sizes = st.fixed_dictionaries({
     "batch": st.integers(1, 9), "T": st.integers(21, 60), "schedule": st.sampled_from(["linear", "cosine"]),
     "dim": st.integers(1, 3), "emb_dim": st.sampled_from([2, 8, 32]), "steps": st.integers(1, 6),
     "n_points": st.integers(1, 70), "var_type": st.sampled_from(["beta", "beta_tilde"]),
-    "K": st.integers(1, 60), "respaced": st.booleans(), "trajectory": st.booleans(),
+    "K": st.integers(1, 60), "respaced": st.booleans(),
     "eta": st.sampled_from([0.0, 0.3, 1.0]), "spacing": st.sampled_from(["even", "leading", "trailing", "quad"]),
-    "fourier": st.sampled_from([0, 1, 3, 6]),
+    "fourier": st.sampled_from([0, 1, 3, 6, 8]),
 })
 
 

@@ -209,3 +209,9 @@ def test_fit_writes_the_n_d_statistics_into_metrics_json(tmp_path):
         assert m[f"{key}_ratio"] == pytest.approx(m[key] / m[f"{key}_floor"]) and m[f"{key}_ratio"] > 1   # 50 steps
     assert m["n_nn_train"] == m["n_train"] == 2000 and m["nn_train_samples_median"] > 0
     assert m["nn_train_ratio"] == pytest.approx(m["nn_train_samples_median"] / m["nn_train_heldout_median"])
+
+
+def test_sample_statistics_need_a_reference_draw_for_the_floors():
+    x = np.random.default_rng(0).normal(size=(50, 2))
+    with pytest.raises(ValueError, match="at least one reference draw"):
+        metrics.sample_statistics(x, x, [])

@@ -136,7 +136,7 @@ def test_ema_matches_hand_computed_update():
 @pytest.mark.parametrize("kw, match", [
     ({"hidden": 0}, "hidden must be a positive integer"), ({"emb_dim": 3}, "even"),
     ({"activation": "swish"}, "unknown activation 'swish'"), ({"depth": 1.5}, "depth"),
-    ({"fourier": -1}, "fourier must be an integer in 0..16"), ({"fourier": 2.0}, "fourier"),
+    ({"fourier": -1}, "fourier must be an integer in 0..8"), ({"fourier": 9}, "0..8"), ({"fourier": 2.0}, "fourier"),
 ])
 def test_bad_model_config_is_rejected(kw, match):
     with pytest.raises(ValueError, match=match):

@@ -228,7 +228,7 @@ extern "C" __global__ void ddpm_sample(const float* __restrict__ theta, const lo
 // the dropped a_lo·b_lo being ~2^-22 relative. Warp w owns points 16w..16w+15 of the tile from start to
 // end (layer 0, the products, bias and activation, the read-out and the update), so after the weights
 // are loaded only __syncwarp is needed. Same arguments as ddpm_sample; shared memory likewise but with the
-// row strides SA_TC (activations) and SW_TC (weights): TP·SA_TC + TP·D + NT·D [+ (L−2)·H·SW_TC].
+// row strides SA_TC (activations) and SW_TC (weights): TP·SA_TC + TP·D + NT·D + TP·2·n_freq·D [+ (L−2)·H·SW_TC].
 #ifndef DDPM_NO_TC
 namespace wmma = nvcuda::wmma;
 
