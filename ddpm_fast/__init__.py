@@ -7,9 +7,10 @@ Same functions, same signatures as the reference, plus ``backend=`` and ``dtype=
           executed as fused K-step kernel calls.
     p_sample_loop(denoise_fn, sched, x_T, *, z=None, rng=None, var_type="beta", parametrization="eps",
                   t_model=None, backend="numba", dtype=np.float32)
-        ≡ ddpm_ref.p_sample_loop: with ``z`` the same noise (parity); with ``rng`` one seed is drawn
+        ≡ ddpm_ref.p_sample_loop_general (ddpm_ref.p_sample_loop with the defaults): with ``z`` the same
+          noise (parity); with ``rng`` one seed is drawn
           from it and z comes from the in-kernel counter-based generator (statistically the same).
-    p_sample_trajectory(...)  ≡ ddpm_ref.p_sample_trajectory: the same, returning (x_0, every x_t).
+    p_sample_trajectory(...)  ≡ ddpm_ref.p_sample_trajectory_general: the same, returning (x_0, every x_t).
     ddim_sample_loop(denoise_fn, sched, x_T, *, ts=None, eta=0.0, z=None, rng=None, backend="numba", ...)
         ≡ ddpm_ref.ddim_sample_loop.
 
@@ -253,7 +254,8 @@ def _weights(denoise_fn):
 def p_sample_loop(denoise_fn, sched, x_T: np.ndarray, *, z: np.ndarray | None = None,
                   rng: np.random.Generator | None = None, var_type: str = "beta", parametrization: str = "eps",
                   t_model: np.ndarray | None = None, backend: str = "numba", dtype=np.float32, tile: int = 256):
-    """``ddpm_ref.p_sample_loop`` (Algorithm 2) on the chosen backend; numba: all T steps in one compiled call.
+    """``ddpm_ref.p_sample_loop_general`` (Algorithm 2; with the defaults ``ddpm_ref.p_sample_loop``) on the
+    chosen backend; numba: all T steps in one compiled call.
 
     Line 4 (Eq. 11) for t = T..1 of ``sched`` (respaced schedules with their ``t_model`` map too), with
     σ_t² = β_t or β̃_t and z = 0 at t = 1. ``z`` (T, N, D) uses z[t−1] at step t like the reference;
@@ -266,7 +268,7 @@ def p_sample_loop(denoise_fn, sched, x_T: np.ndarray, *, z: np.ndarray | None = 
 def p_sample_trajectory(denoise_fn, sched, x_T: np.ndarray, *, z: np.ndarray | None = None,
                         rng: np.random.Generator | None = None, var_type: str = "beta", parametrization: str = "eps",
                         t_model: np.ndarray | None = None, backend: str = "numba", dtype=np.float32, tile: int = 256):
-    """``ddpm_ref.p_sample_trajectory`` on the chosen backend: (x_0, trajectory (T + 1, N, D) indexed by t)."""
+    """``ddpm_ref.p_sample_trajectory_general`` on the chosen backend: (x_0, trajectory (T + 1, N, D) indexed by t)."""
     return _ancestral(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, backend, dtype, tile,
                       True)
 
@@ -274,7 +276,7 @@ def p_sample_trajectory(denoise_fn, sched, x_T: np.ndarray, *, z: np.ndarray | N
 def _ancestral(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, backend, dtype, tile, keep):
     _check_sampler_backend(backend, parametrization, "sampler")
     if backend == "numpy":
-        ref = ddpm_ref.p_sample_trajectory if keep else ddpm_ref.p_sample_loop
+        ref = ddpm_ref.p_sample_trajectory_general if keep else ddpm_ref.p_sample_loop_general
         return ref(denoise_fn, sched, x_T, z=z, rng=rng, var_type=var_type, parametrization=parametrization,
                    t_model=t_model)
     params, cfg = _weights(denoise_fn)

@@ -123,8 +123,8 @@ def _train_outputs(res):
 
 REGISTRY = [
     Entry("train", ddpm_ref.train, train, make_train_inputs, _train_outputs),
-    Entry("p_sample_loop", ddpm_ref.p_sample_loop, p_sample_loop, make_sample_inputs, _sample_outputs),
-    Entry("p_sample_trajectory", ddpm_ref.p_sample_trajectory, p_sample_trajectory, make_sample_inputs,
+    Entry("p_sample_loop", ddpm_ref.p_sample_loop_general, p_sample_loop, make_sample_inputs, _sample_outputs),
+    Entry("p_sample_trajectory", ddpm_ref.p_sample_trajectory_general, p_sample_trajectory, make_sample_inputs,
           _sample_outputs),
     Entry("ddim_sample_loop", ddpm_ref.ddim_sample_loop, ddim_sample_loop, make_ddim_inputs, _sample_outputs),
 ]

@@ -10,17 +10,18 @@ et al. 2015. Modules in dependency order (each imports only those above it):
     param.py      what the network predicts (ε, x_0, v, μ) and σ_t² (β, β̃, learned): conversions in one place
     bound.py      the variational bound L_T + Σ_{t≥2} L_{t−1} + L_0 (Eq. 5), Gaussian KL, decoders
     train.py      L_simple (Eq. 14) and Algorithm 1 (and the bound-based objectives, through bound.py)
-    sample.py     p_θ(x_{t−1}|x_t) (Eqs. 1, 11) and Algorithm 2
+    sample.py     p_θ(x_{t−1}|x_t) (Eqs. 1, 11) and Algorithm 2, as in the paper (ε, σ_t² = β_t or β̃_t)
+    reverse.py    the same for every variant: x_0/v/μ outputs, learned σ_t², respaced steps, x̂_0 thresholding
     respace.py    K < T steps: timestep spacings, respaced schedules, DDIM and its inversion
     ode.py        the probability-flow ODE and its exact log-likelihood
     checkpoint.py arrays + JSON config in one .npz, no pickle, atomic writes
 
 The core path — the study note, Ho et al.'s Algorithms 1 and 2 — is schedule.py → forward.py → mlp.py →
-optim.py → train.py (``loss_simple``, ``train_step``, ``train``) → sample.py (``p_sample``,
-``p_sample_loop``). Read with the defaults (objective "simple", parametrization "eps", var_type "beta",
-no t_model, no thresholding) every other branch is skipped. Those options still sit in the core
-functions' signatures (train.py's objective and parametrization, sample.py's var_type, t_model and
-x̂_0 thresholding); moving them into extension modules is open work (issue 12, part B).
+optim.py → train.py (``loss_simple``, ``train_step``, ``train``) → sample.py (``p_mean_variance``,
+``p_sample``, ``p_sample_loop``). sample.py takes no option that is not in the paper (σ_t² = β_t or β̃_t,
+Sec. 3.2); its variants live in reverse.py and reuse its loop. train.py still carries the other
+objectives and parametrisations as TrainConfig fields (read with the defaults, objective "simple" and
+parametrization "eps", every other branch is skipped); moving them out is open work (issue 12, part B).
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every
 schedule array has length T + 1 and is indexed by t.
@@ -51,6 +52,7 @@ from .param import (PARAMETRIZATIONS, VAR_TYPES, eps_from_v, eps_from_x0, mean_f
 from .ode import ode_log_likelihood, ode_sample, sigma_of_t, sigmas, t_of_sigma
 from .respace import SPACINGS, ddim_invert, ddim_sample_loop, ddim_step, respace, timesteps
 from .sample import p_mean_variance, p_sample, p_sample_loop, p_sample_trajectory
+from .reverse import p_mean_variance_general, p_sample_general, p_sample_loop_general, p_sample_trajectory_general
 from .schedule import (SCHEDULES, Schedule, TerminalSNRWarning, make_schedule, rescale_zero_terminal_snr,
                        schedule_from_betas)
 from .train import (HISTORY, OBJECTIVES, TrainConfig, draw_batch, importance_probs, importance_weights, init_state, learning_rate, loss_simple,
@@ -67,5 +69,6 @@ __all__ = [
     "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "terms_and_grads_at", "bound",
     "SPACINGS", "timesteps", "respace", "network", "Denoiser", "ode_log_likelihood", "ode_sample",
     "sigma_of_t", "sigmas", "t_of_sigma", "ddim_step", "ddim_sample_loop", "ddim_invert", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory",
+    "p_mean_variance_general", "p_sample_general", "p_sample_loop_general", "p_sample_trajectory_general",
     "save_checkpoint", "load_checkpoint", "CheckpointError",
 ]

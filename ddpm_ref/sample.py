@@ -1,9 +1,8 @@
-"""The reverse process p_θ and Algorithm 2 (Sampling) of Ho et al. 2020.
+"""The reverse process p_θ and Algorithm 2 (Sampling) of Ho et al. 2020 — the core path.
 
     p_θ(x_{t−1} | x_t) = N(x_{t−1}; μ_θ(x_t, t), σ_t² I)                               (Eq. 1)
     μ_θ(x_t, t) = 1/√α_t · (x_t − β_t/√(1 − ᾱ_t) · ε_θ(x_t, t))                         (Eq. 11)
-    σ_t² = β_t  or  σ_t² = β̃_t   (both give similar samples, Ho et al. Sec. 3.2), or learned
-For other parametrisations (x_0, v, μ) μ_θ = μ̃_t(x_t, x̂_0) — see ``param.py``.
+    σ_t² = β_t  or  σ_t² = β̃_t   (both give similar samples, Ho et al. Sec. 3.2)
 
 Algorithm 2 (Sampling):
     1: x_T ~ N(0, I)
@@ -11,6 +10,9 @@ Algorithm 2 (Sampling):
     3:     z ~ N(0, I) if t > 1, else z = 0
     4:     x_{t−1} = 1/√α_t · (x_t − (1 − α_t)/√(1 − ᾱ_t) · ε_θ(x_t, t)) + σ_t z
     5: return x_0
+
+The network is ``denoise_fn(x_t, t) -> ε_θ`` (``network(params, cfg)`` for the MLP). Other
+parametrisations, learned variances, respaced schedules and x̂_0 thresholding: ``reverse.py``.
 """
 
 from __future__ import annotations
@@ -19,113 +21,71 @@ import numpy as np
 
 from .forward import extract
 from .mlp import Denoiser
-from .param import (VAR_TYPES, check_compatible, check_var_type, mean_from_output, p_log_variance, predict_x0,
-                    threshold_x0)
 from .schedule import Schedule
 
-__all__ = ["VAR_TYPES", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory"]
+__all__ = ["FIXED_VARIANCES", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory", "run_chain"]
+
+FIXED_VARIANCES = ("beta", "beta_tilde")
 
 
-def _t_model(sched: Schedule, t_model, parametrization: str):
-    """The map k → τ_k of a respaced schedule: the one passed, else the one ``respace`` stored. A μ-model on a
-    respaced schedule needs that schedule's ``parent`` (its one-step means are of the original steps)."""
-    if t_model is None:
-        t_model = sched.t_model
-    elif sched.t_model is not None and not np.array_equal(t_model, sched.t_model):
-        raise ValueError("t_model differs from the map stored in the respaced schedule; pass the pair respace() returned")
-    if t_model is not None:
-        t_model = np.asarray(t_model)
-        if t_model.shape != (sched.T + 1,):
-            raise ValueError(f"t_model must map steps 0..T of the schedule (length T + 1 = {sched.T + 1}), "
-                             f"got shape {t_model.shape}")
-        if parametrization == "mu" and sched.parent is None:
-            raise ValueError("a mu-model on a respaced schedule needs the schedule made by ddpm_ref.respace "
-                             "(its output is a one-step mean of the original schedule)")
-    return t_model
-
-
-def p_mean_variance(denoise_fn, sched: Schedule, xt: np.ndarray, t,
-                    var_type: str = "beta", parametrization: str = "eps",
-                    t_model: np.ndarray | None = None, clip_x0: float | None = None,
-                    dynamic_threshold: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Mean μ_θ(x_t, t) (Eq. 11 for "eps") and variance σ_t² of p_θ(x_{t−1} | x_t).
-
-    ``denoise_fn(x_t, t) -> out`` is the network (``network(params, cfg)`` for the MLP). σ_t² is β_t,
-    β̃_t (exactly; 0 at t = 1) or learned (from the network's extra outputs). On a respaced schedule
-    ``t_model[t]`` is the original step the network was trained with.
-    """
-    check_var_type(var_type)
-    t_model = _t_model(sched, t_model, parametrization)
-    t_net = t if t_model is None else t_model[t]                          # the step the network was trained on
-    out = denoise_fn(xt, t_net)                                           # (B, n_out)
-    D = xt.shape[1]
-    if t_model is None and clip_x0 is None and dynamic_threshold is None:
-        mean, _ = mean_from_output(parametrization, sched, xt, t, out[:, :D])
-    else:                                                                  # μ̃_t(x_t, x̂_0), Eq. 7
-        # x̂_0 is read off the output on the schedule the network was trained on (for ε, x_0 and v
-        # only ᾱ enters, the same at k and τ_k; a μ-model's output is the one-step mean at τ_k), and the
-        # mean of a respaced step k — a jump τ_k → τ_{k−1} — is formed from it with sched's coefficients.
-        on_parent = t_model is not None and sched.parent is not None
-        model_sched, model_t = (sched.parent, t_net) if on_parent else (sched, t)
-        x0 = threshold_x0(predict_x0(parametrization, model_sched, xt, model_t, out[:, :D]), clip_x0,
-                          dynamic_threshold)
-        mean = extract(sched.posterior_mean_coef_x0, t, xt) * x0 + extract(sched.posterior_mean_coef_xt, t, xt) * xt
-    if var_type == "beta":
-        var = extract(sched.beta, t, xt)
-    elif var_type == "beta_tilde":
-        var = extract(sched.beta_tilde, t, xt)
-    else:
-        var = np.exp(p_log_variance(sched, var_type, t, xt, out[:, D:])[0])
+def p_mean_variance(denoise_fn, sched: Schedule, xt: np.ndarray, t, var_type: str = "beta"):
+    """Mean μ_θ(x_t, t) (Eq. 11) and variance σ_t² (β_t, or β̃_t: exactly, 0 at t = 1) of p_θ(x_{t−1} | x_t)."""
+    if var_type not in FIXED_VARIANCES:
+        raise ValueError(f"unknown variance choice {var_type!r}; Algorithm 2 fixes σ_t² to beta or beta_tilde "
+                         "(learned variances: ddpm_ref.p_sample_loop_general)")
+    eps = denoise_fn(xt, t)[:, :xt.shape[1]]                                  # ε_θ(x_t, t)
+    coef = extract(sched.beta, t, xt) / extract(sched.sqrt_one_minus_alpha_bar, t, xt)  # β_t/√(1−ᾱ_t)
+    mean = (xt - coef * eps) / np.sqrt(extract(sched.alpha, t, xt))           # Eq. 11
+    var = extract(sched.beta if var_type == "beta" else sched.beta_tilde, t, xt)
     return mean, var
 
 
-def p_sample(denoise_fn, sched: Schedule, xt: np.ndarray, t: int, *, z: np.ndarray,
-             var_type: str = "beta", parametrization: str = "eps", t_model: np.ndarray | None = None,
-             clip_x0: float | None = None, dynamic_threshold: float | None = None) -> np.ndarray:
+def p_sample(denoise_fn, sched: Schedule, xt: np.ndarray, t: int, *, z: np.ndarray | None,
+             var_type: str = "beta") -> np.ndarray:
     """Alg. 2 lines 3–4: x_{t−1} = μ_θ(x_t, t) + σ_t·z, with z forced to 0 at t = 1 (Alg. 2 line 3)."""
     t = int(t)
-    mean, var = p_mean_variance(denoise_fn, sched, xt, t, var_type, parametrization, t_model, clip_x0,
-                                dynamic_threshold)
+    mean, var = p_mean_variance(denoise_fn, sched, xt, t, var_type)
     if t == 1:
         return mean
     return mean + np.sqrt(var) * z
 
 
 def p_sample_loop(denoise_fn, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray | None = None,
-                  rng: np.random.Generator | None = None, var_type: str = "beta",
-                  parametrization: str = "eps", t_model: np.ndarray | None = None, clip_x0: float | None = None,
-                  dynamic_threshold: float | None = None) -> np.ndarray:
-    """Algorithm 2 from a given x_T (N, D) down to x_0 with the network ``denoise_fn(x_t, t) -> out``
-    (``network(params, cfg)`` for the MLP); returns x_0 (N, D).
+                  rng: np.random.Generator | None = None, var_type: str = "beta") -> np.ndarray:
+    """Algorithm 2 from a given x_T (N, D) down to x_0; returns x_0 (N, D).
 
     The noise of line 3 comes either from ``z`` of shape (T, N, D), where ``z[t-1]`` is used at step
     t (``z[0]`` is ignored: z = 0 at t = 1), or is drawn step by step from ``rng`` — exactly one of
-    the two. For a respaced schedule (``respace.respace``) pass its ``t_model`` map: the network sees
-    the original steps. ``clip_x0`` / ``dynamic_threshold`` process x̂_0 (``param.threshold_x0``); both
-    off by default. ``p_sample_trajectory`` also returns every x_t.
+    the two. ``p_sample_trajectory`` also returns every x_t.
     """
-    return _chain(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, clip_x0, dynamic_threshold,
-                  False)[0]
+    return _chain(denoise_fn, sched, x_T, z, rng, var_type, False)[0]
 
 
 def p_sample_trajectory(denoise_fn, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray | None = None,
-                        rng: np.random.Generator | None = None, var_type: str = "beta",
-                        parametrization: str = "eps", t_model: np.ndarray | None = None,
-                        clip_x0: float | None = None, dynamic_threshold: float | None = None):
+                        rng: np.random.Generator | None = None, var_type: str = "beta"):
     """``p_sample_loop``, keeping every step: returns (x_0, trajectory) with the trajectory (T + 1, N, D)
     indexed by t (``trajectory[T]`` is x_T, ``trajectory[0]`` is x_0)."""
-    return _chain(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, clip_x0, dynamic_threshold,
-                  True)
+    return _chain(denoise_fn, sched, x_T, z, rng, var_type, True)
 
 
-def _chain(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, clip_x0, dynamic_threshold, keep):
-    """Algorithm 2's loop; (x_0, trajectory or None)."""
+def _chain(denoise_fn, sched, x_T, z, rng, var_type, keep):
+    if var_type not in FIXED_VARIANCES:
+        raise ValueError(f"unknown variance choice {var_type!r}; Algorithm 2 fixes σ_t² to beta or beta_tilde "
+                         "(learned variances: ddpm_ref.p_sample_loop_general)")
+    if sched.alpha_bar[-1] <= 0:
+        raise ValueError(f"schedule {sched.name!r} ends at alpha_bar_T = 0 (beta_T = 1): the eps "
+                         f"parametrization cannot recover x_0 there; use x0, v or mu (p_sample_loop_general)")
+    return run_chain(lambda x, t, z_t: p_sample(denoise_fn, sched, x, t, z=z_t, var_type=var_type),
+                     denoise_fn, sched, x_T, z, rng, keep)
+
+
+def run_chain(step, denoise_fn, sched: Schedule, x_T, z, rng, keep: bool):
+    """Algorithm 2's loop (lines 1–5) around ``step(x_t, t, z) -> x_{t−1}``: t = T, …, 1, z from ``z[t − 1]``
+    or ``rng``, None at t = 1. Returns (x_0, trajectory (T + 1, N, D) indexed by t, or None)."""
     x = np.array(x_T, dtype=np.float64)
     dim = denoise_fn.cfg.dim if isinstance(denoise_fn, Denoiser) else x.shape[-1]
     if x.ndim != 2 or x.shape[1] != dim:
         raise ValueError(f"x_T must have shape (N, {dim}), got {x.shape}")
-    check_var_type(var_type)
-    check_compatible(sched, parametrization)
     T = sched.T
     if (z is None) == (rng is None):
         raise ValueError("pass exactly one noise source: z (an array of shape (T, N, D)) or rng")
@@ -142,8 +102,7 @@ def _chain(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, c
             z_t = None                                                     # Alg. 2 line 3: z = 0 at t = 1
         else:
             z_t = z[t - 1] if z is not None else rng.standard_normal(x.shape)
-        x = p_sample(denoise_fn, sched, x, t, z=z_t, var_type=var_type, parametrization=parametrization,
-                     t_model=t_model, clip_x0=clip_x0, dynamic_threshold=dynamic_threshold)
+        x = step(x, t, z_t)
         if traj is not None:
             traj[t - 1] = x
     return x, traj

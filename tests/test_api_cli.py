@@ -242,9 +242,9 @@ def test_learned_variance_and_other_parametrisations_fit_and_sample(tmp_path):
         np.testing.assert_array_equal(m.state["lt_hist"], res.model.state["lt_hist"])
         # the API's samples are Algorithm 2 of the reference on the same noise, for every parametrization
         u = ddpm.sample(m, 40, seed=3)
-        ref = ddpm_ref.p_sample_loop(ddpm_ref.network(m.state["ema"], m.cfg), m.sched, np.random.default_rng(3).standard_normal((40, 2)),
-                                     rng=_rng_after_xT(3, 40, 2), var_type=tc.var_type,
-                                     parametrization=tc.parametrization)
+        ref = ddpm_ref.p_sample_loop_general(ddpm_ref.network(m.state["ema"], m.cfg), m.sched, np.random.default_rng(3).standard_normal((40, 2)),
+                                             rng=_rng_after_xT(3, 40, 2), var_type=tc.var_type,
+                                             parametrization=tc.parametrization)
         np.testing.assert_allclose(u, m.norm.to_data(ref), rtol=1e-12)
         if tc.var_type == "learned":          # the variance head is trained: its output weights moved
             W_out = f"W{m.cfg.depth}"
@@ -368,8 +368,8 @@ def test_cli_samples_with_ddim_and_respaced_ancestral(tmp_path):
         "ddim10": (["--sampler", "ddim", "--steps", "10", "--eta", "0"],
                    ddpm_ref.ddim_sample_loop(net, m.sched, x_T, ts=ts10), 2e-3),
         "resp7": (["--steps", "7", "--spacing", "trailing", "--backend", "numpy"],
-                  ddpm_ref.p_sample_loop(ddpm_ref.network(m.state["ema"], m.cfg), sched7, x_T, rng=_rng_after_xT(0, 30, 2),
-                                         t_model=t_model7), 1e-10),
+                  ddpm_ref.p_sample_loop_general(ddpm_ref.network(m.state["ema"], m.cfg), sched7, x_T, rng=_rng_after_xT(0, 30, 2),
+                                                 t_model=t_model7), 1e-10),
     }
     for name, (extra, ref, tol) in expected.items():
         f = tmp_path / f"{name}.npy"

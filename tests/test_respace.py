@@ -83,7 +83,7 @@ def test_ancestral_sampling_on_a_respaced_schedule_calls_the_network_with_origin
     ts = timesteps(100, 100)
     new, t_model = respace(s, ts)
     x_T, z = np.random.default_rng(3).standard_normal((5, 2)), np.random.default_rng(4).standard_normal((100, 5, 2))
-    np.testing.assert_allclose(ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), new, x_T, z=z, t_model=t_model),
+    np.testing.assert_allclose(ddpm_ref.p_sample_loop_general(ddpm_ref.network(params, cfg), new, x_T, z=z, t_model=t_model),
                                ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, x_T, z=z), rtol=1e-12)
 
 
@@ -111,7 +111,7 @@ def test_x0_processing_is_off_by_default_and_does_what_it_says(model):
     x_T = 3 * np.random.default_rng(0).standard_normal((8, 2))
     z = np.random.default_rng(1).standard_normal((30, 8, 2))
     plain = ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, x_T, z=z)
-    huge = ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, x_T, z=z, clip_x0=1e9)       # a clip that never acts
+    huge = ddpm_ref.p_sample_loop_general(ddpm_ref.network(params, cfg), s, x_T, z=z, clip_x0=1e9)       # a clip that never acts
     np.testing.assert_allclose(huge, plain, rtol=1e-9, atol=1e-9)
     x0 = np.array([[3.0, -0.5], [0.2, 0.1]])
     np.testing.assert_array_equal(ddpm_ref.threshold_x0(x0, clip=1.0), [[1.0, -0.5], [0.2, 0.1]])
@@ -201,7 +201,7 @@ def test_a_perfect_predictor_gives_the_true_respaced_posterior_mean(parametrizat
             assert np.all(np.asarray(t) == tau)                      # the network sees the original step
             return out
 
-        mean, _ = ddpm_ref.p_mean_variance(perfect, new, xt, k, "beta", parametrization, t_model, clip_x0=clip)
+        mean, _ = ddpm_ref.p_mean_variance_general(perfect, new, xt, k, "beta", parametrization, t_model, clip_x0=clip)
         true_mean, _ = ddpm_ref.q_posterior(new, x0, xt, k)
         np.testing.assert_allclose(mean, true_mean, rtol=1e-10, atol=1e-12)
 
@@ -213,8 +213,8 @@ def test_a_mu_model_on_a_hand_made_respaced_schedule_is_refused():
     cfg = MLPConfig(dim=2, hidden=4, depth=1)
     params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
     with pytest.raises(ValueError, match="respace"):
-        ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), bare, np.zeros((3, 2)), rng=np.random.default_rng(0),
-                               parametrization="mu", t_model=t_model)
+        ddpm_ref.p_sample_loop_general(ddpm_ref.network(params, cfg), bare, np.zeros((3, 2)), rng=np.random.default_rng(0),
+                                       parametrization="mu", t_model=t_model)
 
 
 @pytest.mark.parametrize("bad, msg", [([5, 5, 1], "strictly decreasing"), ([1, 3, 5], "strictly decreasing"),

@@ -111,7 +111,7 @@ def test_eps_parametrization_refuses_a_schedule_with_alpha_bar_T_zero():
     params = ddpm_ref.init_params(cfg, np.random.default_rng(0))
     with pytest.raises(ValueError, match="eps parametrization cannot recover x_0"):
         ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, np.zeros((2, 2)), rng=np.random.default_rng(0))
-    ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, np.zeros((2, 2)), rng=np.random.default_rng(0), parametrization="mu")
+    ddpm_ref.p_sample_loop_general(ddpm_ref.network(params, cfg), s, np.zeros((2, 2)), rng=np.random.default_rng(0), parametrization="mu")
 
 
 @pytest.mark.parametrize("name", ["quadratic", "sigmoid"])
