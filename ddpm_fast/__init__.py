@@ -131,7 +131,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     if backend == "numpy" and draws != "rng":
         raise ValueError("the numpy reference draws from rng (draws='rng')")
     if backend == "numpy":
-        return ddpm_ref.train(state, data, sched, cfg, tcfg, rng, n_steps, callback)
+        return ddpm_ref.train_general(state, data, sched, cfg, tcfg, rng, n_steps, callback)
     reason = unsupported(tcfg)
     if reason:
         raise ValueError(reason)

@@ -9,19 +9,19 @@ et al. 2015. Modules in dependency order (each imports only those above it):
     optim.py      Adam, gradient clipping, EMA of the weights
     param.py      what the network predicts (ε, x_0, v, μ) and σ_t² (β, β̃, learned): conversions in one place
     bound.py      the variational bound L_T + Σ_{t≥2} L_{t−1} + L_0 (Eq. 5), Gaussian KL, decoders
-    train.py      L_simple (Eq. 14) and Algorithm 1 (and the bound-based objectives, through bound.py)
+    train.py      L_simple (Eq. 14) and Algorithm 1, as in the paper (ε, uniform t)
     sample.py     p_θ(x_{t−1}|x_t) (Eqs. 1, 11) and Algorithm 2, as in the paper (ε, σ_t² = β_t or β̃_t)
-    reverse.py    the same for every variant: x_0/v/μ outputs, learned σ_t², respaced steps, x̂_0 thresholding
+    objectives.py Algorithm 1 for every variant: x_0/v/μ targets, L_vlb and L_hybrid, importance sampling of t
+    reverse.py    Algorithm 2 for every variant: x_0/v/μ outputs, learned σ_t², respaced steps, x̂_0 thresholding
     respace.py    K < T steps: timestep spacings, respaced schedules, DDIM and its inversion
     ode.py        the probability-flow ODE and its exact log-likelihood
     checkpoint.py arrays + JSON config in one .npz, no pickle, atomic writes
 
 The core path — the study note, Ho et al.'s Algorithms 1 and 2 — is schedule.py → forward.py → mlp.py →
-optim.py → train.py (``loss_simple``, ``train_step``, ``train``) → sample.py (``p_mean_variance``,
-``p_sample``, ``p_sample_loop``). sample.py takes no option that is not in the paper (σ_t² = β_t or β̃_t,
-Sec. 3.2); its variants live in reverse.py and reuse its loop. train.py still carries the other
-objectives and parametrisations as TrainConfig fields (read with the defaults, objective "simple" and
-parametrization "eps", every other branch is skipped); moving them out is open work (issue 12, part B).
+optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``train``) → sample.py
+(``p_mean_variance``, ``p_sample``, ``p_sample_loop``). Neither takes an option that is not in the paper
+(σ_t² = β_t or β̃_t, Sec. 3.2); the variants live in objectives.py and reverse.py, which reuse the core's
+optimiser step and loops, never the reverse.
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every
 schedule array has length T + 1 and is indexed by t.
@@ -55,15 +55,18 @@ from .sample import p_mean_variance, p_sample, p_sample_loop, p_sample_trajector
 from .reverse import p_mean_variance_general, p_sample_general, p_sample_loop_general, p_sample_trajectory_general
 from .schedule import (SCHEDULES, Schedule, TerminalSNRWarning, make_schedule, rescale_zero_terminal_snr,
                        schedule_from_betas)
-from .train import (HISTORY, OBJECTIVES, TrainConfig, draw_batch, importance_probs, importance_weights, init_state, learning_rate, loss_simple,
-                    objective_and_grads, train, train_step)
+from .train import (HISTORY, OBJECTIVES, TrainConfig, apply_step, draw_batch, init_state, learning_rate, loss_and_grads,
+                    loss_simple, train, train_step)
+from .objectives import (importance_probs, importance_weights, objective_and_grads, train_general,
+                         train_step_general)
 
 __all__ = [
     "Schedule", "make_schedule", "schedule_from_betas", "SCHEDULES", "TerminalSNRWarning", "rescale_zero_terminal_snr",
     "q_step", "q_sample", "q_mean_variance", "q_posterior", "extract",
     "MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "forward", "backward",
     "adam_init", "adam_update", "clip_grad_norm", "global_norm", "ema_update",
-    "TrainConfig", "loss_simple", "draw_batch", "init_state", "train_step", "train", "learning_rate",
+    "TrainConfig", "loss_simple", "loss_and_grads", "apply_step", "draw_batch", "init_state", "train_step", "train",
+    "learning_rate", "train_step_general", "train_general",
     "HISTORY", "OBJECTIVES", "importance_probs", "importance_weights", "objective_and_grads", "PARAMETRIZATIONS", "VAR_TYPES", "predict_x0", "target", "mean_from_output",
     "p_log_variance", "threshold_x0", "x0_from_eps", "eps_from_x0", "v_target", "x0_from_v", "eps_from_v", "x0_from_mean",
     "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "terms_and_grads_at", "bound",

@@ -1,4 +1,4 @@
-"""Training: Algorithm 1 of Ho et al. 2020 and the objectives L_simple, L_vlb and L_hybrid.
+"""Training: Algorithm 1 of Ho et al. 2020 with L_simple — the core path.
 
 Algorithm 1 (Training), repeated until converged:
     1: x_0 ~ q(x_0)                       (a batch of data)
@@ -7,15 +7,9 @@ Algorithm 1 (Training), repeated until converged:
     4: gradient step on ∇_θ ‖ε − ε_θ(√ᾱ_t x_0 + √(1 − ᾱ_t) ε, t)‖²      (Eq. 14)
 
 ``draw_batch`` draws lines 1–3 from a passed ``rng``; ``train_step`` does line 4 given those draws
-(so any backend can be fed the same numbers); ``train`` is the loop.
-
-Objectives (``TrainConfig.objective``), each with its gradient written by hand:
-    simple   L_simple = mean ‖target − out‖² (Eq. 14; the target is ε, x_0, v or μ̃ per parametrisation)
-    vlb      L_vlb = Σ_{t=1..T} L_{t−1} (the step-t term; L_0 is the decoder) estimated as T·E_t[L_{t−1}]
-             (bits per dimension), t uniform or importance-sampled with p_t ∝ √E[L_{t−1}²] over the last 10 values seen at each t, weight 1/(T p_t)
-             (Nichol & Dhariwal 2021, Sec. 3.3)
-    hybrid   L_simple + λ·L_vlb with λ = 0.001 and μ_θ held fixed inside L_vlb (stop-gradient), so
-             L_vlb only trains the learned variance (Nichol & Dhariwal 2021, Sec. 3.1)
+(so any backend can be fed the same numbers); ``train`` is the loop. The other objectives (L_vlb,
+L_hybrid), targets (x_0, v, μ̃) and importance sampling of t: ``objectives.py``, which reuses
+``apply_step`` and ``draw_batch``.
 """
 
 from __future__ import annotations
@@ -25,19 +19,17 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .bound import LN2, terms_and_grads_at
 from .forward import q_sample
 from .mlp import MLPConfig, backward, forward, init_params
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update
-from .param import PARAMETRIZATIONS, VAR_TYPES, check_compatible, target
+from .param import PARAMETRIZATIONS, VAR_TYPES, check_compatible
 from .schedule import Schedule
 
-__all__ = ["TrainConfig", "OBJECTIVES", "loss_simple", "draw_batch", "init_state", "objective_and_grads",
-           "train_step", "train",
-           "learning_rate", "importance_probs", "importance_weights", "HISTORY"]
+__all__ = ["TrainConfig", "OBJECTIVES", "loss_simple", "draw_batch", "init_state", "loss_and_grads",
+           "apply_step", "train_step", "train", "learning_rate", "HISTORY"]
 
 OBJECTIVES = ("simple", "vlb", "hybrid")
-HISTORY = 10                     # recent L_{t−1} values kept per t for importance sampling
+HISTORY = 10                     # recent L_{t−1} values kept per t for importance sampling (objectives.py)
 
 
 @dataclass(frozen=True)
@@ -108,31 +100,10 @@ def loss_simple(target_: np.ndarray, out: np.ndarray) -> tuple[float, np.ndarray
     return loss, dout
 
 
-def importance_probs(state: dict, T: int) -> np.ndarray | None:
-    """p_t ∝ √E[L_{t−1}²] over the stored history, mixed with 0.1% uniform; None until every t has
-    HISTORY values (sampling stays uniform until then)."""
-    count = state["lt_count"][1:]
-    if count.min() < HISTORY:
-        return None
-    p = np.sqrt(np.mean(state["lt_hist"][1:] ** 2, axis=1))                # (T,)
-    p = p / p.sum()
-    return p * (1.0 - 1e-3) + 1e-3 / T
-
-
-def importance_weights(p_t: np.ndarray | None, t: np.ndarray, T: int) -> np.ndarray | None:
-    """The weights 1/(T·p_t) that make Σ_t L_{t−1} = T·E_{t~U}[L_{t−1}] = E_{t~p}[L_{t−1}/p_t] unbiased under
-    importance sampling t ~ p_t (Nichol & Dhariwal 2021, Eq. 18); None (weight 1) for uniform t."""
-    return None if p_t is None else 1.0 / (T * p_t[np.asarray(t) - 1])
-
-
-def draw_batch(rng: np.random.Generator, data: np.ndarray, batch_size: int, T: int, p_t: np.ndarray | None = None):
-    """Alg. 1 lines 1–3: x_0 (B, D) drawn with replacement from data, t ~ U{1..T} (B,) (or t ~ p_t
-    (T,) for importance sampling), ε ~ N(0, I) (B, D)."""
+def draw_batch(rng: np.random.Generator, data: np.ndarray, batch_size: int, T: int):
+    """Alg. 1 lines 1–3: x_0 (B, D) drawn with replacement from data, t ~ U{1..T} (B,), ε ~ N(0, I) (B, D)."""
     idx = rng.integers(0, data.shape[0], size=batch_size)
-    if p_t is None:
-        t = rng.integers(1, T + 1, size=batch_size)
-    else:
-        t = rng.choice(T, size=batch_size, p=p_t) + 1
+    t = rng.integers(1, T + 1, size=batch_size)
     eps = rng.standard_normal((batch_size, data.shape[1]))
     return data[idx], t, eps
 
@@ -145,61 +116,49 @@ def init_state(cfg: MLPConfig, rng: np.random.Generator, T: int) -> dict:
             "lt_hist": np.zeros((T + 1, HISTORY)), "lt_count": np.zeros(T + 1, dtype=np.int64)}
 
 
-def objective_and_grads(params: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarray, sched: Schedule,
-                        cfg: MLPConfig, tcfg: TrainConfig, weights: np.ndarray | None = None):
-    """The training objective for given draws (x_0, t, ε) and its gradient w.r.t. every parameter.
-
-    Returns (loss, grads, vlb_terms): ``vlb_terms`` (B,) are the per-point bound terms L_{t−1} in nats
-    (None for L_simple), which feed the importance sampler's history.
-    """
-    D = x0.shape[1]
+def loss_and_grads(params: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarray, sched: Schedule, cfg: MLPConfig):
+    """L_simple (Eq. 14) for the draws (x_0, t, ε) and its gradient w.r.t. every parameter: (loss, grads)."""
     xt = q_sample(sched, x0, t, eps)                                       # (B, D), Eq. 4
-    out, cache = forward(params, xt, t, cfg)                               # (B, n_out)
-    dout = np.zeros_like(out)
-    loss, term = 0.0, None
-    if tcfg.objective in ("simple", "hybrid"):
-        l_s, dout[:, :D] = loss_simple(target(tcfg.parametrization, sched, x0, xt, t, eps), out[:, :D])
-        loss += l_s
-    if tcfg.objective in ("vlb", "hybrid"):
-        term, dterm = terms_and_grads_at(sched, x0, xt, t, out, tcfg.parametrization, tcfg.var_type)
-        w = np.ones(x0.shape[0]) if weights is None else weights
-        scale = sched.T / (D * LN2)                                        # Σ_t L_{t−1} = T·E_t[L_{t−1}], bits/dim
-        l_v = float(np.mean(w * term)) * scale
-        dv = (w * scale / x0.shape[0])[:, None] * dterm                     # (B, n_out)
-        if tcfg.objective == "hybrid":
-            dv[:, :D] = 0.0                                                # stop-gradient on μ_θ
-            l_v, dv = tcfg.hybrid_lambda * l_v, tcfg.hybrid_lambda * dv
-        loss += l_v
-        dout += dv
-    return loss, backward(params, cache, dout, cfg), term
+    out, cache = forward(params, xt, t, cfg)                               # (B, D)
+    loss, dout = loss_simple(eps, out)
+    return loss, backward(params, cache, dout, cfg)
 
 
-def train_step(state: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarray, sched: Schedule,
-               cfg: MLPConfig, tcfg: TrainConfig, weights: np.ndarray | None = None) -> tuple[dict, float]:
-    """Alg. 1 line 4 for given draws (x_0, t, ε): one clipped Adam step on the objective, then the EMA update.
-
-    ``weights`` (B,) multiply the L_vlb terms (1/(T p_t) under importance sampling). Returns the new
-    state and the loss.
-    """
-    loss, grads, term = objective_and_grads(state["params"], x0, t, eps, sched, cfg, tcfg, weights)
+def apply_step(state: dict, grads: dict, tcfg) -> dict:
+    """One optimiser step from ``grads``: global-norm clipping, Adam at the step's cosine lr, then the EMA."""
     grads, _ = clip_grad_norm(grads, tcfg.grad_clip)
     lr = learning_rate(tcfg, state["opt"]["step"])
     params, opt = adam_update(state["params"], grads, state["opt"], lr, tcfg.adam_beta1, tcfg.adam_beta2,
                               tcfg.adam_eps)
     ema = ema_update(state["ema"], params, tcfg.ema_decay)
-    new = {"params": params, "opt": opt, "ema": ema, "lt_hist": state["lt_hist"], "lt_count": state["lt_count"]}
-    if term is not None:
-        new["lt_hist"], new["lt_count"] = _push_history(state, t, term)
-    return new, loss
+    return {"params": params, "opt": opt, "ema": ema, "lt_hist": state["lt_hist"], "lt_count": state["lt_count"]}
 
 
-def _push_history(state: dict, t: np.ndarray, term: np.ndarray):
-    """Append each L_{t−1} value of the batch to its t's ring buffer of the last HISTORY values."""
-    hist, count = state["lt_hist"].copy(), state["lt_count"].copy()
-    for ti, li in zip(np.broadcast_to(t, term.shape), term):
-        hist[ti, count[ti] % HISTORY] = li
-        count[ti] += 1
-    return hist, count
+def _check_core(tcfg) -> None:
+    if (tcfg.objective, tcfg.parametrization, tcfg.t_sampling) != ("simple", "eps", "uniform"):
+        raise ValueError(f"Algorithm 1 trains ε with L_simple and uniform t; objective {tcfg.objective!r}, "
+                         f"parametrization {tcfg.parametrization!r}, t_sampling {tcfg.t_sampling!r}: "
+                         "use ddpm_ref.train_general")
+
+
+def train_step(state: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarray, sched: Schedule,
+               cfg: MLPConfig, tcfg: TrainConfig) -> tuple[dict, float]:
+    """Alg. 1 line 4 for given draws (x_0, t, ε): one clipped Adam step on L_simple, then the EMA update.
+    Returns the new state and the loss."""
+    _check_core(tcfg)
+    loss, grads = loss_and_grads(state["params"], x0, t, eps, sched, cfg)
+    return apply_step(state, grads, tcfg), loss
+
+
+def check_train_inputs(state: dict, data, sched: Schedule, cfg: MLPConfig, tcfg: TrainConfig) -> np.ndarray:
+    """The loop's inputs: data (N, D) as float64, a schedule the parametrisation can use, a state made for its T."""
+    data = np.asarray(data, dtype=np.float64)
+    if data.ndim != 2 or data.shape[1] != cfg.dim:
+        raise ValueError(f"data must have shape (N, {cfg.dim}), got {data.shape}")
+    check_compatible(sched, tcfg.parametrization)
+    if state["lt_hist"].shape[0] != sched.T + 1:
+        raise ValueError(f"training state was made for T = {state['lt_hist'].shape[0] - 1}, schedule has T = {sched.T}")
+    return data
 
 
 def train(state: dict, data: np.ndarray, sched: Schedule, cfg: MLPConfig, tcfg: TrainConfig,
@@ -208,18 +167,12 @@ def train(state: dict, data: np.ndarray, sched: Schedule, cfg: MLPConfig, tcfg: 
 
     ``callback(step, loss)`` is called after every step (progress bars, logging).
     """
-    data = np.asarray(data, dtype=np.float64)
-    if data.ndim != 2 or data.shape[1] != cfg.dim:
-        raise ValueError(f"data must have shape (N, {cfg.dim}), got {data.shape}")
-    check_compatible(sched, tcfg.parametrization)
-    if state["lt_hist"].shape[0] != sched.T + 1:
-        raise ValueError(f"training state was made for T = {state['lt_hist'].shape[0] - 1}, schedule has T = {sched.T}")
+    _check_core(tcfg)
+    data = check_train_inputs(state, data, sched, cfg, tcfg)
     losses = np.empty(n_steps)
     for i in range(n_steps):
-        p_t = importance_probs(state, sched.T) if tcfg.t_sampling == "importance" else None
-        x0, t, eps = draw_batch(rng, data, tcfg.batch_size, sched.T, p_t)
-        weights = importance_weights(p_t, t, sched.T)
-        state, losses[i] = train_step(state, x0, t, eps, sched, cfg, tcfg, weights)
+        x0, t, eps = draw_batch(rng, data, tcfg.batch_size, sched.T)
+        state, losses[i] = train_step(state, x0, t, eps, sched, cfg, tcfg)
         if callback is not None:
             callback(state["opt"]["step"], losses[i])
     return state, losses

@@ -196,3 +196,18 @@ def test_learning_rate_is_the_cosine_decay_from_lr_to_lr_final_frac():
 def test_learning_rate_stays_at_its_final_value_past_steps(past):
     tcfg = ddpm_ref.TrainConfig(steps=1000, lr=2e-3, lr_final_frac=0.05)
     assert ddpm_ref.learning_rate(tcfg, past) == pytest.approx(2e-3 * 0.05, rel=1e-12)
+
+
+def test_algorithm_1_core_and_general_loops_give_the_same_run_and_the_core_refuses_variants():
+    cfg = MLPConfig(hidden=8, depth=1)
+    sched = ddpm_ref.make_schedule("linear", 30)
+    tcfg = ddpm_ref.TrainConfig(steps=5, batch_size=16)
+    data = np.random.default_rng(0).normal(size=(100, 2))
+    state = ddpm_ref.init_state(cfg, np.random.default_rng(1), sched.T)
+    a, la = ddpm_ref.train(state, data, sched, cfg, tcfg, np.random.default_rng(2), 5)
+    b, lb = ddpm_ref.train_general(state, data, sched, cfg, tcfg, np.random.default_rng(2), 5)
+    np.testing.assert_array_equal(la, lb)
+    for k in a["params"]:
+        np.testing.assert_array_equal(a["params"][k], b["params"][k])
+    with pytest.raises(ValueError, match="train_general"):
+        ddpm_ref.train(state, data, sched, cfg, ddpm_ref.TrainConfig(objective="vlb"), np.random.default_rng(2), 1)
