@@ -14,31 +14,31 @@ import numpy as np
 
 from .schedule import Schedule
 
-__all__ = ["q_step", "q_sample", "q_mean_variance", "q_posterior", "extract"]
+__all__ = ["q_step", "q_sample", "q_mean_variance", "q_posterior", "extract", "check_steps"]
 
 
 def extract(arr: np.ndarray, t, x: np.ndarray, t_min: int = 1) -> np.ndarray:
-    """``arr[t]`` shaped to broadcast against ``x`` (B, ...): a scalar for scalar t, (B, 1, ..) for t of shape (B,).
+    """``arr[t]`` shaped to broadcast against ``x`` (B, ...): a scalar for scalar t, (B, 1, ..) for t of shape (B,)."""
+    t = check_steps(t, len(arr) - 1, x, t_min)
+    return arr[int(t)] if t.ndim == 0 else arr[t].reshape((-1,) + (1,) * (x.ndim - 1))
 
-    Raises ValueError when t is not an integer in t_min..T or its length does not match the batch.
-    """
-    T = len(arr) - 1
+
+def check_steps(t, T: int, x: np.ndarray, t_min: int = 1) -> np.ndarray:
+    """t as an integer array, after checking it: integers (or integral floats) in t_min..T, a scalar or one
+    per row of x. ValueError saying which is not so."""
     t_arr = np.asarray(t)
     if t_arr.dtype.kind not in "iu":
-        if t_arr.dtype.kind == "f" and np.all(np.isfinite(t_arr)) and np.all(t_arr == np.round(t_arr)):
-            t_arr = t_arr.astype(np.int64)
-        else:
+        if not (t_arr.dtype.kind == "f" and np.all(np.isfinite(t_arr)) and np.all(t_arr == np.round(t_arr))):
             raise ValueError(f"t must be an integer time step (or array of them), got {t!r}")
+        t_arr = t_arr.astype(np.int64)
     if t_arr.ndim > 1:
         raise ValueError(f"t must be a scalar or a 1-D array of shape (B,), got shape {t_arr.shape}")
     if t_arr.size and (t_arr.min() < t_min or t_arr.max() > T):
         raise ValueError(f"t must lie in {t_min}..T = {t_min}..{T}, got values in "
                          f"{int(t_arr.min())}..{int(t_arr.max())}")
-    if t_arr.ndim == 0:
-        return arr[int(t_arr)]
-    if x.ndim == 0 or t_arr.shape[0] != x.shape[0]:
+    if t_arr.ndim == 1 and (x.ndim == 0 or t_arr.shape[0] != x.shape[0]):
         raise ValueError(f"t has shape {t_arr.shape} but x has shape {x.shape}: one t per row expected")
-    return arr[t_arr].reshape((-1,) + (1,) * (x.ndim - 1))
+    return t_arr
 
 
 def _check_same_shape(a: np.ndarray, b: np.ndarray, an: str, bn: str) -> None:
