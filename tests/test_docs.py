@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
+import os
 import importlib
 import re
 from pathlib import Path
@@ -166,3 +167,15 @@ def test_every_relative_link_in_the_docs_points_to_an_existing_file():
     bad = [f"{doc.relative_to(ROOT)}: {target}" for doc in DOCS for target, path in _relative_links(doc)
            if not path.exists()]
     assert not bad, "links to missing files:\n" + "\n".join(bad)
+
+
+def test_the_package_docstring_states_the_core_paths_line_count():
+    import re
+    import ddpm_ref
+    root = os.path.dirname(ddpm_ref.__file__)
+    count = lambda names: sum(len(open(os.path.join(root, n), encoding="utf-8").read().splitlines()) for n in names)
+    core = count(["schedule.py", "forward.py", "mlp.py", "optim.py", "train.py", "sample.py"])
+    total = count(sorted(n for n in os.listdir(root) if n.endswith(".py")))
+    m = re.search(r"six modules are ([\d,]+) lines .* package's ([\d,]+)", " ".join(ddpm_ref.__doc__.split()))
+    assert m, "the package docstring no longer states the core path's line count"
+    assert (int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))) == (core, total)
