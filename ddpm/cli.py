@@ -71,7 +71,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="seed for data, training and evaluation (default 0; a resumed fit: its own)")
     f.add_argument("--batch-size", type=_positive_int, default=None, help=f"(default {d_train.batch_size})")
     f.add_argument("--lr", type=float, default=None, help=f"Adam step size at the start (default {d_train.lr})")
-    f.add_argument("--hidden", type=_positive_int, default=None, help=f"hidden width H (default {d_model.hidden})")
+    f.add_argument("--hidden", type=_positive_int, default=None,
+                   help=f"hidden width H (default {d_model.hidden}; 192 for data of more than 32 coordinates)")
     f.add_argument("--depth", type=_positive_int, default=None,
                    help=f"number of hidden layers (default {d_model.depth})")
     f.add_argument("--activation", default=None, help=f"relu, silu, gelu or tanh (default {d_model.activation})")
