@@ -228,14 +228,9 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
             D = int(norm.mean.shape[0])                                        # the data's modelled columns
             n_out = ddpm_ref.param.out_dim(D, tcfg.var_type)
             recipe = default_recipe(D)
-            if model is not None and not isinstance(model, (MLPConfig, dict)):
-                raise TypeError(f"model must be an MLPConfig, a dict of its fields or None, got {type(model).__name__}")
+            given = _model_settings(model)
             if not isinstance(model, MLPConfig):
-                unknown = sorted(set(model or {}) - {f.name for f in fields(MLPConfig)})
-                if unknown:
-                    raise ValueError(f"unknown model settings {unknown}; MLPConfig has "
-                                     f"{sorted(f.name for f in fields(MLPConfig))}")
-                model = MLPConfig(**{"fourier": recipe["fourier"], "hidden": recipe["hidden"], **(model or {})})
+                model = MLPConfig(**{"fourier": recipe["fourier"], "hidden": recipe["hidden"], **given})
             cfg = replace(model, dim=D, out_dim=None if n_out == D else n_out)
             check_memory(_fit_memory(cfg, tcfg, 1000 if T is None else T, train_x.shape[0], n_eval), "this fit")
             if schedule is None:                   # the recipe's schedule, with its parameters
@@ -572,6 +567,21 @@ def _check_finite(m: Model, state: dict, losses: np.ndarray, out) -> None:
                           f"{m.tcfg.lr:g}) or the gradient clip (now {m.tcfg.grad_clip:g}), then fit again")
 
 
+def _model_settings(model) -> dict:
+    """``fit``'s ``model`` as {field: value}: an MLPConfig's fields, a dict's keys (checked against them), {} for None."""
+    names = [f.name for f in fields(MLPConfig)]
+    if model is None:
+        return {}
+    if isinstance(model, MLPConfig):
+        return {n: getattr(model, n) for n in names}
+    if not isinstance(model, dict):
+        raise TypeError(f"model must be an MLPConfig, a dict of its fields or None, got {type(model).__name__}")
+    unknown = sorted(set(model) - set(names))
+    if unknown:
+        raise ValueError(f"unknown model settings {unknown}; MLPConfig has {sorted(names)}")
+    return dict(model)
+
+
 def _check_resume(path, m: Model, *, steps, T, schedule, schedule_params, model, train, normalize) -> None:
     """Refuse, with one line naming the setting, any argument of ``fit`` that contradicts the checkpoint
     being resumed (None means "not given"). More steps than planned are allowed; fewer are not."""
@@ -594,14 +604,7 @@ def _check_resume(path, m: Model, *, steps, T, schedule, schedule_params, model,
     if normalize is not None and normalize != m.info.get("normalize", "per_dim"):
         refuse("normalize", normalize, m.info.get("normalize", "per_dim"))
     if model is not None:
-        names = {f.name for f in fields(MLPConfig)}
-        if not isinstance(model, (dict, MLPConfig)):
-            raise TypeError(f"model must be an MLPConfig, a dict of its fields or None, got {type(model).__name__}")
-        given = model if isinstance(model, dict) else {n: getattr(model, n) for n in names}
-        unknown = sorted(set(given) - names)
-        if unknown:
-            raise ValueError(f"unknown model settings {unknown}; MLPConfig has {sorted(names)}")
-        for name, value in given.items():
+        for name, value in _model_settings(model).items():
             if name not in ("dim", "out_dim") and value != getattr(m.cfg, name):
                 refuse(f"model.{name}", value, getattr(m.cfg, name))
     if train is not None:

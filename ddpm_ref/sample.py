@@ -28,11 +28,15 @@ __all__ = ["FIXED_VARIANCES", "p_mean_variance", "p_sample", "p_sample_loop", "p
 FIXED_VARIANCES = ("beta", "beta_tilde")
 
 
-def p_mean_variance(denoise_fn, sched: Schedule, xt: np.ndarray, t, var_type: str = "beta"):
-    """Mean μ_θ(x_t, t) (Eq. 11) and variance σ_t² (β_t, or β̃_t: exactly, 0 at t = 1) of p_θ(x_{t−1} | x_t)."""
+def _check_fixed(var_type: str) -> None:
     if var_type not in FIXED_VARIANCES:
         raise ValueError(f"unknown variance choice {var_type!r}; Algorithm 2 fixes σ_t² to beta or beta_tilde "
                          "(learned variances: ddpm_ref.p_sample_loop_general)")
+
+
+def p_mean_variance(denoise_fn, sched: Schedule, xt: np.ndarray, t, var_type: str = "beta"):
+    """Mean μ_θ(x_t, t) (Eq. 11) and variance σ_t² (β_t, or β̃_t: exactly, 0 at t = 1) of p_θ(x_{t−1} | x_t)."""
+    _check_fixed(var_type)
     eps = denoise_fn(xt, t)[:, :xt.shape[1]]                                  # ε_θ(x_t, t)
     coef = extract(sched.beta, t, xt) / extract(sched.sqrt_one_minus_alpha_bar, t, xt)  # β_t/√(1−ᾱ_t)
     mean = (xt - coef * eps) / np.sqrt(extract(sched.alpha, t, xt))           # Eq. 11
@@ -69,9 +73,7 @@ def p_sample_trajectory(denoise_fn, sched: Schedule, x_T: np.ndarray, *, z: np.n
 
 
 def _chain(denoise_fn, sched, x_T, z, rng, var_type, keep):
-    if var_type not in FIXED_VARIANCES:
-        raise ValueError(f"unknown variance choice {var_type!r}; Algorithm 2 fixes σ_t² to beta or beta_tilde "
-                         "(learned variances: ddpm_ref.p_sample_loop_general)")
+    _check_fixed(var_type)
     if sched.alpha_bar[-1] <= 0:
         raise ValueError(f"schedule {sched.name!r} ends at alpha_bar_T = 0 (beta_T = 1): the eps "
                          f"parametrization cannot recover x_0 there; use x0, v or mu (p_sample_loop_general)")
