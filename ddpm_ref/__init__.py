@@ -21,8 +21,8 @@ The core path — the study note, Ho et al.'s Algorithms 1 and 2 — is schedule
 optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``train``) → sample.py
 (``p_mean_variance``, ``p_sample``, ``p_sample_loop``). Neither takes an option that is not in the paper
 (σ_t² = β_t or β̃_t, Sec. 3.2); the variants live in objectives.py and reverse.py, which reuse the core's
-optimiser step and loops, never the reverse. The core path's six modules are 906 lines (docstrings
-included) of the package's 2,016; ``tests/test_docs.py`` keeps this count true.
+optimiser step and loops, never the reverse. The core path's six modules are 908 lines (docstrings
+included) of the package's 2,018; ``tests/test_docs.py`` keeps this count true.
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every
 schedule array has length T + 1 and is indexed by t.
