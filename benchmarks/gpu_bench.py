@@ -106,13 +106,13 @@ def fused_train(batch, K, kernel):
     eng = gpu.TrainEngine(CFG, batch, data, sched, lau, kernel)
     eng.set_chunk(K, seed=12345)
     eng.lrs[...] = 1e-3
-    theta, m, v, ema = (xp.asarray(gpu.pack(d, eng.widths, np.float32))
-                        for d in (state["params"], state["opt"]["m"], state["opt"]["v"], state["ema"]))
+    theta, m, s, ema = (xp.asarray(gpu.pack(d, eng.widths, np.float32))
+                        for d in (state["params"], state["opt"]["m"], state["opt"]["s"], state["ema"]))
     thetaT = eng.transposed(theta)
     first = []
 
     def run():
-        eng.run(theta, thetaT, m, v, ema, tcfg, use_graph=True)
+        eng.run(theta, thetaT, m, s, ema, tcfg, use_graph=True)
         if not first:
             first.append(host(eng.losses).copy())
 

@@ -18,7 +18,9 @@ from ddpm_ref import CheckpointError, MLPConfig, Schedule, TrainConfig
 
 __all__ = ["Model", "data_fingerprint", "Normalizer", "param_shapes"]
 
-_GROUPS = {"params": "params", "ema": "ema", "adam_m": ("opt", "m"), "adam_v": ("opt", "v")}
+_GROUPS = {"params": "params", "ema": "ema", "adam_m": ("opt", "m"), "adam_s": ("opt", "s")}
+# Adam's second moment was stored as "adam_v" before it was renamed s (v is the v-target); such files still load.
+_OLD_GROUPS = {"adam_v": "adam_s"}
 
 
 def data_fingerprint(x: np.ndarray) -> str:
@@ -131,6 +133,9 @@ class Model:
     def load(cls, path) -> "Model":
         """Read a model written by :meth:`save`; raises CheckpointError for a foreign or inconsistent file."""
         arrays, config = ddpm_ref.load_checkpoint(path)
+        for old, new in _OLD_GROUPS.items():
+            if not any(k.startswith(new + ".") for k in arrays):
+                arrays = {(new + k[len(old):] if k.startswith(old + ".") else k): a for k, a in arrays.items()}
         try:
             for key in ("model", "train", "schedule", "rng_state"):
                 if not isinstance(config[key], dict):
@@ -148,7 +153,7 @@ class Model:
                 raise TypeError(f"config['info'] is a {type(info).__name__}, not an object")
             _check_shapes(path, cfg, arrays)                 # before anything is built from the arrays
             sched = ddpm_ref.schedule_from_betas(arrays["beta"], name=sc["name"], params=sc["params"], warn=False)
-            state = {"params": {}, "ema": {}, "opt": {"m": {}, "v": {}, "step": step},
+            state = {"params": {}, "ema": {}, "opt": {"m": {}, "s": {}, "step": step},
                      "lt_hist": np.array(arrays["lt_hist"], dtype=np.float64),
                      "lt_count": np.array(arrays["lt_count"], dtype=np.int64)}
             for key, arr in arrays.items():

@@ -149,7 +149,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     offs, _ = layout(widths)
     theta = pack(state["params"], widths, dtype)
     m = pack(state["opt"]["m"], widths, dtype)
-    v = pack(state["opt"]["v"], widths, dtype)
+    s = pack(state["opt"]["s"], widths, dtype)
     ema = pack(state["ema"], widths, dtype)
     step = int(state["opt"]["step"])
     T, B, D = sched.T, tcfg.batch_size, cfg.dim
@@ -168,10 +168,10 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
             idx, tt, eps = draw_chunk(rng, data.shape[0], T, B, D, K)
         lrs = np.array([ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)], dtype=np.float64)
         eps = eps.astype(dtype, copy=False)
-        check_train_arrays(cfg, widths, T, B, theta, m, v, ema, data_c, emb, sab, s1m, lrs, idx, tt, eps)
+        check_train_arrays(cfg, widths, T, B, theta, m, s, ema, data_c, emb, sab, s1m, lrs, idx, tt, eps)
         chunk_losses = np.empty(K, dtype=np.float64)
         with _one_blas_thread():
-            step = cpu.train_steps_kernel(theta, m, v, ema, step, widths, offs, cpu.ACT_CODES[cfg.activation],
+            step = cpu.train_steps_kernel(theta, m, s, ema, step, widths, offs, cpu.ACT_CODES[cfg.activation],
                                           data_c, idx, tt, eps, emb,
                                           sab, s1m, lrs, tcfg.adam_beta1, tcfg.adam_beta2, tcfg.adam_eps,
                                           tcfg.grad_clip, tcfg.ema_decay, chunk_losses, _n_chunks(B),
@@ -184,7 +184,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     new = dict(state)
     new["params"] = unpack(theta, widths)
     new["ema"] = unpack(ema, widths)
-    new["opt"] = {"m": unpack(m, widths), "v": unpack(v, widths), "step": int(step)}
+    new["opt"] = {"m": unpack(m, widths), "s": unpack(s, widths), "step": int(step)}
     return new, losses
 
 

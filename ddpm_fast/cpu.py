@@ -249,12 +249,12 @@ def _fourier_row(h, D, n_freq):
 
 
 @nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data, idx, tt, eps, emb_table,
+def train_steps_kernel(theta, m, s, ema, adam_step, widths, offs, act_code, data, idx, tt, eps, emb_table,
                        sqrt_ab, sqrt_1mab, lrs, beta1, beta2, adam_eps, grad_clip, ema_decay, losses, n_chunks,
                        counter, seed):
     """K steps of ``ddpm_ref.train_step`` (objective simple, ε-parametrisation), all in one call.
 
-    θ, m, v, ema (P,) are updated in place; ``losses`` (K,) receives L_simple per step. Draws for
+    θ, m, s, ema (P,) are updated in place (m, s: Adam's moments); ``losses`` (K,) receives L_simple per step. Draws for
     step k: x_0 = data[idx[k]], t = tt[k], ε = eps[k] — or, with ``counter``, the kernel first writes
     into those arrays the draws ``train_draw`` makes from (seed, Adam step count, row), the GPU
     kernels' draws. Returns the Adam step count after the K steps.
@@ -375,10 +375,10 @@ def train_steps_kernel(theta, m, v, ema, adam_step, widths, offs, act_code, data
         for i in range(P):
             gi = grad[i] * sc
             mi = b1 * m[i] + b1c * gi
-            vi = b2 * v[i] + b2c * gi * gi
+            si = b2 * s[i] + b2c * gi * gi
             m[i] = mi
-            v[i] = vi
-            th = theta[i] - step_size * mi / (math.sqrt(vi) * inv_sqrt_bc2 + eps_a)
+            s[i] = si
+            th = theta[i] - step_size * mi / (math.sqrt(si) * inv_sqrt_bc2 + eps_a)
             theta[i] = th
             ema[i] = dec * ema[i] + decc * th
     return adam_step

@@ -406,7 +406,7 @@ class TrainEngine:
     A chunk's K steps run as one CUDA graph (``run`` with ``use_graph``). A graph holds the device
     pointers and scalar arguments it was captured with, so it is dropped whenever they change: in
     ``set_chunk`` when the chunk buffers are reallocated (K changed) or the seed changed, and in ``run``
-    when it is handed other θ, m, v, EMA buffers. A replay therefore never reads freed memory."""
+    when it is handed other θ, m, s, EMA buffers. A replay therefore never reads freed memory."""
 
     def __init__(self, cfg, B: int, data, sched, lau, kernel: str | None = None):
         kernel = kernel or TRAIN_KERNEL
@@ -468,13 +468,13 @@ class TrainEngine:
             self.eps = xp.zeros((K, self.B, self.D), dtype=xp.float32)
             self.graph = None
 
-    def run(self, theta, thetaT, m, v, ema, tcfg, use_graph: bool) -> None:
+    def run(self, theta, thetaT, m, s, ema, tcfg, use_graph: bool) -> None:
         """The chunk's K steps on these buffers: launched one by one, or as a CUDA graph captured on the
         first call and replayed while nothing it holds has changed."""
         if not use_graph:
-            self.enqueue(theta, thetaT, m, v, ema, tcfg)
+            self.enqueue(theta, thetaT, m, s, ema, tcfg)
             return
-        args = (theta, thetaT, m, v, ema, tcfg)
+        args = (theta, thetaT, m, s, ema, tcfg)
         if self.graph is None or any(a is not b for a, b in zip(args, self._graph_args)):
             self.graph = self.lau.graph(lambda: self.enqueue(*args))
             self._graph_args = args                         # kept alive: the graph points into them
@@ -488,7 +488,7 @@ class TrainEngine:
         tt[xp.asarray(self.tpos_h[w])] = theta[xp.asarray(np.flatnonzero(w))]
         return tt
 
-    def enqueue(self, theta, thetaT, m, v, ema, tcfg) -> None:
+    def enqueue(self, theta, thetaT, m, s, ema, tcfg) -> None:
         """Launch the K steps of the chunk (three kernels per step); capturable in a CUDA graph."""
         lau = self.lau
         own = self.seed is not None
@@ -502,7 +502,7 @@ class TrainEngine:
             lau.launch("ddpm_reduce", self.n_red, 4 * NT,
                        [self.part, _i32(self.G), _i32(self.P), _i32(self.ps), self.grad, self.normp])
             lau.launch("ddpm_adam", self.n_red, 0,
-                       [theta, thetaT, self.tpos, m, v, ema, self.grad, self.normp, _i32(self.n_red), self.lossp, _i32(self.G),
+                       [theta, thetaT, self.tpos, m, s, ema, self.grad, self.normp, _i32(self.n_red), self.lossp, _i32(self.G),
                         self.losses, _i32(k), self.base_step, self.lrs, np.float64(tcfg.adam_beta1),
                         np.float64(tcfg.adam_beta2), np.float64(tcfg.adam_eps), np.float64(tcfg.grad_clip),
                         np.float64(tcfg.ema_decay), _i32(self.P), np.float64(self.B * int(self.widths[-1]))])
@@ -534,8 +534,8 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     use_graph = hasattr(lau, "graph") if use_graph is None else use_graph
     B, T, D = tcfg.batch_size, sched.T, cfg.dim
     eng = TrainEngine(cfg, B, data, sched, lau, kernel)
-    theta, m, v, ema = (xp.asarray(pack(d, eng.widths, np.float32))
-                        for d in (state["params"], state["opt"]["m"], state["opt"]["v"], state["ema"]))
+    theta, m, s, ema = (xp.asarray(pack(d, eng.widths, np.float32))
+                        for d in (state["params"], state["opt"]["m"], state["opt"]["s"], state["ema"]))
     thetaT = eng.transposed(theta)
     step = int(state["opt"]["step"])
     losses = np.empty(n_steps)
@@ -549,7 +549,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
             idx, tt, eps = draw_chunk(rng, data.shape[0], T, B, D, K)
             eps = eps.astype(np.float32)
         lrs = np.array([ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)])
-        check_train_arrays(cfg, eng.widths, T, B, theta, m, v, ema, eng.data, eng.emb, eng.sab, eng.s1m, lrs,
+        check_train_arrays(cfg, eng.widths, T, B, theta, m, s, ema, eng.data, eng.emb, eng.sab, eng.s1m, lrs,
                            idx, tt, eps)
         eng.set_chunk(K, seed)
         if seed is None:
@@ -558,7 +558,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
             eng.eps[...] = xp.asarray(eps)
         eng.lrs[...] = xp.asarray(lrs)
         eng.base_step[...] = step
-        eng.run(theta, thetaT, m, v, ema, tcfg, use_graph)
+        eng.run(theta, thetaT, m, s, ema, tcfg, use_graph)
         chunk_losses = eng.losses.get() if hasattr(eng.losses, "get") else eng.losses.copy()
         losses[done:done + K] = chunk_losses
         step += K
@@ -570,7 +570,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     new = dict(state)
     new["params"] = unpack(host(theta), eng.widths)
     new["ema"] = unpack(host(ema), eng.widths)
-    new["opt"] = {"m": unpack(host(m), eng.widths), "v": unpack(host(v), eng.widths), "step": step}
+    new["opt"] = {"m": unpack(host(m), eng.widths), "s": unpack(host(s), eng.widths), "step": step}
     return new, losses
 
 
@@ -595,7 +595,7 @@ def train_baseline(state: dict, data, sched, cfg, tcfg, rng: np.random.Generator
     L = cfg.depth + 1
     p = {k: f32(v) for k, v in state["params"].items()}
     m = {k: f32(v) for k, v in state["opt"]["m"].items()}
-    v = {k: f32(v_) for k, v_ in state["opt"]["v"].items()}
+    s = {k: f32(v_) for k, v_ in state["opt"]["s"].items()}
     ema = {k: f32(v_) for k, v_ in state["ema"].items()}
     data_d = f32(data)
     emb = f32(ddpm_ref.timestep_embedding(np.arange(sched.T + 1), cfg.emb_dim, cfg.max_period))
@@ -637,14 +637,14 @@ def train_baseline(state: dict, data, sched, cfg, tcfg, rng: np.random.Generator
         for key in p:
             gi = g[key] * scale
             m[key] = b1 * m[key] + (1 - b1) * gi
-            v[key] = b2 * v[key] + (1 - b2) * gi * gi
-            p[key] = p[key] - lr * (m[key] / (1 - b1 ** step)) / (xp.sqrt(v[key] / (1 - b2 ** step)) + tcfg.adam_eps)
+            s[key] = b2 * s[key] + (1 - b2) * gi * gi
+            p[key] = p[key] - lr * (m[key] / (1 - b1 ** step)) / (xp.sqrt(s[key] / (1 - b2 ** step)) + tcfg.adam_eps)
             ema[key] = tcfg.ema_decay * ema[key] + (1 - tcfg.ema_decay) * p[key]
     host = (lambda a: a.get()) if hasattr(data_d, "get") else (lambda a: a)
     to64 = lambda d: {k: np.asarray(host(x_), dtype=np.float64) for k, x_ in d.items()}
     new = dict(state)
     new["params"], new["ema"] = to64(p), to64(ema)
-    new["opt"] = {"m": to64(m), "v": to64(v), "step": step}
+    new["opt"] = {"m": to64(m), "s": to64(s), "step": step}
     return new, np.array([float(host(l_)) for l_ in losses])
 
 

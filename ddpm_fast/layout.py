@@ -76,11 +76,11 @@ def _check_widths(cfg, widths) -> None:
                          f"(F + E, H × depth, n_out)")
 
 
-def check_train_arrays(cfg, widths, T: int, B: int, theta, m, v, ema, data, emb, sqrt_ab, sqrt_1mab, lrs,
+def check_train_arrays(cfg, widths, T: int, B: int, theta, m, s, ema, data, emb, sqrt_ab, sqrt_1mab, lrs,
                        idx=None, tt=None, eps=None) -> None:
     """The fused training kernels' arguments (cpu.train_steps_kernel, kernels.cu ddpm_train_tiles/ddpm_adam):
     widths of ``cfg`` with w_L = D (L_simple on ε: a learned-variance model's 2D outputs are not ε);
-    θ, m, v, ema of the layout's length P; data (N ≥ 1, D); the embedding table (T+1, E); √ᾱ, √(1−ᾱ)
+    θ, m, s, ema of the layout's length P; data (N ≥ 1, D); the embedding table (T+1, E); √ᾱ, √(1−ᾱ)
     (T+1,); one learning rate per step (K,); and, unless the kernels draw them themselves (None),
     idx, tt (K, B) with 0 ≤ idx < N and 1 ≤ tt ≤ T, and ε (K, B, D). Arrays may be NumPy or CuPy; the
     value ranges are checked on NumPy arrays (the host draws)."""
@@ -91,7 +91,7 @@ def check_train_arrays(cfg, widths, T: int, B: int, theta, m, v, ema, data, emb,
                          f"this one has {int(widths[-1])} (out_dim {cfg.out_dim}, learned variances?); "
                          "use backend 'numpy'")
     _, P = layout(widths)
-    for name, a in (("theta", theta), ("m", m), ("v", v), ("ema", ema)):
+    for name, a in (("theta", theta), ("m", m), ("s", s), ("ema", ema)):
         _shape(name, a, (P,))
     if data.ndim != 2 or data.shape[1] != D or data.shape[0] < 1:
         raise ValueError(f"data must have shape (N, {D}) with N >= 1, got {tuple(data.shape)}")

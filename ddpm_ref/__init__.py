@@ -3,7 +3,7 @@
 Read it next to Ho et al. 2020 ("Denoising Diffusion Probabilistic Models") and Sohl-Dickstein
 et al. 2015. Modules in dependency order (each imports only those above it):
 
-    schedule.py   β_t and everything derived from it (ᾱ_t, β̃_t, posterior coefficients)
+    schedule.py   β_t and everything derived from it (ᾱ_t, β̃_t, posterior coefficients); Ho's linear β_t
     forward.py    q(x_t|x_{t−1}) (Eq. 2), q(x_t|x_0) (Eq. 4), q(x_{t−1}|x_t,x_0) (Eqs. 6–7)
     mlp.py        ε_θ(x_t, t): an MLP on [γ(x_t), sinusoidal embedding of t]; forward and hand-written backward
     optim.py      Adam, gradient clipping, EMA of the weights
@@ -11,6 +11,7 @@ et al. 2015. Modules in dependency order (each imports only those above it):
     bound.py      the variational bound L_T + Σ_{t≥2} L_{t−1} + L_0 (Eq. 5), Gaussian KL, decoders
     train.py      L_simple (Eq. 14) and Algorithm 1, as in the paper (ε, uniform t)
     sample.py     p_θ(x_{t−1}|x_t) (Eqs. 1, 11) and Algorithm 2, as in the paper (ε, σ_t² = β_t or β̃_t)
+    named_schedules.py  every named schedule for any T: linear rescaled by 1000/T, cosine, …, zero terminal SNR
     objectives.py Algorithm 1 for every variant: x_0/v/μ targets, L_vlb and L_hybrid, importance sampling of t
     reverse.py    Algorithm 2 for every variant: x_0/v/μ outputs, learned σ_t², respaced steps, x̂_0 thresholding
     respace.py    K < T steps: timestep spacings, respaced schedules, DDIM and its inversion
@@ -20,9 +21,12 @@ et al. 2015. Modules in dependency order (each imports only those above it):
 The core path — the study note, Ho et al.'s Algorithms 1 and 2 — is schedule.py → forward.py → mlp.py →
 optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``train``) → sample.py
 (``p_mean_variance``, ``p_sample``, ``p_sample_loop``). Neither takes an option that is not in the paper
-(σ_t² = β_t or β̃_t, Sec. 3.2); the variants live in objectives.py and reverse.py, which reuse the core's
-optimiser step and loops, never the reverse. The core path's six modules are 908 lines (docstrings
-included) of the package's 2,018; ``tests/test_docs.py`` keeps this count true.
+(σ_t² = β_t or β̃_t, Sec. 3.2; Ho's linear β_t); the variants live in named_schedules.py, objectives.py
+and reverse.py, which reuse the core's schedule, optimiser step and loops, never the reverse. The
+network is the study note's MLP (Ho's is a U-Net); ``MLPConfig`` holds its shape, and its Fourier
+input features γ(x) are off (K = 0) unless asked for. The core path's six
+modules are 826 lines (docstrings included) of the package's 2,055; ``tests/test_docs.py`` keeps this
+count true.
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every
 schedule array has length T + 1 and is indexed by t.
@@ -54,15 +58,15 @@ from .ode import ode_log_likelihood, ode_sample, sigma_of_t, sigmas, t_of_sigma
 from .respace import SPACINGS, ddim_invert, ddim_sample_loop, ddim_step, respace, timesteps
 from .sample import p_mean_variance, p_sample, p_sample_loop, p_sample_trajectory
 from .reverse import p_mean_variance_general, p_sample_general, p_sample_loop_general, p_sample_trajectory_general
-from .schedule import (SCHEDULES, Schedule, TerminalSNRWarning, make_schedule, rescale_zero_terminal_snr,
-                       schedule_from_betas)
+from .schedule import Schedule, TerminalSNRWarning, linear_schedule, schedule_from_betas
+from .named_schedules import SCHEDULES, make_schedule, rescale_zero_terminal_snr
 from .train import (HISTORY, OBJECTIVES, TrainConfig, apply_step, draw_batch, init_state, learning_rate, loss_and_grads,
                     loss_simple, train, train_step)
 from .objectives import (importance_probs, importance_weights, objective_and_grads, train_general,
                          train_step_general)
 
 __all__ = [
-    "Schedule", "make_schedule", "schedule_from_betas", "SCHEDULES", "TerminalSNRWarning", "rescale_zero_terminal_snr",
+    "Schedule", "linear_schedule", "make_schedule", "schedule_from_betas", "SCHEDULES", "TerminalSNRWarning", "rescale_zero_terminal_snr",
     "q_step", "q_sample", "q_mean_variance", "q_posterior", "extract",
     "MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "forward", "backward",
     "adam_init", "adam_update", "clip_grad_norm", "global_norm", "ema_update",

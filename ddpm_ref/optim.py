@@ -14,29 +14,29 @@ __all__ = ["adam_init", "adam_update", "clip_grad_norm", "global_norm", "ema_upd
 
 
 def adam_init(params: dict) -> dict:
-    """Adam state: first moment m, second moment v (zeros like params) and the step count."""
-    return {"m": {k: np.zeros_like(v) for k, v in params.items()},
-            "v": {k: np.zeros_like(v) for k, v in params.items()},
+    """Adam state: first moment m, second moment s (zeros like params) and the step count."""
+    return {"m": {k: np.zeros_like(p) for k, p in params.items()},
+            "s": {k: np.zeros_like(p) for k, p in params.items()},
             "step": 0}
 
 
 def adam_update(params: dict, grads: dict, state: dict, lr: float, beta1: float = 0.9,
                 beta2: float = 0.999, eps: float = 1e-8) -> tuple[dict, dict]:
-    """One Adam step (Kingma & Ba, Alg. 1):
+    """One Adam step (Kingma & Ba, Alg. 1; their second moment v is s here, as v is the v-target of param.py):
 
-        m ← β1·m + (1−β1)·g,   v ← β2·v + (1−β2)·g²,
-        m̂ = m/(1−β1^s),  v̂ = v/(1−β2^s),   θ ← θ − lr·m̂/(√v̂ + ε)     (s = step count after increment)
+        m ← β1·m + (1−β1)·g,   s ← β2·s + (1−β2)·g²,
+        m̂ = m/(1−β1^n),  ŝ = s/(1−β2^n),   θ ← θ − lr·m̂/(√ŝ + ε)     (n = step count after increment)
     """
     step = state["step"] + 1
-    m, v, new = {}, {}, {}
+    m, s, new = {}, {}, {}
     bc1 = 1.0 - beta1 ** step
     bc2 = 1.0 - beta2 ** step
     for k, theta in params.items():
         g = grads[k]
         m[k] = beta1 * state["m"][k] + (1.0 - beta1) * g
-        v[k] = beta2 * state["v"][k] + (1.0 - beta2) * g * g
-        new[k] = theta - lr * (m[k] / bc1) / (np.sqrt(v[k] / bc2) + eps)
-    return new, {"m": m, "v": v, "step": step}
+        s[k] = beta2 * state["s"][k] + (1.0 - beta2) * g * g
+        new[k] = theta - lr * (m[k] / bc1) / (np.sqrt(s[k] / bc2) + eps)
+    return new, {"m": m, "s": s, "step": step}
 
 
 def global_norm(grads: dict) -> float:

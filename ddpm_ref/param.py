@@ -15,7 +15,7 @@ backprop needs.
 Reverse variance σ_t² (``var_type``): "beta" (β_t), "beta_tilde" (β̃_t; at t = 1, where β̃_1 = 0, the
 log-variance is clipped to log β̃_2 as in Improved DDPM so that the decoder has a density), or
 "learned" (Nichol & Dhariwal 2021, Eq. 15): the network outputs D more numbers ν ∈ ℝ (their "v"; here ν,
-since v is the v-target above and Adam's second moment in optim.py) and log σ_t² = f·log β_t + (1 − f)·log β̃_t
+since v is the v-target above; Adam's second moment is s in optim.py) and log σ_t² = f·log β_t + (1 − f)·log β̃_t
 with f = (ν + 1)/2, clipped to [0, 1] (see p_log_variance).
 """
 

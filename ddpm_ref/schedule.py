@@ -1,4 +1,4 @@
-"""Noise schedules: the variances β_1..β_T of the forward process and every array derived from them.
+"""The noise schedule: the variances β_1..β_T of the forward process and every array derived from them.
 
 All arrays are float64 ("computations here in float64 for accuracy", Ho et al.), length T + 1 and
 indexed by the paper's t: ``beta[t]`` is β_t, ``beta[0] = 0`` and ``alpha_bar[0] = 1`` (x_0 is data,
@@ -10,6 +10,10 @@ Derived quantities (Ho et al. 2020, Sec. 2):
     β̃_t = (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · β_t                         (Eq. 7)
     μ̃_t(x_t, x_0) = √ᾱ_{t−1} β_t / (1 − ᾱ_t) · x_0
                    + √α_t (1 − ᾱ_{t−1}) / (1 − ᾱ_t) · x_t          (Eq. 7)
+
+Ho et al. use β_t rising linearly from β_1 = 10⁻⁴ to β_T = 0.02 over T = 1000 steps (Sec. 4):
+:func:`linear_schedule`. Other schedules (cosine, quadratic, sigmoid, Sohl-Dickstein's, the linear one
+rescaled for any T, zero terminal SNR) are extensions: ``ddpm_ref.make_schedule`` in named_schedules.py.
 """
 
 from __future__ import annotations
@@ -20,8 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Schedule", "make_schedule", "schedule_from_betas", "SCHEDULES", "TerminalSNRWarning",
-           "rescale_zero_terminal_snr"]
+__all__ = ["Schedule", "schedule_from_betas", "linear_schedule", "TerminalSNRWarning"]
 
 # Above this ᾱ_T the prior term L_T = KL(q(x_T|x_0) ‖ N(0, I)) is no longer negligible
 # (≈ ᾱ_T/2 · (|x_0|² − 1) nats per dimension for small ᾱ_T) and samples started from N(0, I) are
@@ -37,7 +40,8 @@ class TerminalSNRWarning(UserWarning):
 class Schedule:
     """An immutable noise schedule: β_t for t = 1..T and the arrays derived from it (float64, length T + 1).
 
-    Build it with :func:`make_schedule` (named schedules) or :func:`schedule_from_betas` (any β array).
+    Build it with :func:`linear_schedule` (Ho et al.'s), :func:`schedule_from_betas` (any β array) or
+    ``ddpm_ref.make_schedule`` (every named schedule, in named_schedules.py).
     """
 
     name: str
@@ -133,93 +137,7 @@ def schedule_from_betas(beta: np.ndarray, name: str = "custom", params: dict | N
     return sched
 
 
-def _rescaled_ends(T: int, beta_start, beta_end):
-    scale = 1000.0 / T
-    b0 = scale * 1e-4 if beta_start is None else beta_start
-    b1 = scale * 0.02 if beta_end is None else beta_end
-    if b1 >= 1:
-        raise ValueError(f"the rescaled schedule needs T > 20 (β_T = 0.02·1000/T = {b1:.3g} must be < 1); "
-                         f"got T = {T}: pass beta_end or use 'cosine'")
-    return b0, b1
-
-
-def _linear_betas(T: int, beta_start: float | None = None, beta_end: float | None = None) -> np.ndarray:
-    # Ho et al.: β from 1e-4 to 0.02 at T = 1000. Improved DDPM (Nichol & Dhariwal 2021, Sec. 3 and
-    # their code) scales both ends by 1000/T so that ᾱ_T ≈ 0 for any T.
-    b0, b1 = _rescaled_ends(T, beta_start, beta_end)
-    return np.linspace(b0, b1, T, dtype=np.float64)
-
-
-def _cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> np.ndarray:
-    # Nichol & Dhariwal 2021, Eq. 17: ᾱ_t = f(t)/f(0), f(t) = cos²((t/T + s)/(1 + s) · π/2),
-    # β_t = 1 − ᾱ_t/ᾱ_{t−1}, clipped at max_beta to avoid the singularity at t = T.
-    t = np.arange(T + 1, dtype=np.float64)
-    f = np.cos((t / T + s) / (1 + s) * math.pi / 2) ** 2
-    alpha_bar = f / f[0]
-    return np.minimum(1.0 - alpha_bar[1:] / alpha_bar[:-1], max_beta)
-
-
-def _sohl_dickstein_betas(T: int, beta_1: float | None = None) -> np.ndarray:
-    # β_t = 1/(T − t + 1), β_T = 1 (ᾱ_T = 0 exactly); β_1 = 1/T unless ``beta_1`` sets it smaller
-    # (Sohl-Dickstein et al. 2015 fix β_1 to a small constant so the last reverse step can be
-    # sharp; their Gaussian runs learned β_2..T, 1/(T − t + 1) is their binomial schedule).
-    t = np.arange(1, T + 1, dtype=np.float64)
-    beta = 1.0 / (T - t + 1.0)
-    if beta_1 is not None:
-        beta[0] = beta_1
-    return beta
-
-
-def _quadratic_betas(T: int, beta_start: float | None = None, beta_end: float | None = None) -> np.ndarray:
-    # √β evenly spaced between √β_1 and √β_T (Ho et al.'s "quad" option), ends as the linear schedule.
-    b0, b1 = _rescaled_ends(T, beta_start, beta_end)
-    return np.linspace(math.sqrt(b0), math.sqrt(b1), T) ** 2
-
-
-def _sigmoid_betas(T: int, beta_start: float | None = None, beta_end: float | None = None) -> np.ndarray:
-    # β_t = β_1 + (β_T − β_1)·σ(s_t), s_t evenly spaced in [−6, 6] (the "sigmoid" schedule of GeoDiff).
-    b0, b1 = _rescaled_ends(T, beta_start, beta_end)
-    return b0 + (b1 - b0) / (1.0 + np.exp(-np.linspace(-6.0, 6.0, T)))
-
-
-def rescale_zero_terminal_snr(beta: np.ndarray) -> np.ndarray:
-    """Shift and scale √ᾱ_t so that √ᾱ_T = 0 and √ᾱ_1 is unchanged (Lin et al. 2023, "Common Diffusion
-    Noise Schedules and Sample Steps are Flawed", arXiv:2305.08891, Alg. 1); returns the new β_1..β_T
-    (β_T = 1)."""
-    sab = np.sqrt(np.cumprod(1.0 - np.asarray(beta, dtype=np.float64)))
-    s1, sT = sab[0], sab[-1]
-    sab = (sab - sT) * s1 / (s1 - sT)
-    ab = sab ** 2
-    ab_prev = np.concatenate([[1.0], ab[:-1]])
-    return 1.0 - ab / ab_prev
-
-
-SCHEDULES = {"linear": _linear_betas, "cosine": _cosine_betas, "quadratic": _quadratic_betas,
-             "sigmoid": _sigmoid_betas, "sohl_dickstein": _sohl_dickstein_betas}
-
-
-def make_schedule(name: str, T: int, warn: bool = True, zero_terminal_snr: bool = False, **params) -> Schedule:
-    """Build a named schedule with T steps.
-
-    ``linear``: β_t evenly spaced from 1e-4·(1000/T) to 0.02·(1000/T) (Ho et al. at T = 1000,
-    rescaled as Improved DDPM does; ``beta_start``/``beta_end`` override the ends).
-    ``cosine``: Nichol & Dhariwal Eq. 17 (``s`` = 0.008, ``max_beta`` = 0.999).
-    ``quadratic``: √β evenly spaced; ``sigmoid``: β follows a sigmoid between the linear ends.
-    ``sohl_dickstein``: β_t = 1/(T − t + 1), ending at β_T = 1 (ᾱ_T = 0); ``beta_1`` overrides β_1.
-    ``zero_terminal_snr=True`` rescales any of them so that ᾱ_T = 0 (Lin et al. 2023).
-    """
-    if not isinstance(T, (int, np.integer)) or isinstance(T, bool) or T < 1:
-        raise ValueError(f"T must be a positive integer number of steps, got {T!r}")
-    T = int(T)
-    try:
-        make_betas = SCHEDULES[name]
-    except (KeyError, TypeError):
-        raise ValueError(f"unknown schedule {name!r}; known schedules: {', '.join(sorted(SCHEDULES))}") from None
-    try:
-        betas = make_betas(T, **params)
-    except TypeError as e:
-        raise ValueError(f"bad parameters for schedule {name!r}: {e}") from None
-    if zero_terminal_snr:
-        betas = rescale_zero_terminal_snr(betas)
-        params = {**params, "zero_terminal_snr": True}
-    return schedule_from_betas(betas, name=name, params=params, warn=warn)
+def linear_schedule(T: int = 1000, beta_1: float = 1e-4, beta_T: float = 0.02) -> Schedule:
+    """Ho et al.'s schedule (Sec. 4): β_t evenly spaced from β_1 = 10⁻⁴ to β_T = 0.02 over T = 1000 steps."""
+    return schedule_from_betas(np.linspace(beta_1, beta_T, T, dtype=np.float64), name="linear",
+                               params={"beta_start": beta_1, "beta_end": beta_T})

@@ -16,7 +16,7 @@ def _same_state(a, b):
     for group in ("params", "ema"):
         for k in a[group]:
             np.testing.assert_array_equal(a[group][k], b[group][k], err_msg=f"{group}.{k}")
-    for mom in ("m", "v"):
+    for mom in ("m", "s"):
         for k in a["opt"][mom]:
             np.testing.assert_array_equal(a["opt"][mom][k], b["opt"][mom][k])
     assert a["opt"]["step"] == b["opt"]["step"]

@@ -158,7 +158,7 @@ def _train_arrays(cfg, T=20, B=8, K=3, N=30):
     widths = model_widths(cfg)
     _, P = layout(widths)
     theta = np.zeros(P, np.float32)
-    return dict(cfg=cfg, widths=widths, T=T, B=B, theta=theta, m=theta.copy(), v=theta.copy(), ema=theta.copy(),
+    return dict(cfg=cfg, widths=widths, T=T, B=B, theta=theta, m=theta.copy(), s=theta.copy(), ema=theta.copy(),
                 data=np.zeros((N, cfg.dim)), emb=np.zeros((T + 1, cfg.emb_dim)), sqrt_ab=np.ones(T + 1),
                 sqrt_1mab=np.ones(T + 1), lrs=np.ones(K), idx=np.zeros((K, B), np.int64),
                 tt=np.ones((K, B), np.int64), eps=np.zeros((K, B, cfg.dim), np.float32))
@@ -166,7 +166,7 @@ def _train_arrays(cfg, T=20, B=8, K=3, N=30):
 
 @pytest.mark.parametrize("name,bad,match", [
     ("theta", lambda a: a["theta"][:-1], r"theta must have shape"),
-    ("v", lambda a: np.zeros(a["v"].size + 1, np.float32), r"v must have shape"),
+    ("s", lambda a: np.zeros(a["s"].size + 1, np.float32), r"s must have shape"),
     ("eps", lambda a: np.zeros(a["eps"].shape[:2] + (3,), np.float32), r"eps must have shape \(3, 8, 2\)"),
     ("idx", lambda a: np.full_like(a["idx"], 30), r"idx must index the 30 data rows"),
     ("tt", lambda a: np.zeros_like(a["tt"]), r"tt must lie in 1..T"),

@@ -96,7 +96,7 @@ def test_wrong_dtypes_shapes_values_and_extra_arrays_are_refused(tmp_path, good,
     assert _load(tmp_path, _zip(m)) is None
 
 
-@pytest.mark.parametrize("missing", ["params.W0.npy", "beta.npy", "__config__.npy", "losses.npy", "adam_v.b0.npy"])
+@pytest.mark.parametrize("missing", ["params.W0.npy", "beta.npy", "__config__.npy", "losses.npy", "adam_s.b0.npy"])
 def test_missing_arrays_are_refused(tmp_path, good, missing):
     m = _members(good)
     del m[missing]
@@ -156,3 +156,16 @@ def test_the_cli_names_a_corrupt_checkpoint_in_one_line(tmp_path, good, capsys):
     assert main(["sample", str(p), "-n", "5", "--out", str(tmp_path / "s.npy")]) == 1       # a data error
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ddpm: error:") and str(p) in err[0]
+
+
+def test_a_file_from_before_the_adam_rename_loads_with_the_same_moments(tmp_path, good):
+    # Adam's second moment was stored as adam_v.* until it was renamed s; such files must still load, unchanged.
+    new = tmp_path / "new.npz"
+    new.write_bytes(good)
+    old = tmp_path / "old.npz"
+    old.write_bytes(_zip({k.replace("adam_s.", "adam_v."): v for k, v in _members(good).items()}))
+    a, b = Model.load(new), Model.load(old)
+    assert a.state["opt"]["s"].keys() == b.state["opt"]["s"].keys() and a.state["opt"]["s"]
+    for k in a.state["opt"]["s"]:
+        np.testing.assert_array_equal(a.state["opt"]["s"][k], b.state["opt"]["s"][k])
+        assert np.any(a.state["opt"]["s"][k] != a.state["opt"]["m"][k])

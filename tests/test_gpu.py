@@ -379,15 +379,15 @@ def test_a_training_graph_is_captured_again_when_its_buffers_are_replaced():
     ref, ref_loss = _reference_on_counter_draws(state, data, sched, cfg, tcfg, 3, 8)
     lau = EmuLauncher(16)
     eng = gpu.TrainEngine(cfg, 20, data, sched, lau)
-    theta, m, v, ema = (gpu.pack(d, eng.widths, np.float32)
-                        for d in (state["params"], state["opt"]["m"], state["opt"]["v"], state["ema"]))
+    theta, m, s, ema = (gpu.pack(d, eng.widths, np.float32)
+                        for d in (state["params"], state["opt"]["m"], state["opt"]["s"], state["ema"]))
     thetaT = eng.transposed(theta)
     step, losses, graphs = 0, [], []
     for K in (3, 2, 3):
         eng.set_chunk(K, seed)
         eng.lrs[...] = [ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)]
         eng.base_step[...] = step
-        eng.run(theta, thetaT, m, v, ema, tcfg, use_graph=True)
+        eng.run(theta, thetaT, m, s, ema, tcfg, use_graph=True)
         graphs.append(eng.graph)
         losses += list(eng.losses)
         step += K
@@ -397,7 +397,7 @@ def test_a_training_graph_is_captured_again_when_its_buffers_are_replaced():
         _close(got[k], ref["params"][k])
     assert graphs[0] is not graphs[2]
     n = sum(name == "ddpm_adam" for name, _ in lau.launches)
-    eng.run(theta, thetaT, m, v, ema, tcfg, use_graph=True)       # nothing changed: the same graph replays
+    eng.run(theta, thetaT, m, s, ema, tcfg, use_graph=True)       # nothing changed: the same graph replays
     assert eng.graph is graphs[2] and sum(name == "ddpm_adam" for name, _ in lau.launches) == n + 3
 
 

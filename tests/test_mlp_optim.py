@@ -109,7 +109,7 @@ def test_adam_matches_hand_computed_steps():
     m_hat, v_hat = -0.055 / 0.19, 0.00124975 / 0.001999
     assert s["step"] == 2
     assert s["m"]["w"][0] == pytest.approx(-0.055)
-    assert s["v"]["w"][0] == pytest.approx(0.00124975)
+    assert s["s"]["w"][0] == pytest.approx(0.00124975)
     assert p["w"][0] == pytest.approx(w1 - 0.1 * m_hat / (np.sqrt(v_hat) + 1e-8), rel=1e-12)
 
 

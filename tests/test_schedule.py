@@ -13,10 +13,15 @@ from strategies import schedules
 
 
 def test_linear_schedule_matches_ho_at_T_1000():
-    s = make_schedule("linear", 1000)
+    s = ddpm_ref.linear_schedule()
     assert s.T == 1000 and s.beta[0] == 0 and s.alpha_bar[0] == 1
     assert s.beta[1] == pytest.approx(1e-4) and s.beta[1000] == pytest.approx(0.02)
+    assert s.beta[501] - s.beta[500] == pytest.approx((0.02 - 1e-4) / 999)            # evenly spaced
     assert s.alpha_bar[-1] < 1e-4
+    named = make_schedule("linear", 1000)                 # the rescaled extension is Ho's at T = 1000
+    np.testing.assert_array_equal(named.beta, s.beta)
+    again = make_schedule(s.to_config()["name"], s.T, **s.to_config()["params"])   # as a checkpoint rebuilds it
+    np.testing.assert_array_equal(again.beta, s.beta)
 
 
 @pytest.mark.parametrize("T", [21, 50, 100, 250, 4000])

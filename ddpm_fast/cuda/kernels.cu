@@ -567,7 +567,7 @@ extern "C" __global__ void ddpm_reduce(const float* __restrict__ part, int G, in
 // Step k of the chunk: Adam's step count is base_step[0] + k + 1, the learning rate lrs[k]; block 0's
 // thread 0 also writes the step's loss, Σ lossp / (B·n_out), to losses[k].
 extern "C" __global__ void ddpm_adam(float* __restrict__ theta, float* __restrict__ thetaT,
-                                     const int* __restrict__ tpos, float* __restrict__ m, float* __restrict__ v,
+                                     const int* __restrict__ tpos, float* __restrict__ m, float* __restrict__ s,
                                      float* __restrict__ ema, const float* __restrict__ grad,
                                      const float* __restrict__ normp, int n_norm, const float* __restrict__ lossp,
                                      int G, float* __restrict__ losses, int k, const long long* __restrict__ base_step,
@@ -582,17 +582,17 @@ extern "C" __global__ void ddpm_adam(float* __restrict__ theta, float* __restric
     float step_size = (float)(lrs[k] / (1.0 - pow(beta1, step)));
     float inv_sqrt_bc2 = (float)(1.0 / sqrt(1.0 - pow(beta2, step)));
     if (i == 0) {
-        double s = 0.0;
-        for (int b = 0; b < G; ++b) s += lossp[b];
-        losses[k] = (float)(s / loss_div);
+        double loss_sum = 0.0;
+        for (int b = 0; b < G; ++b) loss_sum += lossp[b];
+        losses[k] = (float)(loss_sum / loss_div);
     }
     if (i >= P) return;
     float gi = grad[i] * (float)scale;
     float mi = (float)beta1 * m[i] + (float)(1.0 - beta1) * gi;
-    float vi = (float)beta2 * v[i] + (float)(1.0 - beta2) * gi * gi;
+    float si = (float)beta2 * s[i] + (float)(1.0 - beta2) * gi * gi;
     m[i] = mi;
-    v[i] = vi;
-    float th = theta[i] - step_size * mi / (sqrtf(vi) * inv_sqrt_bc2 + (float)adam_eps);
+    s[i] = si;
+    float th = theta[i] - step_size * mi / (sqrtf(si) * inv_sqrt_bc2 + (float)adam_eps);
     theta[i] = th;
     ema[i] = (float)ema_decay * ema[i] + (float)(1.0 - ema_decay) * th;
     if (tpos[i] >= 0) thetaT[tpos[i]] = th;    // the weight's place in W^T
