@@ -25,7 +25,7 @@ optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``tr
 and reverse.py, which reuse the core's schedule, optimiser step and loops, never the reverse. The
 network is the study note's MLP (Ho's is a U-Net); ``MLPConfig`` holds its shape, and its Fourier
 input features γ(x) are off (K = 0) unless asked for. The core path's six
-modules are 826 lines (docstrings included) of the package's 2,055; ``tests/test_docs.py`` keeps this
+modules are 833 lines (docstrings included) of the package's 2,063; ``tests/test_docs.py`` keeps this
 count true.
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every
@@ -50,7 +50,8 @@ from .bound import (LN2, bound, discretized_gaussian_nll, gaussian_nll, normal_k
                     terms_and_grads_at, terms_at)
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .forward import extract, q_mean_variance, q_posterior, q_sample, q_step
-from .mlp import ACTIVATIONS, Denoiser, MLPConfig, backward, forward, init_params, input_features, network, timestep_embedding
+from .mlp import (ACTIVATIONS, Denoiser, MLPConfig, backward, backward_with_dx, forward, init_params, input_features,
+                  network, timestep_embedding)
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update, global_norm
 from .param import (PARAMETRIZATIONS, VAR_TYPES, eps_from_v, eps_from_x0, mean_from_output, p_log_variance,
                     predict_x0, target, threshold_x0, v_target, x0_from_eps, x0_from_mean, x0_from_v)
@@ -68,7 +69,7 @@ from .objectives import (importance_probs, importance_weights, objective_and_gra
 __all__ = [
     "Schedule", "linear_schedule", "make_schedule", "schedule_from_betas", "SCHEDULES", "TerminalSNRWarning", "rescale_zero_terminal_snr",
     "q_step", "q_sample", "q_mean_variance", "q_posterior", "extract",
-    "MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "forward", "backward",
+    "MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "forward", "backward", "backward_with_dx",
     "adam_init", "adam_update", "clip_grad_norm", "global_norm", "ema_update",
     "TrainConfig", "loss_simple", "loss_and_grads", "apply_step", "draw_batch", "init_state", "train_step", "train",
     "learning_rate", "train_step_general", "train_general",

@@ -21,8 +21,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.special import expit  # σ(a) = 1/(1 + e^(−a)) without overflow
 
-__all__ = ["MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "layer_widths", "forward", "backward",
-           "param_count", "flops_per_point", "Denoiser", "network"]
+__all__ = ["MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "layer_widths", "forward",
+           "backward", "backward_with_dx", "param_count", "flops_per_point", "Denoiser", "network"]
 
 
 @dataclass(frozen=True)
@@ -190,11 +190,29 @@ def forward(params: dict, x: np.ndarray, t, cfg: MLPConfig) -> tuple[np.ndarray,
     return out, {"hs": hs, "as": as_, "x": x}
 
 
-def backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig, return_dx: bool = False):
-    """Gradients of a scalar loss w.r.t. every parameter, given dout = ∂loss/∂out (B, out_dim).
+def backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig) -> dict:
+    """Gradients of a scalar loss w.r.t. every parameter (same keys as params), given dout = ∂loss/∂out (B, out_dim)."""
+    return _backward(params, cache, dout, cfg)[0]
 
-    Returns ``grads`` (same keys as params), or ``(grads, dx)`` with ∂loss/∂x (B, D) if return_dx.
-    """
+
+def backward_with_dx(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig) -> tuple[dict, np.ndarray]:
+    """:func:`backward`'s gradients and ∂loss/∂x (B, D), the input gradient, through γ(x) by the chain rule:
+    ∂ sin(ω x)/∂x = ω cos(ω x), ∂ cos(ω x)/∂x = −ω sin(ω x)."""
+    grads, dh = _backward(params, cache, dout, cfg)
+    D, K = cfg.dim, cfg.fourier
+    dx = dh[:, :D].copy()                                                  # the embedding columns are not inputs
+    if K:
+        B = dx.shape[0]
+        omega = (2.0 ** np.arange(K))[None, :, None]                      # (1, K, 1)
+        arg = cache["x"][:, None, :] * omega                               # (B, K, D)
+        d_sin = dh[:, D:D + K * D].reshape(B, K, D)
+        d_cos = dh[:, D + K * D:D * (1 + 2 * K)].reshape(B, K, D)
+        dx += (omega * (d_sin * np.cos(arg) - d_cos * np.sin(arg))).sum(axis=1)
+    return grads, dx
+
+
+def _backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig) -> tuple[dict, np.ndarray]:
+    # (grads, ∂loss/∂h_0): h_0 = [γ(x), emb(t)] is the first layer's input
     _, dact = ACTIVATIONS[cfg.activation]
     hs, as_ = cache["hs"], cache["as"]
     L = _n_layers(params)
@@ -208,18 +226,7 @@ def backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig, return
         grads[f"W{l}"] = hs[l].T @ da                                      # (fan_in, H)
         grads[f"b{l}"] = da.sum(axis=0)                                    # (H,)
         dh = da @ params[f"W{l}"].T                                        # (B, fan_in)
-    if not return_dx:
-        return grads
-    D, K = cfg.dim, cfg.fourier
-    dx = dh[:, :D].copy()                                                  # the embedding columns are not inputs
-    if K:                                                                  # chain rule through γ
-        B = dx.shape[0]
-        omega = (2.0 ** np.arange(K))[None, :, None]                      # (1, K, 1)
-        arg = cache["x"][:, None, :] * omega                               # (B, K, D)
-        d_sin = dh[:, D:D + K * D].reshape(B, K, D)
-        d_cos = dh[:, D + K * D:D * (1 + 2 * K)].reshape(B, K, D)
-        dx += (omega * (d_sin * np.cos(arg) - d_cos * np.sin(arg))).sum(axis=1)
-    return grads, dx
+    return grads, dh
 
 
 class Denoiser:
@@ -241,7 +248,7 @@ class Denoiser:
         for d in range(self.cfg.dim):
             dout = np.zeros_like(full)
             dout[:, d] = 1.0
-            _, dx = backward(self.params, cache, dout, self.cfg, return_dx=True)    # row d of ∂out/∂x
+            _, dx = backward_with_dx(self.params, cache, dout, self.cfg)          # row d of ∂out/∂x
             div += dx[:, d]
         return div
 
