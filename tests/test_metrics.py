@@ -76,12 +76,14 @@ def test_sample_statistics_sit_at_their_floor_for_data_and_above_it_for_a_shifte
     held, refs = draw(1500), [draw(1500) for _ in range(3)]
     good = metrics.sample_statistics(draw(1500), held, refs)
     bad = metrics.sample_statistics(draw(1500) + [0.0, 0.3], held, refs)   # 1.5 standard deviations in y
-    assert good["n_samples"] == 1500 and good["n_w2"] == 1500 and good["floor_draws_w2_mmd"] == 2
+    assert good["n_samples"] == 1500 and good["n_w2"] == 1500 and good["floor_draws_w2"] == 2 and good["floor_draws_mmd"] == 3
     for key in ("energy_ratio", "w2_ratio"):
         assert 0.5 < good[key] < 2.0, (key, good[key])
         assert bad[key] > 2.0 * good[key], (key, bad[key], good[key])
     assert abs(good["mmd2_ratio"]) < 4 and bad["mmd2_ratio"] > 10
     assert good["w2_floor"] == pytest.approx(np.mean([metrics.w2(r, held) for r in refs[:2]]), rel=1e-12)
+    scale = metrics.data_scale(held)                          # MMD²'s floor: every reference draw, not two
+    assert good["mmd2_floor"] == pytest.approx(np.mean([abs(metrics.mmd2(r, held, scale)) for r in refs]), rel=1e-6)
     with pytest.raises(ValueError, match="size"):
         metrics.sample_statistics(draw(10), held, refs)
 
