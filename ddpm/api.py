@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import time
@@ -122,7 +123,25 @@ def _progress(total: int, initial: int, enabled: bool, desc: str = "training", u
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True)
 
 
-def default_recipe(dim: int) -> dict:
+RECIPE_ALPHA_BAR_T = 1e-4       # the 2-D recipe caps the cosine schedule's β_t so that ᾱ_T is about this
+
+
+def cosine_cap(T: int, alpha_bar_T: float = RECIPE_ALPHA_BAR_T) -> float:
+    """The cap c on the cosine schedule's β_t (its ``max_beta``) at which its ᾱ_T is ``alpha_bar_T``, found by
+    bisection (ᾱ_T falls as c grows) and rounded to 3 significant digits; 0.999 (the paper's) if even that
+    leaves ᾱ_T above the target. At T = 1000 it is 0.108 and touches only the last 17 steps."""
+    beta = ddpm_ref.make_schedule("cosine", T, warn=False, max_beta=1.0).beta[1:]        # uncapped: β_T = 1
+    a_T = lambda c: math.exp(np.sum(np.log1p(-np.minimum(beta, c))))                    # ᾱ_T under cap c
+    if a_T(0.999) >= alpha_bar_T:
+        return 0.999
+    lo, hi = 1e-6, 0.999                                  # a_T(lo) > target ≥ a_T(hi)
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if a_T(mid) > alpha_bar_T else (lo, mid)
+    return float(f"{hi:.3g}")
+
+
+def default_recipe(dim: int, T: int = 1000) -> dict:
     """The settings ``fit`` uses for data with ``dim`` modelled coordinates where the caller gives none.
 
     Up to ``LOW_DIM`` coordinates (2-D and 3-D point sets): input Fourier features of 6 octaves
@@ -132,14 +151,17 @@ def default_recipe(dim: int) -> dict:
     without the features the MMD² of tight clusters stays 50–80× its floor. Above ``LOW_DIM``: x alone
     and the linear schedule of Ho et al. — on digits (64-D) the cosine schedule raised the sliced W2 from
     2.2× to 11× its floor, and the features add 2·6·D inputs and let small tables (iris, 150 points)
-    be memorised. The cosine schedule's β_t is capped at 0.99 instead of the paper's 0.999: its first
-    reverse steps divide by √α_t (1/√0.001 ≈ 32 at t = T), and at 0.999 a few samples in 10,000 were
-    thrown out to infinity from the clusters set (lr 8e-3; 0 in 20,000 at 0.99), while ᾱ_T stays 2e-8.
+    be memorised. The cosine schedule's β_t is capped (``max_beta``, :func:`cosine_cap`) so that ᾱ_T ≈ 1e-4
+    (as the linear schedule's 4e-5), not the 2e-8 that the paper's cap of 0.999 leaves after the last steps:
+    DDIM and the probability-flow ODE divide ε_θ's error by √ᾱ_T. At T = 1000 the cap is 0.108 (the last 17
+    steps): with a cap of 0.99 instead, DDIM with 50 steps put moons samples at 2,529× the energy floor and
+    the ODE's NLL 0.32 bits/dim above the bound, while ancestral sampling is the same at both caps
+    (``benchmarks/ddim_table.py --max-beta 0.99`` against the default; README, "DDIM").
     Above ``WIDE_DIM`` coordinates (images such as the 64-pixel digits) the hidden width is 192 instead of
     128: digits' sliced W2 went from 2.19× to 1.76× its floor, its fit from 33 s to 50 s.
     Returns {"fourier": K, "hidden": H, "schedule": name, "schedule_params": dict}."""
     if dim <= LOW_DIM:
-        return {"fourier": 6, "hidden": 128, "schedule": "cosine", "schedule_params": {"max_beta": 0.99}}
+        return {"fourier": 6, "hidden": 128, "schedule": "cosine", "schedule_params": {"max_beta": cosine_cap(T)}}
     return {"fourier": 0, "hidden": 192 if dim > WIDE_DIM else 128, "schedule": "linear", "schedule_params": {}}
 
 
@@ -233,6 +255,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
                 model = MLPConfig(**{"fourier": recipe["fourier"], "hidden": recipe["hidden"], **given})
             cfg = replace(model, dim=D, out_dim=None if n_out == D else n_out)
             check_memory(_fit_memory(cfg, tcfg, 1000 if T is None else T, train_x.shape[0], n_eval), "this fit")
+            recipe = default_recipe(D, 1000 if T is None else T)          # its schedule's cap depends on T
             if schedule is None:                   # the recipe's schedule, with its parameters
                 if schedule_params:
                     raise ValueError(f"schedule_params {schedule_params!r} need the schedule they are for: name it "

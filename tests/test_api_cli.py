@@ -535,8 +535,13 @@ def test_the_default_recipe_follows_the_data_dimension_and_yields_to_what_is_giv
     # 2-D: Fourier features and the capped cosine schedule; N-D: x alone and the linear schedule
     kw = dict(steps=2, T=30, n_eval=50, n_train=500, progress=False)
     m2 = ddpm.fit("moons", model={"hidden": 16, "depth": 1}, **kw).model           # a dict: laid over the recipe
-    assert (m2.cfg.fourier, m2.cfg.hidden, m2.sched.name, m2.sched.params.get("max_beta")) == (6, 16, "cosine", 0.99)
-    assert m2.sched.beta.max() <= 0.99
+    assert (m2.cfg.fourier, m2.cfg.hidden, m2.sched.name, m2.sched.params.get("max_beta")) == (6, 16, "cosine", ddpm.api.cosine_cap(30))
+    assert m2.sched.beta.max() <= m2.sched.params["max_beta"]
+    # the cap leaves ᾱ_T ≈ 1e-4 at every T (DDIM and the ODE divide by √ᾱ_T), not the paper cap's 2e-8
+    for T in (30, 1000, 4000):
+        a_T = ddpm_ref.make_schedule("cosine", T, max_beta=ddpm.default_recipe(2, T)["schedule_params"]["max_beta"]).alpha_bar[-1]
+        assert a_T == pytest.approx(ddpm.api.RECIPE_ALPHA_BAR_T, rel=0.02), T
+    assert ddpm.api.cosine_cap(1000) == 0.108
     m4 = ddpm.fit(np.random.default_rng(0).normal(size=(300, 4)), model={"hidden": 16, "depth": 1}, **kw).model
     assert (m4.cfg.fourier, m4.sched.name) == (0, "linear")
     # an MLPConfig is used as given; a schedule named by the caller keeps its own defaults
