@@ -16,6 +16,7 @@ import math
 import os
 import shutil
 import time
+import warnings
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -28,7 +29,7 @@ from ddpm_ref import MLPConfig, TrainConfig
 from .metrics import sample_statistics
 from .model import Model, Normalizer, data_fingerprint
 
-__all__ = ["DivergenceError", "default_recipe", "dequantize", "quantize", "fit", "sample", "sample_trajectory", "sample_to_file", "check_memory", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
+__all__ = ["DivergenceError", "DeterministicSamplerWarning", "cosine_cap", "default_recipe", "dequantize", "quantize", "fit", "sample", "sample_trajectory", "sample_to_file", "check_memory", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
            "OUTPUT_FILES"]
 
 BACKENDS = ddpm_fast.BACKENDS
@@ -641,6 +642,25 @@ def load_model(path) -> Model:
     return Model.load(path)
 
 
+DETERMINISTIC_MIN_ALPHA_BAR_T = 1e-6   # below it, DDIM and the ODE on an ε-model amplify ε_θ's error by 1/√ᾱ_T ≥ 1000
+
+
+class DeterministicSamplerWarning(UserWarning):
+    """DDIM or the probability-flow ODE on an ε-model whose schedule ends at a tiny ᾱ_T."""
+
+
+def _warn_if_tiny_alpha_bar_T(m, what: str) -> None:
+    """DDIM and the ODE read x̂_0 = (x_t − √(1−ᾱ_t) ε_θ)/√ᾱ_t from an ε-model: at t = T the error of ε_θ is
+    multiplied by 1/√ᾱ_T, and nothing stochastic damps it afterwards (ancestral sampling's fresh noise does)."""
+    a_T = float(m.sched.alpha_bar[-1])
+    if m.tcfg.parametrization == "eps" and a_T < DETERMINISTIC_MIN_ALPHA_BAR_T:
+        warnings.warn(f"{what} on this ε-model: its schedule ends at alpha_bar_T = {a_T:.2g}, so ε_θ's error at t = T "
+                      f"is multiplied by 1/sqrt(alpha_bar_T) = {a_T ** -0.5:.3g}; expect poor results (measured: "
+                      f"thousands of times the energy floor). Use the ancestral sampler, or refit with a schedule "
+                      f"that ends near 1e-4 (today's 2-D default caps the cosine schedule's beta_t for that)",
+                      DeterministicSamplerWarning, stacklevel=3)
+
+
 def sample(model, n: int, *, seed: int | None = None, var_type: str | None = None, use_ema: bool = True,
            backend: str | None = None, sampler: str = "ancestral", steps: int | None = None, eta: float = 0.0,
            spacing: str = "even") -> np.ndarray:
@@ -684,6 +704,8 @@ def _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spa
     x_T = rng.standard_normal((int(n), m.cfg.dim))                         # Alg. 2 line 1
     if sampler not in ("ancestral", "ddim", "ode"):
         raise ValueError(f"unknown sampler {sampler!r}; choose ancestral, ddim or ode")
+    if sampler in ("ddim", "ode"):
+        _warn_if_tiny_alpha_bar_T(m, f"the {sampler} sampler")
     if sampler == "ode":
         x0 = ddpm_ref.ode_sample(ddpm_ref.network(weights, m.cfg), m.sched, x_T, steps=steps or 100,
                                  parametrization=m.tcfg.parametrization)
@@ -824,6 +846,7 @@ def ode_nll(model, x, *, steps: int = 100, use_ema: bool = True) -> dict:
     −log p_x(x) = −log p_u(u) + Σ_d log s_d for the standardised u = (x − m)/s (ε-, x_0- and v-models)."""
     m = model if isinstance(model, Model) else Model.load(model)
     weights = m.state["ema"] if use_ema else m.state["params"]
+    _warn_if_tiny_alpha_bar_T(m, "the exact (ODE) likelihood")
     ll, _ = ddpm_ref.ode_log_likelihood(ddpm_ref.network(weights, m.cfg), m.sched, m.norm.to_model(x), steps,
                                         parametrization=m.tcfg.parametrization)
     nll_bpd = (-ll + float(np.sum(np.log(m.norm.scale)))) / (m.cfg.dim * ddpm_ref.LN2)

@@ -1,5 +1,6 @@
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -570,3 +571,20 @@ def test_the_compiled_samplers_refuse_a_function_they_cannot_compile():
     x = ddpm_fast.p_sample_loop(lambda x, t: np.zeros_like(x), sched, np.zeros((3, 2)),
                                 rng=np.random.default_rng(0), backend="numpy")
     assert x.shape == (3, 2)
+
+
+def test_ddim_and_the_ode_warn_on_an_eps_model_whose_schedule_ends_at_a_tiny_alpha_bar():
+    # the paper's cosine cap leaves ᾱ_T = 2e-7 at T = 100: x̂_0 = (x_T − √(1−ᾱ_T) ε_θ)/√ᾱ_T amplifies ε_θ's error 2,000×
+    kw = dict(steps=2, T=100, n_eval=50, n_train=200, progress=False, model={"hidden": 8, "depth": 1})
+    tiny = ddpm.fit("moons", schedule="cosine", schedule_params={"max_beta": 0.999}, **kw).model
+    assert tiny.sched.alpha_bar[-1] < ddpm.api.DETERMINISTIC_MIN_ALPHA_BAR_T
+    for call in (lambda m: ddpm.sample(m, 5, seed=0, sampler="ddim", steps=10),
+                 lambda m: ddpm.sample(m, 5, seed=0, sampler="ode", steps=4),
+                 lambda m: ddpm.ode_nll(m, np.zeros((3, 2)), steps=4)):
+        with pytest.warns(ddpm.api.DeterministicSamplerWarning, match="alpha_bar_T = 2"):
+            call(tiny)
+    recipe = ddpm.fit("moons", **kw).model                      # the recipe's cap: ᾱ_T ≈ 1e-4, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ddpm.api.DeterministicSamplerWarning)
+        ddpm.sample(recipe, 5, seed=0, sampler="ddim", steps=10)
+        ddpm.sample(tiny, 5, seed=0)                              # ancestral sampling's fresh noise damps it
