@@ -153,7 +153,7 @@ def default_recipe(dim: int, T: int = 1000) -> dict:
     and the linear schedule of Ho et al. — on digits (64-D) the cosine schedule raised the sliced W2 from
     2.2× to 11× its floor, and the features add 2·6·D inputs and let small tables (iris, 150 points)
     be memorised. The cosine schedule's β_t is capped (``max_beta``, :func:`cosine_cap`) so that ᾱ_T ≈ 1e-4
-    (as the linear schedule's 4e-5), not the 2e-8 that the paper's cap of 0.999 leaves after the last steps:
+    (as the linear schedule's 4e-5), not the 2e-9 that the paper's cap of 0.999 leaves (2e-8 at a cap of 0.99):
     DDIM and the probability-flow ODE divide ε_θ's error by √ᾱ_T. At T = 1000 the cap is 0.108 (the last 17
     steps): with a cap of 0.99 instead, DDIM with 50 steps put moons samples at 2,529× the energy floor and
     the ODE's NLL 0.32 bits/dim above the bound, while ancestral sampling is the same at both caps
@@ -649,7 +649,7 @@ class DeterministicSamplerWarning(UserWarning):
     """DDIM or the probability-flow ODE on an ε-model whose schedule ends at a tiny ᾱ_T."""
 
 
-def _warn_if_tiny_alpha_bar_T(m, what: str) -> None:
+def _warn_if_tiny_alpha_bar_T(m, what: str, stacklevel: int) -> None:
     """DDIM and the ODE read x̂_0 = (x_t − √(1−ᾱ_t) ε_θ)/√ᾱ_t from an ε-model: at t = T the error of ε_θ is
     multiplied by 1/√ᾱ_T, and nothing stochastic damps it afterwards (ancestral sampling's fresh noise does)."""
     a_T = float(m.sched.alpha_bar[-1])
@@ -658,7 +658,7 @@ def _warn_if_tiny_alpha_bar_T(m, what: str) -> None:
                       f"is multiplied by 1/sqrt(alpha_bar_T) = {a_T ** -0.5:.3g}; expect poor results (measured: "
                       f"thousands of times the energy floor). Use the ancestral sampler, or refit with a schedule "
                       f"that ends near 1e-4 (today's 2-D default caps the cosine schedule's beta_t for that)",
-                      DeterministicSamplerWarning, stacklevel=3)
+                      DeterministicSamplerWarning, stacklevel=stacklevel)
 
 
 def sample(model, n: int, *, seed: int | None = None, var_type: str | None = None, use_ema: bool = True,
@@ -705,7 +705,7 @@ def _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spa
     if sampler not in ("ancestral", "ddim", "ode"):
         raise ValueError(f"unknown sampler {sampler!r}; choose ancestral, ddim or ode")
     if sampler in ("ddim", "ode"):
-        _warn_if_tiny_alpha_bar_T(m, f"the {sampler} sampler")
+        _warn_if_tiny_alpha_bar_T(m, f"the {sampler} sampler", stacklevel=4)    # the caller of sample()
     if sampler == "ode":
         x0 = ddpm_ref.ode_sample(ddpm_ref.network(weights, m.cfg), m.sched, x_T, steps=steps or 100,
                                  parametrization=m.tcfg.parametrization)
@@ -846,7 +846,7 @@ def ode_nll(model, x, *, steps: int = 100, use_ema: bool = True) -> dict:
     −log p_x(x) = −log p_u(u) + Σ_d log s_d for the standardised u = (x − m)/s (ε-, x_0- and v-models)."""
     m = model if isinstance(model, Model) else Model.load(model)
     weights = m.state["ema"] if use_ema else m.state["params"]
-    _warn_if_tiny_alpha_bar_T(m, "the exact (ODE) likelihood")
+    _warn_if_tiny_alpha_bar_T(m, "the exact (ODE) likelihood", stacklevel=3)   # the caller of ode_nll()
     ll, _ = ddpm_ref.ode_log_likelihood(ddpm_ref.network(weights, m.cfg), m.sched, m.norm.to_model(x), steps,
                                         parametrization=m.tcfg.parametrization)
     nll_bpd = (-ll + float(np.sum(np.log(m.norm.scale)))) / (m.cfg.dim * ddpm_ref.LN2)

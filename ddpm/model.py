@@ -100,7 +100,7 @@ class Model:
     cfg: MLPConfig
     tcfg: TrainConfig
     sched: Schedule
-    state: dict                      # {"params", "opt": {"m", "v", "step"}, "ema", "lt_hist", "lt_count"}
+    state: dict                      # {"params", "opt": {"m", "s", "step"}, "ema", "lt_hist", "lt_count"}
     norm: Normalizer
     rng_state: dict                  # bit generator state of the training rng after `step` steps
     losses: np.ndarray               # L_simple per step so far

@@ -538,7 +538,7 @@ def test_the_default_recipe_follows_the_data_dimension_and_yields_to_what_is_giv
     m2 = ddpm.fit("moons", model={"hidden": 16, "depth": 1}, **kw).model           # a dict: laid over the recipe
     assert (m2.cfg.fourier, m2.cfg.hidden, m2.sched.name, m2.sched.params.get("max_beta")) == (6, 16, "cosine", ddpm.api.cosine_cap(30))
     assert m2.sched.beta.max() <= m2.sched.params["max_beta"]
-    # the cap leaves ᾱ_T ≈ 1e-4 at every T (DDIM and the ODE divide by √ᾱ_T), not the paper cap's 2e-8
+    # the cap leaves ᾱ_T ≈ 1e-4 at every T (DDIM and the ODE divide by √ᾱ_T), not the paper cap's 2e-9
     for T in (30, 1000, 4000):
         a_T = ddpm_ref.make_schedule("cosine", T, max_beta=ddpm.default_recipe(2, T)["schedule_params"]["max_beta"]).alpha_bar[-1]
         assert a_T == pytest.approx(ddpm.api.RECIPE_ALPHA_BAR_T, rel=0.02), T
@@ -581,8 +581,9 @@ def test_ddim_and_the_ode_warn_on_an_eps_model_whose_schedule_ends_at_a_tiny_alp
     for call in (lambda m: ddpm.sample(m, 5, seed=0, sampler="ddim", steps=10),
                  lambda m: ddpm.sample(m, 5, seed=0, sampler="ode", steps=4),
                  lambda m: ddpm.ode_nll(m, np.zeros((3, 2)), steps=4)):
-        with pytest.warns(ddpm.api.DeterministicSamplerWarning, match="alpha_bar_T = 2"):
+        with pytest.warns(ddpm.api.DeterministicSamplerWarning, match="alpha_bar_T = 2") as rec:
             call(tiny)
+        assert rec[0].filename == __file__                         # blamed on the caller's line, not the library's
     recipe = ddpm.fit("moons", **kw).model                      # the recipe's cap: ᾱ_T ≈ 1e-4, no warning
     with warnings.catch_warnings():
         warnings.simplefilter("error", ddpm.api.DeterministicSamplerWarning)
