@@ -21,6 +21,7 @@ import numpy as np
 
 import ddpm
 import toy_data
+from ddpm.api import evaluation_streams
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -39,8 +40,7 @@ def main() -> None:
     p.add_argument("--out", default=os.path.join(HERE, "results", "bound_noise"))
     args = p.parse_args()
     model = ddpm.fit("8gaussians", seed=args.seed, progress=False).model
-    # ddpm.evaluate's points and bound seed (ddpm/api.py, evaluate)
-    ss_x, _, ss_bound, _ = np.random.SeedSequence([args.seed, 7919]).spawn(4)
+    ss_x, _, ss_bound, _ = evaluation_streams(args.seed)          # ddpm eval's points and bound seed
     x_eval = toy_data.draw("8gaussians", 5000, np.random.default_rng(ss_x))
     rows = [{"points": "ddpm eval's 5,000", **paired(model, x_eval, s)}
             for s in (int(ss_bound.generate_state(1)[0]), 1, 2)]

@@ -255,15 +255,16 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
             if not isinstance(model, MLPConfig):
                 model = MLPConfig(**{"fourier": recipe["fourier"], "hidden": recipe["hidden"], **given})
             cfg = replace(model, dim=D, out_dim=None if n_out == D else n_out)
-            check_memory(_fit_memory(cfg, tcfg, 1000 if T is None else T, train_x.shape[0], n_eval), "this fit")
-            recipe = default_recipe(D, 1000 if T is None else T)          # its schedule's cap depends on T
+            n_steps_T = 1000 if T is None else T
+            check_memory(_fit_memory(cfg, tcfg, n_steps_T, train_x.shape[0], n_eval), "this fit")
             if schedule is None:                   # the recipe's schedule, with its parameters
+                recipe = default_recipe(D, n_steps_T)       # its cap depends on T: only after the memory check
                 if schedule_params:
                     raise ValueError(f"schedule_params {schedule_params!r} need the schedule they are for: name it "
                                      f"(schedule=..., --schedule); the default here is {recipe['schedule']!r} "
                                      f"with {recipe['schedule_params']!r}")
                 schedule, schedule_params = recipe["schedule"], recipe["schedule_params"]
-            sched = ddpm_ref.make_schedule(schedule, 1000 if T is None else T, **(schedule_params or {}))
+            sched = ddpm_ref.make_schedule(schedule, n_steps_T, **(schedule_params or {}))
             rng = np.random.default_rng(ss_train)
             ddpm_ref.param.check_compatible(sched, tcfg.parametrization)
             m = Model(cfg, tcfg, sched, ddpm_ref.init_state(cfg, rng, sched.T),
@@ -855,6 +856,12 @@ def ode_nll(model, x, *, steps: int = 100, use_ema: bool = True) -> dict:
             "ode_steps": steps, "per_point_bpd": nll_bpd}
 
 
+def evaluation_streams(seed: int) -> list:
+    """The four seed sequences of ``evaluate`` (its points, its references, the bound's noise, the samples),
+    independent of every stream of ``fit`` with the same seed."""
+    return np.random.SeedSequence([seed, 7919]).spawn(4)
+
+
 def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | None = None,
              exact: bool = False) -> dict:
     """``ddpm eval``: the likelihood bound on ``data`` and the sample statistics of ``metrics.json``.
@@ -881,8 +888,7 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
         bin_width = grid["bin_width"]                    # quantised data: the discretised decoder
     check_memory({f"{n} evaluation points and samples": 8 * (12 + N_FLOOR_DRAWS) * int(n) * m.cfg.dim
                   + 8 * 3 * 1024 * int(n)}, f"evaluating on {n} points")
-    ss = np.random.SeedSequence([seed, 7919])                               # not the fit's streams
-    ss_x, ss_ref, ss_bound, ss_sample = ss.spawn(4)
+    ss_x, ss_ref, ss_bound, ss_sample = evaluation_streams(seed)
     if isinstance(data, str) and data in toy_data.NAMES:
         x = toy_data.draw(data, n, np.random.default_rng(ss_x))
         refs = [toy_data.draw(data, n, np.random.default_rng(s_)) for s_ in ss_ref.spawn(N_FLOOR_DRAWS)]
