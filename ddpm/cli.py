@@ -2,20 +2,32 @@
 
 Errors the user can fix print one line ``ddpm: error: ...``: usage errors (unknown names, impossible
 settings, existing outputs) exit with status 2, data errors (a bad data file, a corrupt checkpoint, a
-diverged fit) with status 1; nothing is overwritten without ``--overwrite``.
+diverged fit, a full disk) with status 1; nothing is overwritten without ``--overwrite``. A usage error is
+a ``ValueError`` (or ``FileExistsError``, ``ImportError``) that our own code raises on purpose, with its
+message, at a ``raise`` statement in one of the project's packages. Anything else — an exception raised
+inside NumPy or another library, a ``TypeError``, an ``IndexError``, a failed ``assert`` — is a bug in
+``ddpm``: one line says so and names a file holding the traceback and the versions (status 70, sysexits'
+EX_SOFTWARE); the traceback stays out of the terminal.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import linecache
 import os
+import platform
 import sys
+import tempfile
+import time
+import traceback
 import warnings
 from dataclasses import replace
 
 import numpy as np
 
+import ddpm_fast
+import ddpm_ref
 import toy_data
 from ddpm_ref import OBJECTIVES, PARAMETRIZATIONS, SCHEDULES, VAR_TYPES, CheckpointError, MLPConfig, TrainConfig
 
@@ -130,7 +142,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--bin-width", type=float, default=None,
                    help="discretised decoder with this bin width (data units; Ho's Eq. 13 without ±∞ edge bins); default: continuous")
     e.add_argument("--exact", action="store_true",
-                   help="also the exact NLL under the probability-flow ODE (D backward passes per step)")
+                   help="also the exact NLL under the probability-flow ODE (D backward passes per step); with a "
+                        "bin width (given, or a quantised model's grid) the dequantised ODE bound on the bin's probability")
     e.add_argument("--out", metavar="FILE.json", help="also write the JSON here (default: next to the model)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing output file")
 
@@ -241,7 +254,47 @@ def _cmd_show(args) -> int:
     return 0
 
 
+EXIT_BUG = 70                                  # sysexits.h EX_SOFTWARE: an internal error, not the user's
+_OUR_PACKAGES = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep
+                      for m in (sys.modules["ddpm"], ddpm_ref, ddpm_fast, toy_data))
+
+
+def _raised_on_purpose(e: BaseException) -> bool:
+    """True when ``e`` comes from a ``raise`` statement in one of our packages (a check that refuses the
+    user's input, with its message), not from inside a library or from a line of ours that is not a raise
+    (NumPy's "could not broadcast" out of an assignment is a bug of ours, even though it is a ValueError)."""
+    tb = e.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    path = os.path.abspath(tb.tb_frame.f_code.co_filename)
+    if not path.startswith(_OUR_PACKAGES):
+        return False
+    return linecache.getline(tb.tb_frame.f_code.co_filename, tb.tb_lineno).lstrip().startswith("raise")
+
+
+def bug_report(e: BaseException, argv) -> str:
+    """Write the traceback of an internal error, the command line and the versions to a new file in the
+    temporary folder; return its path."""
+    import numpy
+    lines = [f"ddpm bug report, {time.strftime('%Y-%m-%d %H:%M:%S')}",
+             f"command: ddpm {' '.join(argv)}",
+             f"python {platform.python_version()} on {platform.platform()}; numpy {numpy.__version__}"]
+    for name in ("scipy", "numba", "ot", "cupy"):
+        mod = sys.modules.get(name)
+        if mod is not None:
+            lines.append(f"{name} {getattr(mod, '__version__', '?')}")
+    lines.append("")
+    lines.extend(traceback.format_exception(type(e), e, e.__traceback__))
+    fd, path = tempfile.mkstemp(prefix="ddpm-bug-", suffix=".txt")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(lines))
+    return path
+
+
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
     handler = {"datasets": _cmd_datasets, "fit": _cmd_fit, "sample": _cmd_sample, "eval": _cmd_eval,
                "show": _cmd_show}[args.command]
@@ -255,6 +308,8 @@ def main(argv=None) -> int:
         print(f"ddpm: error: {e}", file=sys.stderr)
         return 1
     except (ValueError, FileExistsError, ImportError) as e:
+        if not _raised_on_purpose(e):
+            return _report_bug(e, argv)
         print(f"ddpm: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:                          # unwritable folder, full disk, ...: nothing half-written is left
@@ -263,5 +318,18 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("ddpm: interrupted; the last checkpoint in --out can be resumed with --resume", file=sys.stderr)
         return 130
+    except Exception as e:                        # anything else is a bug of ours
+        return _report_bug(e, argv)
     finally:
         warnings.formatwarning = old_format
+
+
+def _report_bug(e: BaseException, argv) -> int:
+    try:
+        where = f"the details are in {bug_report(e, argv)}; please attach that file to a bug report"
+    except OSError:                               # no temporary folder: the one line must still come out
+        where = "no report file could be written"
+    first = (str(e).splitlines() or [""])[0]
+    print(f"ddpm: internal error (a bug in ddpm, not in your input): {type(e).__name__}: {first}; {where}",
+          file=sys.stderr)
+    return EXIT_BUG

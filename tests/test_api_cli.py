@@ -264,13 +264,23 @@ def test_learned_variance_with_l_simple_is_refused_before_any_work(tmp_path, cap
     assert not (tmp_path / "l").exists()
 
 
-def test_exact_nll_with_a_bin_width_is_refused(tmp_path, capsys):
+def test_exact_nll_with_a_bin_width_is_the_dequantised_ode_bound_on_the_bin(tmp_path, capsys):
     res = ddpm.fit("8gaussians", tmp_path / "m", steps=5, **SMALL)
-    with pytest.raises(ValueError, match="bin"):
-        ddpm.evaluate(res.model, "8gaussians", n=20, bin_width=0.1, exact=True)
-    assert main(["eval", str(tmp_path / "m" / "model.npz"), "--data", "8gaussians", "--exact", "--bin-width", "0.1"]) == 2
-    assert "cannot be compared" in capsys.readouterr().err
-    assert not (tmp_path / "m" / "eval.json").exists()
+    m = res.model
+    pts = np.random.default_rng(6).normal(size=(20, 2))
+    got = ddpm.ode_nll(m, pts, steps=10, bin_width=0.1, seed=3)
+    u = pts + np.random.default_rng(3).uniform(-0.05, 0.05, size=pts.shape)      # x + U(−w/2, w/2)
+    ll, _ = ddpm_ref.ode_log_likelihood(ddpm_ref.network(m.state["ema"], m.cfg), m.sched, m.norm.to_model(u), 10)
+    expected = (-ll + np.log(m.norm.scale).sum()) / (2 * np.log(2)) - np.log2(0.1)  # − D log w, per dimension
+    assert got["ode_decoder"] == "dequantized"
+    np.testing.assert_allclose(got["per_point_bpd"], expected, rtol=1e-12)
+    dense = ddpm.ode_nll(m, u, steps=10)                                            # the density at the same x + u
+    np.testing.assert_allclose(got["per_point_bpd"], dense["per_point_bpd"] - np.log2(0.1), rtol=1e-12)
+    assert main(["eval", str(tmp_path / "m" / "model.npz"), "--data", "8gaussians", "-n", "20", "--exact",
+                 "--bin-width", "0.1"]) == 0
+    out = json.loads((tmp_path / "m" / "eval.json").read_text())
+    assert out["ode_decoder"] == "dequantized" and out["decoder"] == "discretized"
+    assert np.isfinite(out["bound_minus_ode_nll_bits_per_dim"])
 
 
 @pytest.mark.parametrize("parametrization", ["x0", "v"])
