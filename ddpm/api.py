@@ -742,18 +742,19 @@ def _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spa
 SAMPLE_CHUNK = 100_000       # points per call when streaming samples to a file: bounds memory whatever n
 
 
-def sample_to_file(model, n: int, out, *, seed: int = 0, progress: bool = True, chunk: int = SAMPLE_CHUNK,
+def sample_to_file(model, n: int, out, *, seed: int = 0, progress: bool = True, chunk: int | None = None,
                    **kw) -> dict:
     """Draw n points (``sample``'s options in ``kw``) into the .npy file ``out``, ``chunk`` points at a
     time: ``numpy.lib.format.open_memmap`` writes the header, then each chunk is written through a map of
     its own bytes only (a map of the whole file would keep every written page resident: RSS grew with n
-    by the file's size), so peak memory depends on ``chunk``, not on n. Chunk 0
+    by the file's size), so peak memory depends on ``chunk`` (default ``SAMPLE_CHUNK``), not on n. Chunk 0
     uses ``seed`` itself (so for n ≤ chunk the file equals ``sample(model, n, seed=seed)``), chunk k the
     seed SeedSequence([seed, k]). The file appears (atomically renamed) only when complete. Returns a
     summary: n, dim, seed, mean and std of the points."""
     m = model if isinstance(model, Model) else Model.load(model)
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer number of samples, got {n!r}")
+    chunk = SAMPLE_CHUNK if chunk is None else chunk
     seed = int(np.random.SeedSequence().entropy) if seed is None else seed
     out = os.fspath(out)
     folder = os.path.dirname(os.path.abspath(out))
