@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--out", required=True, metavar="DIR", help="output folder")
     # Settings default to None ("not given"): a fresh fit fills in the defaults shown, a resumed fit the
     # checkpoint's, and a given setting that contradicts the checkpoint is refused (api.fit).
-    f.add_argument("--steps", type=_positive_int, default=None, help=f"training steps (default {d_train.steps})")
+    f.add_argument("--steps", type=_positive_int, default=None, help=f"training steps (default: 16 per training point, "
+                   f"{api.MIN_STEPS:,}..{d_train.steps:,}; {d_train.steps:,} for a built-in generator)")
     f.add_argument("--T", type=_positive_int, default=None, help="diffusion steps T (default 1000)")
     f.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="β schedule (default: cosine for 2-D and 3-D data, else linear; see ddpm.default_recipe)")
     f.add_argument("--backend", choices=api.BACKENDS, default=None,
@@ -173,7 +174,6 @@ def _cmd_datasets(args) -> int:
 
 
 def _cmd_fit(args) -> int:
-    d_train = TrainConfig()
     if (args.dataset is None) == (args.data is None):
         raise ValueError("give either a built-in DATASET name or --data FILE (not both)")
     data = args.data if args.data is not None else args.dataset
@@ -198,7 +198,7 @@ def _cmd_fit(args) -> int:
         train = replace(stored.tcfg, **given_train) if given_train else None
     else:
         model = given_model or None                                   # fit lays them over its defaults
-        train = TrainConfig(steps=args.steps or d_train.steps, **given_train)
+        train = given_train or None                                   # fit lays them over its defaults
     kw["train"] = train
     if args.bin_width is not None:
         kw["bin_width"] = args.bin_width
