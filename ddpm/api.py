@@ -26,7 +26,9 @@ import ddpm_ref
 import toy_data
 from ddpm_ref import MLPConfig, TrainConfig
 
-from .metrics import sample_statistics
+from .bound_strata import FAST_BOUND_POINTS, FAST_BOUND_T_DRAWS, bound_stratified
+from .floors import cached_floors
+from .metrics import EVAL_MODES, FIT_EVAL_MODES, sample_statistics
 from .model import Model, Normalizer, data_fingerprint
 
 __all__ = ["DivergenceError", "DeterministicSamplerWarning", "cosine_cap", "default_recipe", "default_steps", "MemorisationWarning", "dequantize", "quantize", "fit", "sample", "sample_trajectory", "sample_to_file", "check_memory", "evaluate", "likelihood_bound", "load_model", "resolve_data", "FitResult", "BACKENDS",
@@ -207,7 +209,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         train: TrainConfig | dict | None = None, n_train: int | None = None, n_eval: int = N_EVAL, progress: bool = True,
         overwrite: bool = False, resume=None, checkpoint_every: int = 2000, callback=None,
         normalize: str | None = None, schedule_params: dict | None = None, bin_width="auto",
-        image_shape: tuple | None = None) -> FitResult:
+        image_shape: tuple | None = None, eval: str = "fast") -> FitResult:
     """Fit ε_θ to ``data`` with Algorithm 1, then draw ``n_eval`` samples with Algorithm 2 and measure them.
 
     ``data``: a built-in name (``toy_data.NAMES``), a path to .npy/.csv, or an (N, D) array. With
@@ -233,8 +235,16 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
     the data's range, and the held-out bound uses the discretised decoder (bits per modelled dimension of
     the bin's probability). What was inferred is in ``metrics['grid']``. ``image_shape`` (h, w) with
     h·w = D draws samples.png as images.
+    ``eval``: how the samples and the held-out bound are measured (``FIT_EVAL_MODES``). "full": every floor
+    from fresh reference draws (three exact W2 solves) and the bound summed over all T steps on N_BOUND
+    points; "fast" (default): the same statistics of the samples, the floors of a built-in data set from
+    ``ddpm/floors.json`` (``ddpm.floors``), and the bound from FAST_BOUND_T_DRAWS stratified t per point on
+    FAST_BOUND_POINTS points (``ddpm.bound_strata``) — each floor, ratio and the bound with its standard
+    error; "none": samples only, no statistics, no bound (metrics.json says ``"eval": "none"``).
     Returns a :class:`FitResult`.
     """
+    if eval not in FIT_EVAL_MODES:
+        raise ValueError(f"unknown eval {eval!r}; choose one of {', '.join(FIT_EVAL_MODES)}")
     if backend is not None:
         _choose_backend(backend)                                           # fail early on unknown names
     if normalize not in (None, "per_dim", "isotropic"):
@@ -354,24 +364,18 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
                 bar.close()
         train_seconds = time.perf_counter() - t0
 
-        samples, metrics = _sample_and_measure(m, n_eval, ss_eval, backend, source, seed, train_x, held, refs,
-                                               train_seconds)
-        t0 = time.perf_counter()
         grid = m.info.get("grid")
-        lb = likelihood_bound(m, held[:N_BOUND], seed=int(ss_eval.generate_state(2)[1]),
-                              bin_width=None if not grid else grid["bin_width"])
-        bound_seconds = time.perf_counter() - t0
-        lb.pop("per_point_nats")
-        metrics["heldout_bound"] = {k: v for k, v in lb.items() if not k.startswith("profile")}
-        metrics["bound_bits_per_dim"] = lb["bound_bits_per_dim"]
-        metrics["bound_seconds"] = round(bound_seconds, 3)
+        bound_kw = dict(seed=int(ss_eval.generate_state(2)[1]), bin_width=None if not grid else grid["bin_width"])
+        samples, metrics, lb = _sample_and_measure(m, n_eval, ss_eval, backend, source, seed, train_x, held, refs,
+                                                   train_seconds, eval, bound_kw)
         if out is not None:
             from .plots import save_loss_plot, save_profile_plot, save_samples_plot
             _atomic(os.path.join(out, "samples.npy"), lambda p: np.save(p, samples))
             _atomic(os.path.join(out, "samples.png"),
                     lambda p: save_samples_plot(p, held, samples, title=source, **_image_kw(m)))
             _atomic(os.path.join(out, "loss.png"), lambda p: save_loss_plot(p, m.losses))
-            _atomic(os.path.join(out, "bound_profile.png"), lambda p: save_profile_plot(p, lb))
+            if lb is not None:
+                _atomic(os.path.join(out, "bound_profile.png"), lambda p: save_profile_plot(p, lb))
             if m.cfg.dim == 2:                            # cheap in 2-D: one more chain of N_REVERSE_GRID points
                 t0 = time.perf_counter()
                 _atomic(os.path.join(out, "reverse.png"),
@@ -394,8 +398,9 @@ def _save_reverse_grid(path, m: Model, held: np.ndarray, seed: int, source) -> N
                             f"grey: held-out data, standardised")
 
 
-def _sample_and_measure(m, n_eval, ss_eval, backend, source, seed, train_x, held, refs, train_seconds):
-    """After a fit: n_eval samples (Algorithm 2) and the metrics dict with their statistics against the held-out data."""
+def _sample_and_measure(m, n_eval, ss_eval, backend, source, seed, train_x, held, refs, train_seconds, mode, bound_kw):
+    """After a fit: n_eval samples (Algorithm 2), the metrics dict with their statistics against the held-out
+    data and the held-out bound (``likelihood_bound``'s result, None for mode "none"), as ``fit``'s ``eval`` says."""
     t0 = time.perf_counter()
     sample_seed = int(ss_eval.generate_state(1)[0])
     samples = sample(m, n_eval, seed=sample_seed, backend=backend if backend in ("numpy", "cupy") else None)
@@ -416,11 +421,37 @@ def _sample_and_measure(m, n_eval, ss_eval, backend, source, seed, train_x, held
         "final_loss_window": FINAL_LOSS_WINDOW,
         "n_eval": int(n_eval), "train_seconds": round(train_seconds, 3), "sample_seconds": round(sample_seconds, 3),
     }
+    metrics["eval"] = mode
+    if mode == "none":
+        return samples, metrics, None
+    from concurrent.futures import ThreadPoolExecutor
     t0 = time.perf_counter()
-    metrics.update(sample_statistics(samples[:refs[0].shape[0]], held, refs, train=train_x))
-    metrics["statistics_seconds"] = round(time.perf_counter() - t0, 3)
+    n = refs[0].shape[0]
+    floors = cached_floors(source, n, held.shape[0]) if mode == "fast" and source in toy_data.NAMES else None
+
+    def bound():
+        t1 = time.perf_counter()
+        if mode == "full":
+            lb = likelihood_bound(m, held[:N_BOUND], **bound_kw)
+        else:
+            lb = likelihood_bound(m, held[:FAST_BOUND_POINTS], t_draws=FAST_BOUND_T_DRAWS, **bound_kw)
+        return lb, time.perf_counter() - t1
+
+    # fast: the bound runs beside the statistics, whose one exact W2 solve holds a core by itself
+    with ThreadPoolExecutor(1) as pool:
+        job = pool.submit(bound) if mode == "fast" else None
+        t1 = time.perf_counter()
+        metrics.update(sample_statistics(samples[:n], held, refs, train=train_x, mode=mode, floors=floors))
+        metrics["statistics_seconds"] = round(time.perf_counter() - t1, 3)
+        lb, bound_seconds = job.result() if job is not None else bound()
+    lb.pop("per_point_nats")
+    metrics["heldout_bound"] = {k: v for k, v in lb.items() if not k.startswith("profile")}
+    metrics["bound_bits_per_dim"] = lb["bound_bits_per_dim"]
+    metrics["bound_bits_per_dim_se"] = lb["bound_bits_per_dim_se"]
+    metrics["bound_seconds"] = round(bound_seconds, 3)
+    metrics["eval_seconds"] = round(time.perf_counter() - t0, 3)          # statistics + bound, wall clock
     _warn_if_memorised(metrics)
-    return samples, metrics
+    return samples, metrics, lb
 
 
 LOCK_FILE = ".ddpm.lock"      # present in --out only while a fit writes there
@@ -859,7 +890,8 @@ def sample_to_file(model, n: int, out, *, seed: int = 0, progress: bool = True, 
             "std": np.sqrt(np.maximum(s2 / n - mean ** 2, 0.0)).round(4).tolist()}
 
 
-def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None, use_ema: bool = True) -> dict:
+def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None, use_ema: bool = True,
+                     t_draws: int | None = None) -> dict:
     """The variational bound on −log p_θ(x) for data points x (N, D) in the data's own coordinates.
 
     Every term is summed over all t (``ddpm_ref.bound``) and reported in bits, per point and per
@@ -867,6 +899,9 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
     Σ_d log s_d is included in L_0 (continuous decoder), so the numbers are densities of x itself.
     ``bin_width`` (data units) switches to a discretised decoder (Ho's Eq. 13 without its ±∞ edge bins: every bin is [x − w/2, x + w/2]): then the bound is on the
     probability of x's bin, in bits, and no Jacobian applies. Also returns the per-t profile.
+    ``t_draws`` K: instead of all T steps, K stratified draws of t per point (``ddpm.bound_strata``): the same
+    bound in expectation, its standard error (over points) then includes the choice of t; the profile is
+    the unbiased per-t estimate (noisy). ``t_draws`` in the result: K, or T − 1 for the full sum.
     """
     m = model if isinstance(model, Model) else Model.load(model)
     x = toy_data.validate(np.asarray(x), "data")
@@ -880,14 +915,19 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
     # A discretised bin of width w in data units is w/s_d wide in standardised coordinates.
     bw = None if bin_width is None else np.asarray(bin_width / m.norm.scale)
 
-    b = ddpm_ref.bound(ddpm_ref.network(weights, m.cfg), m.sched, u, np.random.default_rng(seed), m.tcfg.parametrization,
-                       m.tcfg.var_type, bw, log_scale)
+    if t_draws is None:
+        b = ddpm_ref.bound(ddpm_ref.network(weights, m.cfg), m.sched, u, np.random.default_rng(seed),
+                           m.tcfg.parametrization, m.tcfg.var_type, bw, log_scale)
+    else:
+        b = bound_stratified(ddpm_ref.network(weights, m.cfg), m.sched, u, np.random.default_rng(seed), t_draws,
+                             m.tcfg.parametrization, m.tcfg.var_type, bw, log_scale)
     N, D = x.shape[0], m.cfg.dim          # bits per modelled dimension: constant columns are point masses
     to_bpd = 1.0 / (D * ddpm_ref.LN2)
     total = b["total"]
     return {
         "n_points": int(N), "dim": int(D), "T": m.sched.T, "decoder": "gaussian" if bin_width is None else "discretized",
-        "bin_width": bin_width,
+        "bin_width": bin_width, "t_draws": int(b.get("t_draws", m.sched.T - 1)),
+        "t_sampling": "all" if t_draws is None else "stratified",
         "bound_bits_per_dim": float(total.mean() * to_bpd),
         "bound_bits_per_dim_se": float(total.std(ddof=1) / np.sqrt(N) * to_bpd),
         "bound_bits_per_point": float(total.mean() / ddpm_ref.LN2),
@@ -941,14 +981,18 @@ def evaluation_streams(seed: int) -> list:
 
 
 def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | None = None,
-             exact: bool = False) -> dict:
+             exact: bool = False, eval: str = "full") -> dict:
     """``ddpm eval``: the likelihood bound on ``data`` and the sample statistics of ``metrics.json``.
 
     ``data``: a built-in name (n fresh points, independent of the training draw) or a .npy/.csv file
     / array (half its points, at most n, for the bound and as the held-out side of the sample
     statistics; references for their floors from the other half). n samples are drawn; as many as a
-    reference holds are compared (``sample_statistics``).
+    reference holds are compared (``sample_statistics``). ``eval``: "full" (default: the bound over all T
+    steps on all n points, floors from fresh draws) or "fast" (as ``fit``'s: FAST_BOUND_T_DRAWS stratified t
+    per point on at most FAST_BOUND_POINTS points, cached floors for built-in data).
     """
+    if eval not in EVAL_MODES:
+        raise ValueError(f"unknown eval {eval!r}; choose one of {', '.join(EVAL_MODES)}")
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 2:
         raise ValueError(f"n must be an integer ≥ 2, got {n!r}")
     m = model if isinstance(model, Model) else Model.load(model)
@@ -977,21 +1021,24 @@ def evaluate(model, data, *, seed: int = 0, n: int = N_EVAL, bin_width: float | 
         r = min(n, rest.shape[0])
         refs = [rest[np.random.default_rng(s_).permutation(rest.shape[0])[:r]] for s_ in ss_ref.spawn(N_FLOOR_DRAWS)]
         source = os.fspath(data) if isinstance(data, (str, os.PathLike)) else "array"
-    res = likelihood_bound(m, x, seed=int(ss_bound.generate_state(1)[0]), bin_width=bin_width)
+    xb = x if eval == "full" else x[:FAST_BOUND_POINTS]                    # the points of the bound
+    res = likelihood_bound(m, xb, seed=int(ss_bound.generate_state(1)[0]), bin_width=bin_width,
+                           t_draws=None if eval == "full" else FAST_BOUND_T_DRAWS)
     per_point_bpd = res.pop("per_point_nats") / (m.cfg.dim * ddpm_ref.LN2)
     sample_seed = int(ss_sample.generate_state(1)[0])
     samples = sample(m, n, seed=sample_seed)
     res.update({"data": source, "seed": seed, "sample_seed": sample_seed})
-    res.update(sample_statistics(samples[:refs[0].shape[0]], x, refs))
+    floors = cached_floors(source, refs[0].shape[0], x.shape[0]) if eval == "fast" and source in toy_data.NAMES else None
+    res.update(sample_statistics(samples[:refs[0].shape[0]], x, refs, mode=eval, floors=floors))
     if exact:                     # with a bin width: the dequantised ODE bound on the bin's probability
-        ode = ode_nll(m, x, bin_width=bin_width, seed=int(ss_bound.generate_state(2)[1]))
+        ode = ode_nll(m, xb, bin_width=bin_width, seed=int(ss_bound.generate_state(2)[1]))
         ode_pp = ode.pop("per_point_bpd")
         res.update(ode)
         diff = per_point_bpd - ode_pp                                           # bound − exact, same points
         res["bound_minus_ode_nll_bits_per_dim"] = float(diff.mean())
         res["bound_minus_ode_nll_bits_per_dim_se"] = float(diff.std(ddof=1) / np.sqrt(diff.size))
     if source in toy_data.LOG_DENSITIES and bin_width is None:
-        nll = -toy_data.LOG_DENSITIES[source](x) / (x.shape[1] * ddpm_ref.LN2)     # exact, bits/dim
+        nll = -toy_data.LOG_DENSITIES[source](xb) / (xb.shape[1] * ddpm_ref.LN2)   # exact, bits/dim
         gap = per_point_bpd - nll                                                # paired on the same points
         res["true_nll_bits_per_dim"] = float(nll.mean())
         res["bound_minus_true_nll_bits_per_dim"] = float(gap.mean())

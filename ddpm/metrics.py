@@ -19,7 +19,7 @@ import numpy as np
 
 __all__ = ["mean_pairwise_distance", "energy_distance", "w2", "mmd2", "data_scale", "MMD_BANDWIDTHS",
            "SLICE_DIRECTIONS", "SLICE_SEED", "slice_directions", "sliced_w2", "marginal_w1",
-           "nearest_neighbour_distances", "sample_statistics"]
+           "nearest_neighbour_distances", "EVAL_MODES", "FIT_EVAL_MODES", "sample_statistics"]
 
 
 def mean_pairwise_distance(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> float:
@@ -250,8 +250,23 @@ def _ratio(stat: float, floor: float) -> float:
     return float("nan") if stat == 0 else float("inf")
 
 
+EVAL_MODES = ("full", "fast")   # sample_statistics' modes (and ddpm eval's)
+FIT_EVAL_MODES = EVAL_MODES + ("none",)   # fit's: "none" measures nothing
+N_FAST_FLOOR_DRAWS = 2          # fast mode without a cached floor: energy and MMD² floors over this many references,
+                                # the exact W2 floor over one (one solve beside the samples' own, in two threads)
+
+
+def _floor_of(values) -> dict:
+    """A floor from its draws: {"mean", "se" (sd/√draws; None from one draw), "draws"}; None without draws."""
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return None
+    return {"mean": float(v.mean()), "se": float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else None,
+            "draws": int(v.size)}
+
+
 def sample_statistics(samples: np.ndarray, held: np.ndarray, refs: list, n_floor_exact: int = 2,
-                      train: np.ndarray | None = None) -> dict:
+                      train: np.ndarray | None = None, mode: str = "full", floors: dict | None = None) -> dict:
     """Energy distance, exact W2, small-bandwidth MMD², sliced W2 and marginal W1 of ``samples`` (n, D) against
     held-out data ``held``, each next to its floor — the same statistic between an independent reference
     draw of the data (of the samples' size) and ``held`` — averaged over ``refs`` (energy, MMD², sliced W2 and
@@ -270,7 +285,21 @@ def sample_statistics(samples: np.ndarray, held: np.ndarray, refs: list, n_floor
     ``nn_train_ratio`` = samples / held-out (nan when the held-out median is 0: duplicated data). ≈ 1 for a model that generalises; < 1 when samples sit closer
     to training points than fresh data does: memorisation (copies of training points give ≈ 0), or a
     model sharper than the data (samples crowded where training points are dense); > 1 when samples fall
-    where there is no data. The sizes are in the result."""
+    where there is no data. The sizes are in the result.
+
+    Every floor comes with its standard error over its draws, ``<statistic>_floor_se`` (sd/√draws; None from
+    one draw), and every ratio with ``<short>_ratio_se`` = ratio · floor_se / floor: the statistic itself is
+    exact given the samples, so the floor's error is the ratio's. ``mode``: "full" as above; "fast" computes
+    the same statistics of the samples (the same numbers as "full") but takes the energy, W2 and MMD²
+    floors from ``floors`` — ``ddpm.floors.cached_floors``'s {key: {"mean", "se", "draws"}} for a built-in
+    data set — or, without them, from the first N_FAST_FLOOR_DRAWS references (W2 from the first only): one
+    exact W2 solve or two instead of 1 + n_floor_exact, and no reference pair sums with cached floors. Sliced
+    W2 and marginal W1 (milliseconds) keep their floors over all ``refs`` in both modes. The result says
+    which: ``eval_mode`` and ``floor_source`` ("draws" or "table")."""
+    if mode not in EVAL_MODES:
+        raise ValueError(f"unknown evaluation mode {mode!r}; choose one of {', '.join(EVAL_MODES)}")
+    if floors is not None and mode != "fast":
+        raise ValueError("cached floors are for mode='fast'; mode='full' draws its own")
     samples = np.asarray(samples, dtype=np.float64)
     held = np.asarray(held, dtype=np.float64)
     for name, arr in (("samples", samples), ("held", held)):
@@ -286,6 +315,10 @@ def sample_statistics(samples: np.ndarray, held: np.ndarray, refs: list, n_floor
     refs = [np.asarray(r, dtype=np.float64) for r in refs]
     scale = data_scale(held)
     floors_ot = refs[:max(1, n_floor_exact)]
+    refs_em = refs                                                # the references of the energy and MMD² floors
+    if mode == "fast":
+        refs_em = [] if floors is not None else refs[:N_FAST_FLOOR_DRAWS]
+        floors_ot = [] if floors is not None else refs[:1]
     gammas = _gammas(scale, MMD_BANDWIDTHS)
     # the exact W2 problems (network simplex, one core each) run in two threads beside the rest
     pool = ThreadPoolExecutor(2)
@@ -314,28 +347,32 @@ def sample_statistics(samples: np.ndarray, held: np.ndarray, refs: list, n_floor
         k_hh = _kernel_mean_of(s_hh, held, held, gammas, True)
         w1, w1_refs = marginal(samples), [marginal(r) for r in refs]
         e_s, mmd_s = energy_mmd(samples)
-        e_refs, mmd_refs = zip(*[energy_mmd(r) for r in refs])
+        e_refs, mmd_refs = zip(*[energy_mmd(r) for r in refs_em]) if refs_em else ((), ())
         w2s = [j.result() for j in w2_jobs]
     finally:
         pool.shutdown(cancel_futures=True)
-    res = {"n_samples": int(n), "n_heldout": int(held.shape[0]), "floor_draws_energy": len(refs),
-           "floor_draws_w2": len(floors_ot), "floor_draws_mmd": len(refs),
+    drawn = {"energy_distance": _floor_of(e_refs), "w2": _floor_of(w2s[1:]),
+             "mmd2": _floor_of([abs(v) for v in mmd_refs]),
+             "sliced_w2": _floor_of([sliced(r) for r in refs]), "marginal_w1": _floor_of([w.mean() for w in w1_refs]),
+             "marginal_w1_max": _floor_of([w.max() for w in w1_refs])}
+    if floors is not None:
+        drawn.update({key: dict(floors[key]) for key in ("energy_distance", "w2", "mmd2")})
+    res = {"eval_mode": mode, "floor_source": "draws" if floors is None else "table",
+           "n_samples": int(n), "n_heldout": int(held.shape[0]),
+           "floor_draws_energy": drawn["energy_distance"]["draws"],
+           "floor_draws_w2": drawn["w2"]["draws"], "floor_draws_mmd": drawn["mmd2"]["draws"],
            "floor_draws_sliced_marginal": len(refs),
            "mmd2_bandwidths": [h * scale for h in MMD_BANDWIDTHS],
-           "energy_distance": e_s,
-           "energy_distance_floor": float(np.mean(e_refs)),
-           "n_w2": int(k), "w2": w2s[0],
-           "w2_floor": float(np.mean(w2s[1:])),
-           "mmd2": mmd_s,
-           "mmd2_floor": float(np.mean([abs(v) for v in mmd_refs])),
+           "energy_distance": e_s, "n_w2": int(k), "w2": w2s[0], "mmd2": mmd_s,
            "slice_directions": int(theta.shape[0]), "slice_seed": SLICE_SEED,
-           "sliced_w2": sliced(samples), "sliced_w2_floor": float(np.mean([sliced(r) for r in refs])),
-           "marginal_w1": float(w1.mean()), "marginal_w1_floor": float(np.mean([w.mean() for w in w1_refs])),
-           "marginal_w1_max": float(w1.max()), "marginal_w1_argmax": int(np.argmax(w1)),
-           "marginal_w1_max_floor": float(np.mean([w.max() for w in w1_refs]))}
+           "sliced_w2": sliced(samples), "marginal_w1": float(w1.mean()),
+           "marginal_w1_max": float(w1.max()), "marginal_w1_argmax": int(np.argmax(w1))}
     for key, short in (("energy_distance", "energy"), ("w2", "w2"), ("mmd2", "mmd2"), ("sliced_w2", "sliced_w2"),
                        ("marginal_w1", "marginal_w1"), ("marginal_w1_max", "marginal_w1_max")):
-        res[f"{short}_ratio"] = _ratio(res[key], res[f"{key}_floor"])
+        floor, se = drawn[key]["mean"], drawn[key]["se"]
+        res[f"{key}_floor"], res[f"{key}_floor_se"] = floor, se
+        res[f"{short}_ratio"] = _ratio(res[key], floor)
+        res[f"{short}_ratio_se"] = None if se is None or not floor > 0 else abs(res[f"{short}_ratio"]) * se / floor
     if train is not None:
         res["n_nn_train"] = int(np.shape(train)[0])
         res["nn_train_samples_median"] = float(np.median(nearest_neighbour_distances(samples, train)))
