@@ -560,6 +560,9 @@ def test_the_default_recipe_follows_the_data_dimension_and_yields_to_what_is_giv
     assert given.cfg.fourier == 0 and "max_beta" not in given.sched.params
     assert ddpm.default_recipe(3)["fourier"] == 6 and ddpm.default_recipe(4)["fourier"] == 0
     assert ddpm.default_recipe(32)["hidden"] == 128 and ddpm.default_recipe(33)["hidden"] == 192
+    # images (D > WIDE_DIM) take the capped cosine schedule, tables between LOW_DIM and WIDE_DIM the linear one
+    assert ddpm.default_recipe(32)["schedule"] == "linear" and ddpm.default_recipe(33, 500)["schedule"] == "cosine"
+    assert ddpm.default_recipe(33, 500)["schedule_params"] == {"max_beta": ddpm.api.cosine_cap(500)}
     with pytest.raises(TypeError, match="MLPConfig, a dict"):
         ddpm.fit("moons", model=[16], **kw)
     with pytest.raises(ValueError, match="unknown model settings \\['hiden'\\]"):
