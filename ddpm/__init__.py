@@ -7,10 +7,10 @@
 The method itself lives in ``ddpm_ref`` (readable NumPy); this package is the application around it.
 """
 
-from .api import BACKENDS, FitResult, default_recipe, evaluate, fit, likelihood_bound, load_model, ode_nll, resolve_data, sample, sample_trajectory
+from .api import BACKENDS, FitResult, MemorisationWarning, default_recipe, default_steps, evaluate, fit, likelihood_bound, load_model, ode_nll, resolve_data, sample, sample_trajectory
 from .metrics import energy_distance
 from .model import Model
 from .show import show
 
 __version__ = "0.1.0"
-__all__ = ["fit", "default_recipe", "sample", "sample_trajectory", "evaluate", "likelihood_bound", "ode_nll", "load_model", "resolve_data", "FitResult", "Model", "energy_distance", "BACKENDS", "show"]
+__all__ = ["fit", "default_recipe", "default_steps", "MemorisationWarning", "sample", "sample_trajectory", "evaluate", "likelihood_bound", "ode_nll", "load_model", "resolve_data", "FitResult", "Model", "energy_distance", "BACKENDS", "show"]

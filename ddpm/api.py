@@ -249,6 +249,9 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
     """
     if eval not in FIT_EVAL_MODES:
         raise ValueError(f"unknown eval {eval!r}; choose one of {', '.join(FIT_EVAL_MODES)}")
+    given_train = _train_settings(train)
+    if given_train is not None and resume is None:
+        TrainConfig(**given_train)               # an impossible combination is refused before the backend is sought
     if backend is not None:
         _choose_backend(backend)                                           # fail early on unknown names
     if normalize not in (None, "per_dim", "isotropic"):
@@ -265,7 +268,6 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
                 raise FileExistsError(f"{out} already holds {', '.join(existing)}; choose another --out, pass "
                                       f"overwrite=True (--overwrite) to replace them, or resume from {out}/model.npz")
         stored = Model.load(resume) if resume is not None else None
-        given_train = _train_settings(train)
         if stored is not None and given_train is not None:
             train = replace(stored.tcfg, **given_train)                    # a dict over the checkpoint's settings
         if seed is None:                                # a resumed fit keeps its seed and data size unless given
