@@ -16,6 +16,7 @@ et al. 2015. Modules in dependency order (each imports only those above it):
     reverse.py    Algorithm 2 for every variant: x_0/v/μ outputs, learned σ_t², respaced steps, x̂_0 thresholding
     respace.py    K < T steps: timestep spacings, respaced schedules, DDIM and its inversion
     ode.py        the probability-flow ODE and its exact log-likelihood
+    solvers.py    high-order ODE samplers: DPM-Solver++(2M)/(2S), UniPC, Heun (EDM); log-SNR/Karras grids
     checkpoint.py arrays + JSON config in one .npz, no pickle, atomic writes
 
 The core path — the study note, Ho et al.'s Algorithms 1 and 2 — is schedule.py → forward.py → mlp.py →
@@ -25,7 +26,7 @@ optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``tr
 and reverse.py, which reuse the core's schedule, optimiser step and loops, never the reverse. The
 network is the study note's MLP (Ho's is a U-Net); ``MLPConfig`` holds its shape, and its Fourier
 input features γ(x) are off (K = 0) unless asked for. The core path's six
-modules are 833 lines (docstrings included) of the package's 2,063; ``tests/test_docs.py`` keeps this
+modules are 833 lines (docstrings included) of the package's 2,376; ``tests/test_docs.py`` keeps this
 count true.
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every
@@ -56,6 +57,7 @@ from .optim import adam_init, adam_update, clip_grad_norm, ema_update, global_no
 from .param import (PARAMETRIZATIONS, VAR_TYPES, eps_from_v, eps_from_x0, mean_from_output, p_log_variance,
                     predict_x0, target, threshold_x0, v_target, x0_from_eps, x0_from_mean, x0_from_v)
 from .ode import ode_log_likelihood, ode_sample, sigma_of_t, sigmas, t_of_sigma
+from .solvers import SOLVER_SPACINGS, SOLVERS, solver_order, solver_sample, solver_timesteps
 from .respace import SPACINGS, ddim_invert, ddim_sample_loop, ddim_step, respace, timesteps
 from .sample import p_mean_variance, p_sample, p_sample_loop, p_sample_trajectory
 from .reverse import p_mean_variance_general, p_sample_general, p_sample_loop_general, p_sample_trajectory_general
@@ -77,7 +79,8 @@ __all__ = [
     "p_log_variance", "threshold_x0", "x0_from_eps", "eps_from_x0", "v_target", "x0_from_v", "eps_from_v", "x0_from_mean",
     "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "terms_and_grads_at", "bound",
     "SPACINGS", "timesteps", "respace", "network", "Denoiser", "ode_log_likelihood", "ode_sample",
-    "sigma_of_t", "sigmas", "t_of_sigma", "ddim_step", "ddim_sample_loop", "ddim_invert", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory",
+    "sigma_of_t", "sigmas", "t_of_sigma", "SOLVERS", "SOLVER_SPACINGS", "solver_order", "solver_sample",
+    "solver_timesteps", "ddim_step", "ddim_sample_loop", "ddim_invert", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory",
     "p_mean_variance_general", "p_sample_general", "p_sample_loop_general", "p_sample_trajectory_general",
     "save_checkpoint", "load_checkpoint", "CheckpointError",
 ]
