@@ -722,6 +722,17 @@ def load_model(path) -> Model:
     return Model.load(path)
 
 
+SAMPLERS = ("ancestral", "ddim", "ode") + ddpm_ref.SOLVERS
+SOLVER_STEPS = 20            # a solver's network calls where the caller gives no steps
+FEW_STEPS = 50               # up to this many steps, sampler=None takes the best few-step solver
+
+
+def default_sampler(steps: int) -> str:
+    """The sampler ``sample`` uses for ``steps`` = K network calls when none is named: the best of
+    ``benchmarks/few_step.py`` for K ≤ FEW_STEPS, else ancestral sampling on the respaced schedule."""
+    return "unipc" if steps <= FEW_STEPS else "ancestral"
+
+
 DETERMINISTIC_MIN_ALPHA_BAR_T = 1e-6   # below it, DDIM and the ODE on an ε-model amplify ε_θ's error by 1/√ᾱ_T ≥ 1000
 
 
@@ -760,8 +771,8 @@ def _warn_if_tiny_alpha_bar_T(m, what: str, stacklevel: int) -> None:
 
 
 def sample(model, n: int, *, seed: int | None = None, var_type: str | None = None, use_ema: bool = True,
-           backend: str | None = None, sampler: str = "ancestral", steps: int | None = None, eta: float = 0.0,
-           spacing: str = "even") -> np.ndarray:
+           backend: str | None = None, sampler: str | None = None, steps: int | None = None, eta: float = 0.0,
+           spacing: str | None = None) -> np.ndarray:
     """Draw n points with Algorithm 2 from a fitted model (a :class:`Model` or a checkpoint path).
 
     Returns points (n, D) in the data's own coordinates (``sample_trajectory`` also returns every x_t).
@@ -771,9 +782,13 @@ def sample(model, n: int, *, seed: int | None = None, var_type: str | None = Non
     the numba sampler draws z in-kernel from a seed taken from the same rng.
 
     ``sampler``: "ancestral" (Algorithm 2; with ``steps`` = K < T on the respaced schedule of K
-    steps chosen by ``spacing``), "ddim" (η = ``eta``, K = ``steps`` or T) or "ode" (the
-    probability-flow ODE, RK4 with ``steps`` or 100 steps in log σ, the network below σ_max = 3: ``ddpm_ref.ode``). Ancestral and DDIM sampling of
-    ε-models with fixed σ² run on the numba kernels by default; the ODE runs on the numpy reference.
+    steps chosen by ``spacing``: even, leading, trailing or quad, default even), "ddim" (η = ``eta``, K = ``steps``
+    or T, same spacings), "ode" (the probability-flow ODE, RK4 with ``steps`` or 100 steps in log σ, the network
+    below σ_max = 3: ``ddpm_ref.ode``), or a high-order solver of that ODE with ``steps`` = K network calls
+    (default ``SOLVER_STEPS``): "dpmpp2m", "dpmpp2s", "unipc" or "heun" (``ddpm_ref.solvers``; ``spacing``
+    logsnr, time or karras, default the solver's own). ``sampler=None`` (default): ancestral over all T steps
+    when ``steps`` is None, else ``default_sampler(steps)``. Ancestral, DDIM and the solvers run on the numba
+    kernels by default for ε-models (ancestral: with fixed σ²); the ODE runs on the numpy reference.
     """
     return _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spacing, False)
 
@@ -800,10 +815,14 @@ def _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spa
     rng = np.random.default_rng(seed)
     weights = m.state["ema"] if use_ema else m.state["params"]
     x_T = rng.standard_normal((int(n), m.cfg.dim))                         # Alg. 2 line 1
-    if sampler not in ("ancestral", "ddim", "ode"):
-        raise ValueError(f"unknown sampler {sampler!r}; choose ancestral, ddim or ode")
-    if sampler in ("ddim", "ode"):
+    if sampler is None:
+        sampler = "ancestral" if steps is None else default_sampler(steps)
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
+    if sampler == "ddim":          # the ODE and its solvers start at σ_max = 3 (ddpm_ref.ode), never at T
         _warn_if_tiny_alpha_bar_T(m, f"the {sampler} sampler", stacklevel=4)    # the caller of sample()
+    if sampler in ddpm_ref.SOLVERS:
+        return _solver_sample(m, weights, x_T, sampler, steps, spacing, backend)
     if sampler == "ode":
         x0 = ddpm_ref.ode_sample(ddpm_ref.network(weights, m.cfg), m.sched, x_T, steps=steps or 100,
                                  parametrization=m.tcfg.parametrization)
@@ -812,7 +831,7 @@ def _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spa
     K = T if steps is None else steps
     if not isinstance(K, (int, np.integer)) or not 1 <= K <= T:
         raise ValueError(f"steps must be an integer in 1..T = 1..{T}, got {steps!r}")
-    ts = ddpm_ref.timesteps(T, int(K), spacing)
+    ts = ddpm_ref.timesteps(T, int(K), spacing or "even")
     # the numba kernels implement ε-models with fixed σ² (every sampler here but the ODE)
     fused_ok = m.tcfg.parametrization == "eps" and (sampler == "ddim" or var_type in ("beta", "beta_tilde"))
     if backend is None:
@@ -834,6 +853,23 @@ def _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spa
         x0, traj = res
         return quantize(m.norm.to_data(x0), m.info.get("grid")), m.norm.to_data(traj)
     return quantize(m.norm.to_data(res), m.info.get("grid"))
+
+
+def _solver_sample(m, weights, x_T, solver, steps, spacing, backend):
+    """x_0 in data coordinates from a high-order solver of the probability-flow ODE (``sample``)."""
+    K = SOLVER_STEPS if steps is None else steps
+    if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1:
+        raise ValueError(f"steps must be a positive integer number of network calls, got {steps!r}")
+    if spacing is not None and spacing not in ddpm_ref.SOLVER_SPACINGS:
+        raise ValueError(f"the {solver} solver spaces its steps by {', '.join(ddpm_ref.SOLVER_SPACINGS)}; got "
+                         f"spacing {spacing!r} (for K respaced steps of Algorithm 2 name sampler 'ancestral')")
+    if backend is None:
+        backend = ddpm_fast.default_backend() if m.tcfg.parametrization == "eps" else "numpy"
+    else:
+        _choose_backend(backend)
+    x0 = ddpm_fast.solver_sample(ddpm_ref.network(weights, m.cfg), m.sched, x_T, solver=solver, steps=int(K),
+                                 spacing=spacing, parametrization=m.tcfg.parametrization, backend=backend)
+    return quantize(m.norm.to_data(x0), m.info.get("grid"))
 
 
 SAMPLE_CHUNK = 100_000       # points per call when streaming samples to a file: bounds memory whatever n
@@ -968,7 +1004,8 @@ def ode_nll(model, x, *, steps: int = 100, use_ema: bool = True, bin_width: floa
     if bin_width is not None and not (bin_width > 0 and np.isfinite(bin_width)):
         raise ValueError(f"bin_width must be > 0, got {bin_width!r}")
     weights = m.state["ema"] if use_ema else m.state["params"]
-    _warn_if_tiny_alpha_bar_T(m, "the exact (ODE) likelihood", stacklevel=3)   # the caller of ode_nll()
+    if sigma_max is None:          # the network's ODE up to σ_T reads ε_θ at T
+        _warn_if_tiny_alpha_bar_T(m, "the exact (ODE) likelihood", stacklevel=3)   # the caller of ode_nll()
     if bin_width is not None:
         x = x + np.random.default_rng(seed).uniform(-0.5 * bin_width, 0.5 * bin_width, size=x.shape)
     ll, _ = ddpm_ref.ode_log_likelihood(ddpm_ref.network(weights, m.cfg), m.sched, m.norm.to_model(x), steps,

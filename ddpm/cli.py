@@ -130,12 +130,18 @@ def _parser() -> argparse.ArgumentParser:
 
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
     s.add_argument("--backend", choices=api.BACKENDS, default=None, help="compute backend (default: as fit)")
-    s.add_argument("--sampler", choices=("ancestral", "ddim", "ode"), default="ancestral",
-                   help="Algorithm 2 (ancestral), DDIM or the probability-flow ODE (default %(default)s)")
-    s.add_argument("--steps", type=_positive_int, default=None, help="number of reverse steps K ≤ T (default T)")
+    s.add_argument("--sampler", choices=api.SAMPLERS, default=None,
+                   help="Algorithm 2 (ancestral), DDIM, the probability-flow ODE (RK4), or a few-step solver of that "
+                        "ODE: DPM-Solver++(2M) dpmpp2m, (2S) dpmpp2s, UniPC unipc, Heun (EDM) heun. Default: ancestral "
+                        f"over all T steps; with --steps K ≤ {api.FEW_STEPS}, {api.default_sampler(api.FEW_STEPS)} "
+                        "(the best of benchmarks/few_step.py)")
+    s.add_argument("--steps", type=_positive_int, default=None,
+                   help="reverse steps K ≤ T (ancestral, ddim: default T), network calls (solvers: default "
+                        f"{api.SOLVER_STEPS}) or RK4 steps (ode: default 100)")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM's η in [0, 1] (default %(default)s)")
-    s.add_argument("--spacing", choices=("even", "leading", "trailing", "quad"), default="even",
-                   help="which K of the T steps (default %(default)s)")
+    s.add_argument("--spacing", choices=ddpm_ref.SPACINGS + ddpm_ref.SOLVER_SPACINGS, default=None,
+                   help="ancestral and ddim: which K of the T steps, even (default), leading, trailing or quad; "
+                        "solvers: logsnr, time or karras (default: logsnr; heun: karras)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 

@@ -13,12 +13,16 @@ Same functions, same signatures as the reference, plus ``backend=`` and ``dtype=
     p_sample_trajectory(...)  ≡ ddpm_ref.p_sample_trajectory_general: the same, returning (x_0, every x_t).
     ddim_sample_loop(denoise_fn, sched, x_T, *, ts=None, eta=0.0, z=None, rng=None, backend="numba", ...)
         ≡ ddpm_ref.ddim_sample_loop.
+    solver_sample(denoise_fn, sched, x_T, *, solver, steps=None, spacing=None, ts=None, backend="numba", ...)
+        ≡ ddpm_ref.solver_sample (DPM-Solver++(2M)/(2S), UniPC, Heun): numba and numpy; not on cupy.
 
 The samplers take the network as the reference does, ``denoise_fn = ddpm_ref.network(params, cfg)``;
 the compiled backends run its weights (any other function: backend "numpy" only).
 
 Both samplers are one update rule x ← c_x·x − c_eps·ε_θ(x, t) + σ·z with per-step coefficients
-(``ancestral_coefficients``, ``ddim_coefficients``), so one kernel per backend serves them all.
+(``ancestral_coefficients``, ``ddim_coefficients``), so one kernel per backend serves them all. The ODE
+solvers are another: each call's input is a fixed linear combination of x_T and the earlier outputs, whose
+coefficients ``solver_coefficients`` reads off the reference solver itself (``cpu.solver_kernel``).
 
 Backends: "numpy" (the reference itself), "numba" (CPU, ``cpu.py``), "cupy" (GPU, ``gpu.py`` and
 ``cuda/kernels.cu``, float32 only). Numba and CuPy are imported only when one of their functions is
@@ -37,7 +41,7 @@ import ddpm_ref
 from .layout import check_sampler_arrays, check_train_arrays, layout, model_widths, pack, unpack
 
 __all__ = ["BACKENDS", "available_backends", "default_backend", "train", "p_sample_loop", "p_sample_trajectory", "ddim_sample_loop",
-           "unsupported", "CHUNK"]
+           "solver_coefficients", "solver_sample", "unsupported", "CHUNK"]
 
 BACKENDS = ("numpy", "numba", "cupy")
 CHUNK = 500        # training steps per compiled call: long enough to amortise the call, short for progress
@@ -344,3 +348,80 @@ def ddim_sample_loop(denoise_fn, sched, x_T: np.ndarray, *, ts: np.ndarray | Non
     c_x, c_eps, sigma = ddim_coefficients(sched, ts, eta)
     z, seed = _noise(z, rng, (len(ts),) + tuple(np.shape(x_T)), dtype, needed=eta > 0)
     return _sampler(backend)(params, cfg, x_T, ts, c_x, c_eps, sigma, z, seed, dtype, tile, False)
+
+
+class _Trace:
+    """A stand-in network for ``solver_coefficients``: a point is a coefficient row over the basis
+    [x_T, ε̂_0, ε̂_1, …]; call k records its input row and time and returns the basis vector of ε̂_k."""
+
+    def __init__(self, width: int):
+        self.width, self.inputs, self.ts = width, [], []
+
+    def __call__(self, x, t):
+        k = len(self.inputs)
+        if 1 + k >= self.width:
+            raise RuntimeError("the solver made more network calls than it announced")
+        self.inputs.append(np.array(x[0]))
+        self.ts.append(float(np.asarray(t).flat[0]))
+        out = np.zeros_like(x)
+        out[0, 1 + k] = 1.0
+        return out
+
+
+def solver_coefficients(sched, *, solver: str, steps: int | None = None, spacing: str | None = None, ts=None,
+                        final: str = "denoise", sigma_max: float | None = ddpm_ref.SIGMA_MAX):
+    """(call times t_k (K,), A (K + 1, K + 1)) of ``ddpm_ref.solver_sample`` on an ε-model, read off the
+    reference by running it once on symbolic points: every step of the solvers is a linear combination of
+    the current points and the network's outputs with coefficients that depend on the grid alone, so call k
+    sees x_k = A[k, 0]·x_T + Σ_{j<k} A[k, 1 + j]·ε̂_j and the solver returns Σ_j A[K, j]·(x_T, ε̂_0, …)[j]."""
+    n_calls = steps if ts is None else 2 * len(ts)                  # at most 2 per point (Heun)
+    if not isinstance(n_calls, (int, np.integer)) or isinstance(n_calls, bool) or n_calls < 1:
+        n_calls = 1                                                 # the reference names what was wrong
+    trace = _Trace(int(n_calls) + 2)
+    x_T = np.zeros((1, trace.width))
+    x_T[0, 0] = 1.0
+    result = ddpm_ref.solver_sample(trace, sched, x_T, solver=solver, steps=steps, spacing=spacing, ts=ts,
+                                    final=final, parametrization="eps", sigma_max=sigma_max)
+    K = len(trace.inputs)
+    A = np.vstack(trace.inputs + [result[0]])                       # (K + 1, width)
+    if np.any(A[:, K + 1:] != 0) or np.any(np.triu(A[:K, 1:K + 1]) != 0):
+        raise AssertionError("a solver's call depends on an output it has not made yet")
+    return np.array(trace.ts), np.ascontiguousarray(A[:, :K + 1])
+
+
+SOLVER_TILE_FLOATS = 1 << 20     # cap on a tile's stored outputs K·tile·D (4 MiB in float32)
+
+
+def solver_sample(denoise_fn, sched, x_T: np.ndarray, *, solver: str, steps: int | None = None,
+                  spacing: str | None = None, ts=None, parametrization: str = "eps", final: str = "denoise",
+                  sigma_max: float | None = ddpm_ref.SIGMA_MAX, backend: str = "numba", dtype=np.float32,
+                  tile: int = 256):
+    """``ddpm_ref.solver_sample`` on the chosen backend, for the MLP ``denoise_fn = network(params, cfg)``:
+    numba runs all K calls in one compiled call (``cpu.solver_kernel`` with ``solver_coefficients``)."""
+    _check_sampler_backend(backend, parametrization, "ODE solver")
+    if backend == "numpy":
+        return ddpm_ref.solver_sample(denoise_fn, sched, x_T, solver=solver, steps=steps, spacing=spacing, ts=ts,
+                                      parametrization=parametrization, final=final, sigma_max=sigma_max)
+    if backend == "cupy":
+        raise ValueError("the ODE solvers have no CUDA kernel yet; use backend 'numba' or 'numpy'")
+    from . import cpu
+    params, cfg = _weights(denoise_fn)
+    t_calls, A = solver_coefficients(sched, solver=solver, steps=steps, spacing=spacing, ts=ts, final=final,
+                                     sigma_max=sigma_max)
+    x = np.array(x_T, dtype=dtype)
+    if x.ndim != 2 or x.shape[1] != cfg.dim:
+        raise ValueError(f"x_T must have shape (N, {cfg.dim}), got {x.shape}")
+    if not (isinstance(tile, (int, np.integer)) and tile >= 1):
+        raise ValueError(f"tile must be a positive integer, got {tile!r}")
+    K = len(t_calls)
+    tile = int(max(1, min(tile, SOLVER_TILE_FLOATS // (K * cfg.dim))))
+    widths = model_widths(cfg)
+    offs, _ = layout(widths)
+    theta = pack(params, widths, dtype)
+    table = time_table(params, cfg, t_calls, dtype)                                  # (K, H)
+    ones = np.ones(K, dtype=dtype)
+    check_sampler_arrays(cfg, widths, theta, x, table, ones, ones, ones)
+    with _one_blas_thread():
+        cpu.solver_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], cfg.fourier, x, table,
+                          np.ascontiguousarray(A, dtype=dtype), tile)
+    return x.astype(np.float64)

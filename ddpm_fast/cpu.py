@@ -396,6 +396,26 @@ def _bias_act_into(src, n, bias, dst, code):
 
 
 @nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
+def _hidden(theta, offs, L, H, W0, t_row, xs, lo, n, n_freq, g, hA, hB, act_code):
+    """hA[:n] = the MLP's last hidden activations at the points xs[lo:lo + n]: layer 0 is γ(x) W_0[:F] (a
+    rank-F product) + the step's time-table row, then the activation; then L − 2 (H × H) hidden layers."""
+    D = xs.shape[1]
+    if n_freq == 0:
+        np.dot(xs[lo:lo + n], W0, hB[:n])
+    else:
+        for i in range(n):
+            for d in range(D):
+                g[i, d] = xs[lo + i, d]
+            _fourier_row(g[i], D, n_freq)
+        np.dot(g[:n], W0, hB[:n])
+    _bias_act_into(hB, n, t_row, hA, act_code)
+    for l in range(1, L - 1):                  # hidden layers: one (tile × H) @ (H × H) product each
+        W = theta[offs[l, 0]:offs[l, 0] + H * H].reshape((H, H))
+        np.dot(hA, W, hB)
+        _bias_act_into(hB, n, theta[offs[l, 1]:offs[l, 1] + H], hA, act_code)
+
+
+@nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
 def _readout_update(hA, n, w_out_t, b_out, x, lo, c_x, c_eps, sig, z, k, use_z, seed, traj, k_traj):
     """ε̂ = hA W_L + b_L, then x ← c_x·x − c_eps·ε̂ + σ·z for the tile's points (in place)."""
     D = x.shape[1]
@@ -458,20 +478,76 @@ def sample_kernel(theta, widths, offs, act_code, n_freq, x, t_table, c_x, c_eps,
         hB = np.zeros((tile, H), dtype=x.dtype)
         g = np.zeros((tile, F), dtype=x.dtype)
         for k in range(K):
-            # layer 0: γ(x) W_0[:F] (a rank-F product) + the step's table row, then the activation
-            if n_freq == 0:
-                np.dot(x[lo:lo + n], W0, hB[:n])
-            else:
-                for i in range(n):
-                    for d in range(D):
-                        g[i, d] = x[lo + i, d]
-                    _fourier_row(g[i], D, n_freq)
-                np.dot(g[:n], W0, hB[:n])
-            _bias_act_into(hB, n, t_table[k], hA, act_code)
-            for l in range(1, L - 1):                  # hidden layers: one (tile × H) @ (H × H) product each
-                W = theta[offs[l, 0]:offs[l, 0] + H * H].reshape((H, H))
-                np.dot(hA, W, hB)
-                _bias_act_into(hB, n, theta[offs[l, 1]:offs[l, 1] + H], hA, act_code)
+            _hidden(theta, offs, L, H, W0, t_table[k], x, lo, n, n_freq, g, hA, hB, act_code)
             _readout_update(hA, n, w_out_t, b_out, x, lo, c_x[k], c_eps[k], sigma[k], z, k, use_z, seed,
                             traj, K - 1 - k if keep else -1)
+    return x
+
+
+@nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
+def _readout_into(hA, n, w_out_t, b_out, e):
+    """e[:n] = ε̂ = hA W_L + b_L, the first D outputs."""
+    D = e.shape[1]
+    H = hA.shape[1]
+    for i in range(n):
+        for d in range(D):
+            v = b_out[d]
+            for kk in range(H):
+                v += hA[i, kk] * w_out_t[d, kk]
+            e[i, d] = v
+
+
+@nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
+def _combine_into(A, k, x, lo, n, E, xin):
+    """xin[:n] = A[k, 0]·x[lo:lo + n] + Σ_{j<k} A[k, 1 + j]·E[j, :n] (the zero coefficients skipped)."""
+    D = x.shape[1]
+    for i in range(n):
+        for d in range(D):
+            xin[i, d] = A[k, 0] * x[lo + i, d]
+    for j in range(k):
+        c = A[k, 1 + j]
+        if c != 0:
+            for i in range(n):
+                for d in range(D):
+                    xin[i, d] += c * E[j, i, d]
+
+
+@nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
+def solver_kernel(theta, widths, offs, act_code, n_freq, x, t_table, A, tile):
+    """A solver of the probability-flow ODE as K calls of an ε-model, for x = x_T (N, D), in place.
+
+    Each solver of ``ddpm_ref.solvers`` on an ε-model is linear in x_T and the network's outputs ε̂_j:
+    call k runs at x_k = A[k, 0]·x_T + Σ_{j<k} A[k, 1 + j]·ε̂_j with time-table row k, and the result x_0 is
+    row K of A (K + 1, K + 1). ``ddpm_fast.solver_coefficients`` reads A and the call times off the reference
+    solver itself. Tiles of ``tile`` points run all K calls in parallel, each keeping its ε̂_j (K, tile, D).
+    """
+    N, D = x.shape
+    K = t_table.shape[0]
+    L = widths.shape[0] - 1
+    H = widths[1]
+    F = D * (1 + 2 * n_freq)                                                  # γ(x)'s width
+    # checked on the host (layout.check_solver_arrays); ε̂ is read from the first D outputs
+    assert L >= 2 and widths[L] >= D and t_table.shape[1] == H and A.shape[0] == K + 1 and A.shape[1] == K + 1
+    assert widths[0] >= F
+    n_tiles = (N + tile - 1) // tile
+    W0 = theta[offs[0, 0]:offs[0, 0] + F * H].reshape((F, H))                 # W_0[:F], the γ(x) rows
+    n_out = widths[L]
+    w_out_t = np.ascontiguousarray(theta[offs[L - 1, 0]:offs[L - 1, 0] + H * n_out].reshape((H, n_out)).T)
+    b_out = theta[offs[L - 1, 1]:offs[L - 1, 1] + n_out]
+    for ti in nb.prange(n_tiles):
+        lo = ti * tile
+        n = min(N, lo + tile) - lo
+        hA = np.zeros((tile, H), dtype=x.dtype)
+        hB = np.zeros((tile, H), dtype=x.dtype)
+        g = np.zeros((tile, F), dtype=x.dtype)
+        xin = np.zeros((tile, D), dtype=x.dtype)
+        E = np.zeros((K, tile, D), dtype=x.dtype)                             # ε̂_j of this tile's points
+        for k in range(K):
+            _combine_into(A, k, x, lo, n, E, xin)
+            _hidden(theta, offs, L, H, W0, t_table[k], xin, 0, n, n_freq, g, hA, hB, act_code)
+            _readout_into(hA, n, w_out_t, b_out, E[k])
+        _combine_into(A, K, x, lo, n, E, xin)
+        for i in range(n):
+            for d in range(D):
+                x[lo + i, d] = xin[i, d]
     return x

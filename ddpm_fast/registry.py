@@ -16,7 +16,7 @@ import numpy as np
 
 import ddpm_ref
 
-from . import ddim_sample_loop, p_sample_loop, p_sample_trajectory, train
+from . import ddim_sample_loop, p_sample_loop, p_sample_trajectory, solver_sample, train
 
 # Documented tolerances of the fast backends against the float64 reference, element by element:
 # |fast − ref| ≤ atol + rtol·|ref| (never scaled by the largest output). They hold for the registry's
@@ -108,6 +108,15 @@ def make_ddim_inputs(size: dict, rng: np.random.Generator):
     return (lambda: (ddpm_ref.network(params, cfg), sched, x_T)), {"ts": ts, "eta": size.get("eta", 0.0), "z": z}
 
 
+def make_solver_inputs(size: dict, rng: np.random.Generator):
+    """A probability-flow ODE solver (size["solver"]) with K = size["K"] network calls on spacing
+    size["solver_spacing"] (no noise: the solvers are deterministic)."""
+    cfg, sched, params = _sampling_model(size, rng)
+    x_T = rng.standard_normal((size["n_points"], cfg.dim))
+    return (lambda: (ddpm_ref.network(params, cfg), sched, x_T)), {
+        "solver": size.get("solver", "dpmpp2m"), "steps": size["K"], "spacing": size.get("solver_spacing", "logsnr")}
+
+
 def _sample_outputs(res):
     return list(res) if isinstance(res, tuple) else [res]
 
@@ -127,4 +136,5 @@ REGISTRY = [
     Entry("p_sample_trajectory", ddpm_ref.p_sample_trajectory_general, p_sample_trajectory, make_sample_inputs,
           _sample_outputs),
     Entry("ddim_sample_loop", ddpm_ref.ddim_sample_loop, ddim_sample_loop, make_ddim_inputs, _sample_outputs),
+    Entry("solver_sample", ddpm_ref.solver_sample, solver_sample, make_solver_inputs, _sample_outputs),
 ]

@@ -26,7 +26,7 @@ optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``tr
 and reverse.py, which reuse the core's schedule, optimiser step and loops, never the reverse. The
 network is the study note's MLP (Ho's is a U-Net); ``MLPConfig`` holds its shape, and its Fourier
 input features γ(x) are off (K = 0) unless asked for. The core path's six
-modules are 833 lines (docstrings included) of the package's 2,376; ``tests/test_docs.py`` keeps this
+modules are 833 lines (docstrings included) of the package's 2,389; ``tests/test_docs.py`` keeps this
 count true.
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every
@@ -56,7 +56,7 @@ from .mlp import (ACTIVATIONS, Denoiser, MLPConfig, backward, backward_with_dx, 
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update, global_norm
 from .param import (PARAMETRIZATIONS, VAR_TYPES, eps_from_v, eps_from_x0, mean_from_output, p_log_variance,
                     predict_x0, target, threshold_x0, v_target, x0_from_eps, x0_from_mean, x0_from_v)
-from .ode import ode_log_likelihood, ode_sample, sigma_of_t, sigmas, t_of_sigma
+from .ode import SIGMA_MAX, ode_log_likelihood, ode_sample, sigma_of_t, sigmas, t_of_sigma
 from .solvers import SOLVER_SPACINGS, SOLVERS, solver_order, solver_sample, solver_timesteps
 from .respace import SPACINGS, ddim_invert, ddim_sample_loop, ddim_step, respace, timesteps
 from .sample import p_mean_variance, p_sample, p_sample_loop, p_sample_trajectory
@@ -78,7 +78,7 @@ __all__ = [
     "HISTORY", "OBJECTIVES", "importance_probs", "importance_weights", "objective_and_grads", "PARAMETRIZATIONS", "VAR_TYPES", "predict_x0", "target", "mean_from_output",
     "p_log_variance", "threshold_x0", "x0_from_eps", "eps_from_x0", "v_target", "x0_from_v", "eps_from_v", "x0_from_mean",
     "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "terms_and_grads_at", "bound",
-    "SPACINGS", "timesteps", "respace", "network", "Denoiser", "ode_log_likelihood", "ode_sample",
+    "SPACINGS", "timesteps", "respace", "network", "Denoiser", "SIGMA_MAX", "ode_log_likelihood", "ode_sample",
     "sigma_of_t", "sigmas", "t_of_sigma", "SOLVERS", "SOLVER_SPACINGS", "solver_order", "solver_sample",
     "solver_timesteps", "ddim_step", "ddim_sample_loop", "ddim_invert", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory",
     "p_mean_variance_general", "p_sample_general", "p_sample_loop_general", "p_sample_trajectory_general",

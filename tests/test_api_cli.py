@@ -378,7 +378,7 @@ def test_cli_samples_with_ddim_and_respaced_ancestral(tmp_path):
     expected = {   # each CLI call against the reference run on the same x_T (and the same z for numpy)
         "ddim10": (["--sampler", "ddim", "--steps", "10", "--eta", "0"],
                    ddpm_ref.ddim_sample_loop(net, m.sched, x_T, ts=ts10), 2e-3),
-        "resp7": (["--steps", "7", "--spacing", "trailing", "--backend", "numpy"],
+        "resp7": (["--sampler", "ancestral", "--steps", "7", "--spacing", "trailing", "--backend", "numpy"],
                   ddpm_ref.p_sample_loop_general(ddpm_ref.network(m.state["ema"], m.cfg), sched7, x_T, rng=_rng_after_xT(0, 30, 2),
                                                  t_model=t_model7), 1e-10),
     }
@@ -393,6 +393,36 @@ def test_cli_samples_with_ddim_and_respaced_ancestral(tmp_path):
         ddpm.sample(out / "model.npz", 5, steps=51)
     with pytest.raises(ValueError, match="eta must lie in"):
         ddpm.sample(out / "model.npz", 5, sampler="ddim", eta=2.0)
+
+
+def test_sample_with_each_ode_solver_is_the_reference_solver_and_few_steps_default_to_one(tmp_path):
+    m = ddpm.fit("moons", steps=20, T=50, n_eval=50, n_train=200, progress=False, model={"hidden": 8}).model
+    x_T = np.random.default_rng(0).standard_normal((30, 2))                 # seed 0's x_T
+    net = ddpm_ref.network(m.state["ema"], m.cfg)
+    for solver in ddpm_ref.SOLVERS:
+        ref = m.norm.to_data(ddpm_ref.solver_sample(net, m.sched, x_T, solver=solver, steps=6))
+        np.testing.assert_allclose(ddpm.sample(m, 30, seed=0, sampler=solver, steps=6, backend="numpy"), ref,
+                                   rtol=1e-12, err_msg=solver)
+        np.testing.assert_allclose(ddpm.sample(m, 30, seed=0, sampler=solver, steps=6), ref, rtol=0,   # numba, float32
+                                   atol=1e-4 * m.norm.scale.max(), err_msg=solver)
+    karras = m.norm.to_data(ddpm_ref.solver_sample(net, m.sched, x_T, solver="unipc", steps=6, spacing="karras"))
+    np.testing.assert_allclose(ddpm.sample(m, 30, seed=0, sampler="unipc", steps=6, spacing="karras",
+                                           backend="numpy"), karras, rtol=1e-12)
+    np.testing.assert_array_equal(ddpm.sample(m, 30, seed=0, sampler="dpmpp2m"),
+                                  ddpm.sample(m, 30, seed=0, sampler="dpmpp2m", steps=ddpm.api.SOLVER_STEPS))
+    # no sampler named: K ≤ FEW_STEPS network calls go to the default solver, more to respaced Algorithm 2
+    few = ddpm.api.default_sampler(6)
+    assert few in ddpm_ref.SOLVERS and ddpm.api.default_sampler(ddpm.api.FEW_STEPS + 1) == "ancestral"
+    np.testing.assert_array_equal(ddpm.sample(m, 30, seed=0, steps=6), ddpm.sample(m, 30, seed=0, sampler=few, steps=6))
+    with pytest.raises(ValueError, match="steps must be an integer in 1..T"):
+        ddpm.sample(m, 5, steps=ddpm.api.FEW_STEPS + 1)                    # ancestral, and T = 50
+    for kw in ({"sampler": "unipc", "spacing": "trailing"}, {"steps": 5, "spacing": "trailing"}):
+        with pytest.raises(ValueError, match="logsnr, karras, time; got spacing 'trailing'.*sampler 'ancestral'"):
+            ddpm.sample(m, 5, **kw)
+    with pytest.raises(ValueError, match="unknown sampler 'euler'; choose one of .*dpmpp2m, dpmpp2s, unipc, heun"):
+        ddpm.sample(m, 5, sampler="euler")
+    with pytest.raises(ValueError, match="positive integer number of network calls"):
+        ddpm.sample(m, 5, sampler="heun", steps=0)
 
 
 def test_cli_ode_sampler_and_exact_eval(tmp_path, capsys):
@@ -586,14 +616,13 @@ def test_the_compiled_samplers_refuse_a_function_they_cannot_compile():
     assert x.shape == (3, 2)
 
 
-def test_ddim_and_the_ode_warn_on_an_eps_model_whose_schedule_ends_at_a_tiny_alpha_bar():
+def test_ddim_and_the_ode_to_sigma_T_warn_on_an_eps_model_whose_schedule_ends_at_a_tiny_alpha_bar():
     # the paper's cosine cap leaves ᾱ_T = 2e-7 at T = 100: x̂_0 = (x_T − √(1−ᾱ_T) ε_θ)/√ᾱ_T amplifies ε_θ's error 2,000×
     kw = dict(steps=2, T=100, n_eval=50, n_train=200, progress=False, model={"hidden": 8, "depth": 1})
     tiny = ddpm.fit("moons", schedule="cosine", schedule_params={"max_beta": 0.999}, **kw).model
     assert tiny.sched.alpha_bar[-1] < ddpm.api.DETERMINISTIC_MIN_ALPHA_BAR_T
     for call in (lambda m: ddpm.sample(m, 5, seed=0, sampler="ddim", steps=10),
-                 lambda m: ddpm.sample(m, 5, seed=0, sampler="ode", steps=4),
-                 lambda m: ddpm.ode_nll(m, np.zeros((3, 2)), steps=4)):
+                 lambda m: ddpm.ode_nll(m, np.zeros((3, 2)), steps=4, sigma_max=None)):
         with pytest.warns(ddpm.api.DeterministicSamplerWarning, match="alpha_bar_T = 2") as rec:
             call(tiny)
         assert rec[0].filename == __file__                         # blamed on the caller's line, not the library's
@@ -602,3 +631,6 @@ def test_ddim_and_the_ode_warn_on_an_eps_model_whose_schedule_ends_at_a_tiny_alp
         warnings.simplefilter("error", ddpm.api.DeterministicSamplerWarning)
         ddpm.sample(recipe, 5, seed=0, sampler="ddim", steps=10)
         ddpm.sample(tiny, 5, seed=0)                              # ancestral sampling's fresh noise damps it
+        for sampler in ("ode", "unipc"):                          # the ODE starts at σ_max = 3 (ᾱ = 0.1), not at T
+            ddpm.sample(tiny, 5, seed=0, sampler=sampler, steps=4)
+        ddpm.ode_nll(tiny, np.zeros((3, 2)), steps=4)

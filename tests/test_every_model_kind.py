@@ -78,7 +78,12 @@ def test_fit_records_the_kind_it_was_given(fitted):
 
 SAMPLERS = {
     "ancestral": ([], {}),
-    "ancestral-respaced": (["--steps", "7", "--spacing", "trailing"], {"steps": 7, "spacing": "trailing"}),
+    "ancestral-respaced": (["--sampler", "ancestral", "--steps", "7", "--spacing", "trailing"],
+                           {"sampler": "ancestral", "steps": 7, "spacing": "trailing"}),
+    "default-few-step": (["--steps", "6"], {"steps": 6}),
+    "dpmpp2m": (["--sampler", "dpmpp2m", "--steps", "5", "--spacing", "time"],
+                {"sampler": "dpmpp2m", "steps": 5, "spacing": "time"}),
+    "heun": (["--sampler", "heun", "--steps", "5"], {"sampler": "heun", "steps": 5}),
     "ancestral-beta_tilde": (["--var", "beta_tilde"], {"var_type": "beta_tilde"}),
     "ddim": (["--sampler", "ddim", "--steps", "7"], {"sampler": "ddim", "steps": 7}),
     "ddim-eta1": (["--sampler", "ddim", "--steps", "7", "--eta", "1"], {"sampler": "ddim", "steps": 7, "eta": 1.0}),

@@ -31,6 +31,7 @@ sizes = st.fixed_dictionaries({
     "K": st.integers(1, 60), "respaced": st.booleans(),
     "eta": st.sampled_from([0.0, 0.3, 1.0]), "spacing": st.sampled_from(["even", "leading", "trailing", "quad"]),
     "fourier": st.sampled_from([0, 1, 3, 6, 8]),
+    "solver": st.sampled_from(ddpm_ref.SOLVERS), "solver_spacing": st.sampled_from(ddpm_ref.SOLVER_SPACINGS),
 })
 
 
@@ -107,6 +108,45 @@ def test_in_kernel_noise_adds_sigma_squared_at_every_step(var_type):
     _, traj = ddpm_fast.p_sample_trajectory(ddpm_ref.network(params, cfg), sched, np.zeros((20000, 2)), rng=np.random.default_rng(2),
                                             var_type=var_type, backend="numba")
     assert_each_step_adds_sigma2(traj, sched, var_type)
+
+
+def test_the_solvers_differ_beyond_the_float32_tolerance_on_the_parity_inputs():
+    # so the parity test (assert_allclose: one coordinate beyond the tolerance fails it) sees a kernel that
+    # drops UniPC's corrector or runs another solver's steps
+    size = {"hidden": 16, "depth": 2, "activation": "silu", "T": 40, "dim": 2, "emb_dim": 8, "n_points": 200,
+            "K": 8, "fourier": 3}
+    out = {}
+    for solver in ddpm_ref.SOLVERS:
+        make_args, kw = ENTRIES["solver_sample"].make_inputs({**size, "solver": solver}, np.random.default_rng(5))
+        out[solver] = ddpm_fast.solver_sample(*make_args(), **kw, backend="numba")
+    tol = TOLERANCES["float32"]
+    for a, b in (("dpmpp2m", "unipc"), ("dpmpp2m", "dpmpp2s"), ("dpmpp2m", "heun")):
+        moved = np.abs(out[a] - out[b]) > tol["atol"] + tol["rtol"] * np.abs(out[a])
+        assert moved.mean() > 0.1, (a, b, moved.mean())    # measured: 16% (unipc), 89% (2s), 98% (heun)
+
+
+def test_a_solver_on_the_numba_backend_makes_its_calls_in_one_tile_or_many():
+    size = {"hidden": 8, "depth": 3, "activation": "gelu", "T": 30, "dim": 3, "emb_dim": 8, "n_points": 23,
+            "K": 7, "fourier": 1, "solver": "unipc", "solver_spacing": "karras"}
+    make_args, kw = ENTRIES["solver_sample"].make_inputs(size, np.random.default_rng(3))
+    ref = ddpm_ref.solver_sample(*make_args(), **kw)
+    for tile in (1, 5, 23, 256):
+        np.testing.assert_allclose(ddpm_fast.solver_sample(*make_args(), **kw, backend="numba", dtype=np.float64,
+                                                           tile=tile), ref, **TOLERANCES["float64"])
+    # explicit call points, stopping at the last one (final="none")
+    ts = np.array([30.0, 21.5, 9.0, 4.25, 2.0])
+    ref = ddpm_ref.solver_sample(*make_args(), solver="heun", ts=ts, final="none")
+    np.testing.assert_allclose(ddpm_fast.solver_sample(*make_args(), solver="heun", ts=ts, final="none",
+                                                       backend="numba", dtype=np.float64), ref, **TOLERANCES["float64"])
+
+
+def test_solver_coefficients_are_causal_and_count_the_calls():
+    sched = sampling_schedule(30)
+    for solver in ddpm_ref.SOLVERS:
+        t_calls, A = ddpm_fast.solver_coefficients(sched, solver=solver, steps=6)
+        assert t_calls.shape == (6,) and A.shape == (7, 7), solver
+        assert t_calls[0] == 30.0 and np.all(np.diff(t_calls) <= 0), solver   # Heun revisits no point twice in a row
+        assert np.all(np.triu(A[:6, 1:]) == 0) and A[0, 0] == 1.0, solver   # call k sees only ε̂_j, j < k
 
 
 # --- what the kernels are handed ----------------------------------------------------------------------------

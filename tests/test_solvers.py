@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import ddpm_ref
-from ddpm_ref import make_schedule, sigma_of_t, t_of_sigma
+from ddpm_ref import SIGMA_MAX, make_schedule, sigma_of_t, t_of_sigma
 from ddpm_ref.respace import ddim_sample_loop, ddim_step
 from ddpm_ref.solvers import SOLVER_SPACINGS, SOLVERS, KARRAS_RHO, solver_order, solver_sample, solver_timesteps
 
@@ -116,7 +116,9 @@ STD_RTOL_AT_50 = {"dpmpp2m": 5e-3, "dpmpp2s": 2e-2, "unipc": 1.5e-3, "heun": 6e-
 
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_fifty_calls_give_the_datas_mean_and_std(solver):
-    x = solver_sample(GaussianModel(SCHED), SCHED, x_T_from_the_exact_prior(SCHED), solver=solver, steps=50)
+    # N(μ, s²) is not standardised data: the network's ODE from σ_T (sigma_max=None), as the papers do
+    x = solver_sample(GaussianModel(SCHED), SCHED, x_T_from_the_exact_prior(SCHED), solver=solver, steps=50,
+                      sigma_max=None)
     np.testing.assert_allclose(x.mean(0), MU, rtol=0, atol=1e-10)       # the flow maps the mean's path exactly
     np.testing.assert_allclose(x.std(0), S, rtol=STD_RTOL_AT_50[solver])
 
@@ -148,7 +150,7 @@ def test_two_calls_are_ddim(solver):
     """With two calls every solver is first order throughout: DDIM (Song et al. Eq. 12, η = 0) on [T, τ]."""
     x_T = x_T_points()
     a = solver_sample(GaussianModel(SCHED), SCHED, x_T, solver=solver, ts=[1000, 300] if solver != "heun" else None,
-                      steps=None if solver != "heun" else 2, spacing=None)
+                      steps=None if solver != "heun" else 2, spacing=None, sigma_max=None)
     ts = [1000, 300] if solver != "heun" else [1000, 1]
     b = ddim_sample_loop(GaussianModel(SCHED), SCHED, x_T, ts=ts)
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
@@ -186,19 +188,59 @@ def test_final_none_makes_no_call_at_the_last_point():
 @pytest.mark.parametrize("sched", [make_schedule("linear", 1000), make_schedule("cosine", 400)], ids=["linear", "cosine"])
 def test_spacings(sched):
     T, K = sched.T, 12
-    for spacing in SOLVER_SPACINGS:
-        t = solver_timesteps(sched, K, spacing)
-        assert t.shape == (K,) and t.dtype == np.float64 and t[0] == T and t[-1] == 1.0
-        assert np.all(np.diff(t) < 0)
-    np.testing.assert_allclose(np.diff(solver_timesteps(sched, K, "time")), -(T - 1) / (K - 1), rtol=1e-12)
-    lam = -np.log(sigma_of_t(sched, solver_timesteps(sched, K, "logsnr")))           # λ = −log σ
-    np.testing.assert_allclose(np.diff(lam), (lam[-1] - lam[0]) / (K - 1), rtol=1e-9)
-    s_max, s_min, rho = float(sigma_of_t(sched, float(T))), float(sigma_of_t(sched, 1.0)), 7.0
-    i = np.arange(K)
-    karras = (s_max ** (1 / rho) + i / (K - 1) * (s_min ** (1 / rho) - s_max ** (1 / rho))) ** rho   # EDM Eq. 5
-    np.testing.assert_allclose(sigma_of_t(sched, solver_timesteps(sched, K, "karras")), karras, rtol=1e-9)
+    for sigma_max, s_top in ((None, float(sigma_of_t(sched, float(T)))), (SIGMA_MAX, SIGMA_MAX), (2.0, 2.0)):
+        t_max = float(T) if sigma_max is None else float(t_of_sigma(sched, sigma_max))
+        assert sigma_max is None or t_max < T
+        for spacing in SOLVER_SPACINGS:
+            t = solver_timesteps(sched, K, spacing, sigma_max)
+            assert t.shape == (K,) and t.dtype == np.float64 and t[0] == t_max and t[-1] == 1.0
+            assert np.all(np.diff(t) < 0)
+        np.testing.assert_allclose(np.diff(solver_timesteps(sched, K, "time", sigma_max)), -(t_max - 1) / (K - 1),
+                                   rtol=1e-12)
+        lam = -np.log(sigma_of_t(sched, solver_timesteps(sched, K, "logsnr", sigma_max)))     # λ = −log σ
+        np.testing.assert_allclose(np.diff(lam), (lam[-1] - lam[0]) / (K - 1), rtol=1e-9)
+        np.testing.assert_allclose(lam[0], -np.log(s_top), rtol=1e-12)
+        s_min, rho = float(sigma_of_t(sched, 1.0)), 7.0
+        i = np.arange(K)
+        karras = (s_top ** (1 / rho) + i / (K - 1) * (s_min ** (1 / rho) - s_top ** (1 / rho))) ** rho   # EDM Eq. 5
+        np.testing.assert_allclose(sigma_of_t(sched, solver_timesteps(sched, K, "karras", sigma_max)), karras,
+                                   rtol=1e-9)
+        assert list(solver_timesteps(sched, 1, "karras", sigma_max)) == [t_max]
     assert KARRAS_RHO == rho
-    assert list(solver_timesteps(sched, 1, "karras")) == [T]
+    np.testing.assert_array_equal(solver_timesteps(sched, K, "logsnr"), solver_timesteps(sched, K, "logsnr", SIGMA_MAX))
+    np.testing.assert_array_equal(solver_timesteps(sched, K, "logsnr", 1e9), solver_timesteps(sched, K, "logsnr", None))
+
+
+class RecordingRippledModel(GaussianModel):
+    """The exact ε of standardised Gaussian data N(0, I) plus a ripple 0.02·sin(8x) above σ_max (where the
+    default 8gaussians model's ε_θ is 0.02 rms off, ``ode.py``); records the steps it is called at."""
+
+    def __init__(self, sched, a=0.02):
+        super().__init__(sched)
+        self.a, self.ts = a, []
+
+    def __call__(self, x, t):
+        self.ts.append(float(np.asarray(t).flat[0]))
+        ab = 1.0 / (1.0 + sigma_of_t(self.sched, self.ts[-1]) ** 2)
+        above = sigma_of_t(self.sched, self.ts[-1]) > SIGMA_MAX * (1 + 1e-12)      # σ(t_max) = 3 up to an ulp
+        return np.sqrt(1 - ab) * x + (self.a * np.sin(8 * x) if above else 0.0)
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_the_solvers_start_at_sigma_max_where_standardised_data_is_its_gaussian_limit(solver):
+    # N(0, I) data: x_t is constant along the exact flow above σ_max, so x_T is x at t(σ_max): the solvers call
+    # the network from there down, and a ripple of ε_θ above σ_max changes nothing. From T it moves samples.
+    sched = make_schedule("cosine", 1000, max_beta=0.108)
+    t_max = float(t_of_sigma(sched, SIGMA_MAX))
+    x_T = np.random.default_rng(3).standard_normal((500, 2))
+    model = RecordingRippledModel(sched)
+    x = solver_sample(model, sched, x_T, solver=solver, steps=10)
+    assert max(model.ts) == pytest.approx(t_max, abs=1e-9) and model.ts[0] == max(model.ts), model.ts[:3]
+    np.testing.assert_array_equal(x, solver_sample(RecordingRippledModel(sched, a=0.0), sched, x_T, solver=solver,
+                                                   steps=10))
+    ripple, smooth = (solver_sample(RecordingRippledModel(sched, a), sched, x_T, solver=solver, steps=10,
+                                    sigma_max=None) for a in (0.02, 0.0))
+    assert np.abs(ripple - smooth).max() > 1e-2
 
 
 # --- the boundary ---------------------------------------------------------------------------------------
