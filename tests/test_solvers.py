@@ -94,6 +94,25 @@ def test_ddim_on_the_same_grid_is_first_order():
     assert abs(fitted_slope(errors, ORDER_NS) - 1.0) < 0.3, errors
 
 
+def test_unipc_corrects_its_first_step_by_the_trapezoid_in_x0_hat():
+    """Three points, final="none" (two calls): the first-order predictor to t_1, UniC-1 there (ρ = 1/2: the
+    trapezoid (x̂_0(s) + x̂_0(t))/2 in place of x̂_0(s)), then a 2M step from the corrected point."""
+    ts = np.array([800.0, 500.0, 300.0])
+    x_T = x_T_points(8)
+    model = GaussianModel(SCHED, "x0")
+    s_ = sigma_of_t(SCHED, ts)                                   # EDM σ = e^{−λ}
+    a, sig = 1.0 / np.sqrt(1 + s_ ** 2), s_ / np.sqrt(1 + s_ ** 2)
+    step = lambda x, i, j, d: sig[j] / sig[i] * x - a[j] * (s_[j] / s_[i] - 1.0) * d     # DPM-Solver++ Eq. 9
+    m0 = model(x_T, np.full(8, ts[0]))
+    x1 = step(x_T, 0, 1, m0)
+    m1 = model(x1, np.full(8, ts[1]))                            # taken at the uncorrected point
+    x1c = step(x_T, 0, 1, 0.5 * (m0 + m1))
+    r = np.log(s_[0] / s_[1]) / np.log(s_[1] / s_[2])            # h_0/h_1
+    x2 = step(x1c, 1, 2, (1 + 1 / (2 * r)) * m1 - 1 / (2 * r) * m0)
+    got = solver_sample(model, SCHED, x_T, solver="unipc", ts=ts, final="none", parametrization="x0")
+    np.testing.assert_allclose(got, x2, rtol=0, atol=1e-12)
+
+
 def test_solver_orders():
     assert [solver_order(s) for s in SOLVERS] == [2, 2, 3, 2]
 
