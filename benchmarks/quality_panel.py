@@ -32,7 +32,7 @@ from ddpm.metrics import sample_statistics
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILTINS = ["moons", "8gaussians", "checkerboard", "swiss_roll"]
-FINE = [n for n in ("word", "grid", "clusters") if n in toy_data.NAMES]
+FINE = [n for n in ("word", "knight", "grid", "clusters") if n in toy_data.NAMES]
 CSV_SET = "clusters" if "clusters" in toy_data.NAMES else "8gaussians"
 
 
@@ -42,10 +42,10 @@ def _ours(name, seed):
     return res.metrics, time.perf_counter() - t0
 
 
-def _ours_csv(seed, tmp):
-    """The CSV route: 8,000 points of CSV_SET written to a .csv and fitted by the command line."""
-    x = toy_data.draw(CSV_SET, 8000, np.random.default_rng(seed + 101))
-    path = os.path.join(tmp, f"{CSV_SET}.csv")
+def _ours_csv(seed, tmp, csv_set=CSV_SET):
+    """The CSV route: 8,000 points of ``csv_set`` written to a .csv and fitted by the command line."""
+    x = toy_data.draw(csv_set, 8000, np.random.default_rng(seed + 101))
+    path = os.path.join(tmp, f"{csv_set}.csv")
     np.savetxt(path, x, delimiter=",", header="x,y", comments="")
     out = os.path.join(tmp, "csv_fit")
     t0 = time.perf_counter()
@@ -71,6 +71,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-peer", action="store_true", help="skip the PyTorch peer")
     p.add_argument("--no-csv", action="store_true", help="skip the CSV row")
+    p.add_argument("--csv-set", default=CSV_SET, help="the built-in written to the CSV row's file (default %(default)s)")
     p.add_argument("--out", default=os.path.join(HERE, "results", "quality_panel"))
     args = p.parse_args()
     sys.path.insert(0, HERE)
@@ -87,8 +88,8 @@ def main() -> None:
         jobs = [(name, name) for name in args.datasets] + ([("csv", None)] if not args.no_csv else [])
         for label, name in jobs:
             if name is None:
-                m, wall, path = _ours_csv(args.seed, tmp)
-                label, data = f"{CSV_SET}.csv (--data)", path
+                m, wall, path = _ours_csv(args.seed, tmp, args.csv_set)
+                label, data = f"{args.csv_set}.csv (--data)", path
             else:
                 m, wall = _ours(name, args.seed)
                 data = name
@@ -124,7 +125,8 @@ def main() -> None:
         lines.append(line)
     table = "\n".join(lines)
     with open(args.out + ".md", "w") as f:
-        f.write(f"`python3 benchmarks/quality_panel.py` (seed {args.seed}, {machine['cpus']} CPUs, "
+        f.write(f"`python3 benchmarks/quality_panel.py {' '.join(sys.argv[1:])}`".replace(" `", "`")
+                + f" (seed {args.seed}, {machine['cpus']} CPUs, "
                 f"{machine['platform']})\n\n{table}\n")
     print("\n" + table)
 

@@ -16,9 +16,10 @@ Noise levels are part of each distribution's definition and written next to it. 
 mixtures ``8gaussians``, ``grid`` and ``clusters`` also have an exact density (``LOG_DENSITIES``)
 for likelihood checks.
 
-Three data sets have fine structure that a sample quality panel can see a model miss: ``word``
-(the outline of "DDPM", needs matplotlib), ``grid`` (100 tight Gaussians) and ``clusters``
-(120 tiny Gaussians along two spiral arms and a circle).
+Four data sets have fine structure that a sample quality panel can see a model miss: ``word``
+(the outline of "DDPM", needs matplotlib), ``knight`` (the outline of a picture, the chess knight ♞,
+needs matplotlib), ``grid`` (100 tight Gaussians) and ``clusters`` (120 tiny Gaussians along two spiral
+arms and a circle).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import zipfile
 import numpy as np
 
 __all__ = ["draw", "load", "load_fixed", "NAMES", "ALL_NAMES", "FIXED", "FIXED_INFO", "DataError", "log_density_8gaussians", "EIGHT_GAUSSIANS", "LOG_DENSITIES", "validate",
-           "WORD", "word_outline", "GRID", "grid_centers", "log_density_grid",
+           "WORD", "word_outline", "KNIGHT", "knight_outline", "GRID", "grid_centers", "log_density_grid",
            "CLUSTERS", "cluster_centers", "log_density_clusters"]
 
 
@@ -161,7 +162,7 @@ def _outline(text, font, width, curve_steps):
         from matplotlib.path import Path
         from matplotlib.textpath import TextPath
     except ImportError as e:
-        raise ImportError("the 'word' data set renders its outline with matplotlib, which is not installed: "
+        raise ImportError(f"the outline data sets (word, knight) render {text!r} with matplotlib, which is not installed: "
                           "pip install 'ddpm[plot]'") from e
     # The font file that ships inside matplotlib, not a font looked up by family name: a system
     # font of the same name (another version, other outlines) would change the data set.
@@ -214,15 +215,40 @@ def _word(n, rng):
     N(0, sd² I) noise with sd = 0.01, i.e. 1/400 of the word's width (1/91 of its height; strokes
     are 0.18 to 0.27 wide, 18 to 27 sd, so both edges of every stroke stay apart).
     """
-    a = np.concatenate([p[:-1] for p in word_outline()])                   # (S, 2) chord starts
-    b = np.concatenate([p[1:] for p in word_outline()])                    # (S, 2) chord ends
+    return _on_outline(word_outline(), WORD["sd"], n, rng)
+
+
+def _on_outline(outline, sd, n, rng):
+    """n points uniform by arc length along the closed polylines ``outline`` (one U(0, L) draw for the
+    position s along their total length L, then the point at s on the chord it falls in), plus N(0, sd² I)."""
+    a = np.concatenate([p[:-1] for p in outline])                          # (S, 2) chord starts
+    b = np.concatenate([p[1:] for p in outline])                           # (S, 2) chord ends
     length = np.linalg.norm(b - a, axis=1)                                  # (S,) all > 0
     cum = np.concatenate([[0.0], np.cumsum(length)])                        # (S + 1,)
     s = cum[-1] * rng.random(n)                                             # arc-length position
     seg = np.clip(np.searchsorted(cum, s, side="right") - 1, 0, len(length) - 1)
     t = (s - cum[seg]) / length[seg]                                        # position within the chord
     x = a[seg] + t[:, None] * (b[seg] - a[seg])
-    return x + WORD["sd"] * rng.standard_normal((n, 2))
+    return x + sd * rng.standard_normal((n, 2))
+
+
+# knight: the outline of a picture, the chess knight ♞ (U+265E) as the DejaVu Sans font bundled with
+# matplotlib draws it: sharp corners (ears, jaw, base), a long thin band along the mane and two small
+# closed contours (eye and nostril, 1.5 and 1.2 long at width 4).
+KNIGHT = {"text": "\u265e", "font": "DejaVuSans.ttf", "width": 4.0, "sd": 0.01, "curve_steps": 32}
+
+
+def knight_outline() -> tuple:
+    """The ``knight`` data set's outline: 4 closed polylines (m_i, 2) (the body, the eye, the nostril, the
+    mane's band), built as ``word_outline`` (bounding box centred on 0, width 4; the height is then 5.1)."""
+    return _outline(KNIGHT["text"], KNIGHT["font"], KNIGHT["width"], KNIGHT["curve_steps"])
+
+
+def _knight(n, rng):
+    """Points on the outline of the chess knight ♞ (U+265E) in DejaVu Sans, the font file bundled with
+    matplotlib: uniform by arc length along its 4 contours (length 32.4 at width 4), plus N(0, 0.01² I)
+    noise, as ``_word`` draws its word. A picture's outline of the kind users draw and fit from a file."""
+    return _on_outline(knight_outline(), KNIGHT["sd"], n, rng)
 
 
 # grid: a 10 × 10 grid of tight Gaussians, centres at spacing 1 centred on 0, sd 0.05 = spacing/20.
@@ -302,7 +328,7 @@ _GENERATORS = {
     "swiss_roll": _swiss_roll, "moons": _moons, "circles": _circles, "rings": _rings,
     "8gaussians": _8gaussians, "25gaussians": _25gaussians, "pinwheel": _pinwheel,
     "2spirals": _2spirals, "checkerboard": _checkerboard, "line": _line,
-    "word": _word, "grid": _grid, "clusters": _clusters,
+    "word": _word, "grid": _grid, "clusters": _clusters, "knight": _knight,
 }
 NAMES = tuple(_GENERATORS)
 LOG_DENSITIES = {"8gaussians": log_density_8gaussians, "grid": log_density_grid,
