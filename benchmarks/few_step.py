@@ -42,6 +42,7 @@ from cpu_bench import machine  # noqa: E402
 
 N = 5000
 KS = (5, 10, 20, 50, 1000)
+FEW_STEPS = ddpm.api.FEW_STEPS
 ROWS = ([(s, sp) for s in ddpm_ref.SOLVERS for sp in ddpm_ref.SOLVER_SPACINGS]
         + [("ddim0", "even"), ("ddim1", "even"), ("ancestral", "even")])
 
@@ -88,25 +89,33 @@ def write(out: str, result: dict) -> None:
     if best:
         lines += ["Best row at each K (lowest energy ratio on the worse of the data sets): "
                   + "; ".join(f"K = {k}: {lab} ({v:.2f})" for k, (lab, v) in best.items()) + ".", ""]
+    few = [k for k in result["ks"] if k <= FEW_STEPS]
+    one = best_rows(result, few)
+    if one:
+        (lab, v), = one.values()
+        lines += [f"Best single row for K ≤ {FEW_STEPS} (lowest energy ratio on the worst of the data sets and of "
+                  f"K = {', '.join(map(str, few))}): {lab} ({v:.2f}); `ddpm sample --steps K` uses it for K ≤ "
+                  f"{FEW_STEPS} (`ddpm.api.default_sampler`).", ""]
     with open(out + ".md", "w") as f:
         f.write("\n".join(lines))
 
 
-def best_rows(result: dict) -> dict:
-    """{K: (label, worst energy ratio over the data sets)} of the row that minimises it, for each K."""
+def best_rows(result: dict, together: list | None = None) -> dict:
+    """{K: (label, worst energy ratio over the data sets)} of the row that minimises it, for each K; with
+    ``together`` (a list of K), one entry: the row whose worst ratio over the data sets and those K is lowest."""
     best = {}
     tables = list(result["tables"].values())
     if not tables:
         return best
-    for k in result["ks"]:
+    for ks in ([[k] for k in result["ks"]] if together is None else [together]):
         scores = {}
         for i, r in enumerate(tables[0]):
-            cells = [t[i]["cells"].get(str(k)) for t in tables if i < len(t)]
-            if len(cells) == len(tables) and all(c is not None for c in cells):
+            cells = [t[i]["cells"].get(str(k)) for t in tables if i < len(t) for k in ks]
+            if len(cells) == len(tables) * len(ks) and all(c is not None for c in cells):
                 scores[r["label"]] = max(c["energy_ratio"] for c in cells)
         if scores:
             lab = min(scores, key=scores.get)
-            best[k] = (lab, scores[lab])
+            best[ks[0] if together is None else "few"] = (lab, scores[lab])
     return best
 
 
