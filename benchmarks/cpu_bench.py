@@ -1,6 +1,7 @@
 """CPU speed, side by side in one run: NumPy reference vs Numba (ddpm_fast) vs PyTorch eager (optional peer).
 
-Training steps/s at batch 32, 256, 2048 and sampling point-steps/s for 10,000 and 100,000 points,
+Training steps/s at batch 32, 256, 2048 (and of the default 2-D network, with its 6 Fourier octaves, at
+batch 128, 256, 512, 1024: numba only) and sampling point-steps/s for 10,000 and 100,000 points,
 each with achieved GFLOP/s and its fraction of this machine's measured sgemm GFLOP/s. Every fast
 function is first checked against the reference on the same inputs (the registry of
 ``ddpm_fast.registry``), then timed; compilation is excluded (warm-up); each figure is the median
@@ -161,6 +162,20 @@ def main() -> None:
             rows.append({"task": f"train batch {batch}", "backend": name, "per_second": 1 / sec, "unit": "steps/s",
                          "gflops": gf, "frac_sgemm": gf / gemm})
 
+    # training the default 2-D network (6 Fourier octaves: 26 inputs) at the batches around the default 512
+    cfg2 = ddpm_ref.MLPConfig(fourier=6)
+    flops2 = ddpm_ref.mlp.flops_per_point(cfg2)
+    for batch in (128, 256, 512, 1024):
+        steps = max(20, 100_000 // batch) // (4 if args.quick else 1)
+        size = {"hidden": cfg2.hidden, "depth": cfg2.depth, "activation": cfg2.activation, "batch": batch,
+                "T": T, "steps": 3, "dim": cfg2.dim, "emb_dim": cfg2.emb_dim, "fourier": cfg2.fourier}
+        validate(entries["train"], size)
+        make, _ = entries["train"].make_inputs({**size, "steps": steps}, np.random.default_rng(1))
+        sec = median_time(lambda: ddpm_fast.train(*make(), backend="numba"), reps) / steps
+        gf = 3 * flops2 * batch / sec / 1e9
+        rows.append({"task": f"train batch {batch}, default 2-D network", "backend": "numba", "per_second": 1 / sec,
+                     "unit": "steps/s", "gflops": gf, "frac_sgemm": gf / gemm})
+
     # sampling: point-steps/s over `steps` reverse steps
     for n in (10_000, 100_000):
         steps = (100 if n == 10_000 else 20) // (2 if args.quick else 1)
@@ -232,7 +247,7 @@ def main() -> None:
     for task, d in by_task.items():
         for name, r in d.items():
             vs_torch = r["per_second"] / d["pytorch"]["per_second"] if "pytorch" in d else float("nan")
-            vs_np = r["per_second"] / d["numpy"]["per_second"]
+            vs_np = r["per_second"] / d["numpy"]["per_second"] if "numpy" in d else float("nan")
             lines.append(f"| {task} | {name} | {r['per_second']:.4g} {r['unit']} | {r['gflops']:.1f} | "
                          f"{100 * r['frac_sgemm']:.0f}% | {vs_torch:.2f} | {vs_np:.2f} |")
     table = "\n".join(lines)

@@ -727,10 +727,14 @@ SOLVER_STEPS = 20            # a solver's network calls where the caller gives n
 FEW_STEPS = 50               # up to this many steps, sampler=None takes the best few-step solver
 
 
+DEFAULT_SOLVER = "unipc"     # the best single row of benchmarks/few_step.py for K ≤ FEW_STEPS
+
+
 def default_sampler(steps: int) -> str:
-    """The sampler ``sample`` uses for ``steps`` = K network calls when none is named: the best of
-    ``benchmarks/few_step.py`` for K ≤ FEW_STEPS, else ancestral sampling on the respaced schedule."""
-    return "unipc" if steps <= FEW_STEPS else "ancestral"
+    """The sampler ``sample`` uses for ``steps`` = K network calls when none is named (and no option of
+    Algorithm 2's is given): DEFAULT_SOLVER, the best of ``benchmarks/few_step.py`` over K ≤ FEW_STEPS, for
+    K ≤ FEW_STEPS, else ancestral sampling on the respaced schedule."""
+    return DEFAULT_SOLVER if steps <= FEW_STEPS else "ancestral"
 
 
 DETERMINISTIC_MIN_ALPHA_BAR_T = 1e-6   # below it, DDIM and the ODE on an ε-model amplify ε_θ's error by 1/√ᾱ_T ≥ 1000
@@ -809,6 +813,7 @@ def _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spa
     check_memory({f"{n} points of dimension {m.cfg.dim}": 8 * copies * int(n) * m.cfg.dim},
                  f"sampling {n} points" + (" with their trajectory" if return_trajectory else "")
                  + " (ddpm sample streams to a file in chunks)")
+    var_type_given = var_type is not None
     var_type = var_type or m.tcfg.var_type
     if (var_type == "learned") != (m.tcfg.var_type == "learned"):
         raise ValueError(f"this model was trained with var_type {m.tcfg.var_type!r}; it cannot sample with {var_type!r}")
@@ -816,16 +821,17 @@ def _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spa
     weights = m.state["ema"] if use_ema else m.state["params"]
     x_T = rng.standard_normal((int(n), m.cfg.dim))                         # Alg. 2 line 1
     if sampler is None:
-        sampler = "ancestral" if steps is None else default_sampler(steps)
+        sampler = _unnamed_sampler(m, steps, spacing, var_type_given)
     if sampler not in SAMPLERS:
         raise ValueError(f"unknown sampler {sampler!r}; choose one of {', '.join(SAMPLERS)}")
-    if sampler == "ddim":          # the ODE and its solvers start at σ_max = 3 (ddpm_ref.ode), never at T
+    sigma_max = ode_sigma_max(m)
+    if sampler == "ddim" or (sampler != "ancestral" and sigma_max is None):   # else the ODE starts at σ_max
         _warn_if_tiny_alpha_bar_T(m, f"the {sampler} sampler", stacklevel=4)    # the caller of sample()
     if sampler in ddpm_ref.SOLVERS:
-        return _solver_sample(m, weights, x_T, sampler, steps, spacing, backend)
+        return _solver_sample(m, weights, x_T, sampler, steps, spacing, backend, sigma_max)
     if sampler == "ode":
         x0 = ddpm_ref.ode_sample(ddpm_ref.network(weights, m.cfg), m.sched, x_T, steps=steps or 100,
-                                 parametrization=m.tcfg.parametrization)
+                                 parametrization=m.tcfg.parametrization, sigma_max=sigma_max)
         return quantize(m.norm.to_data(x0), m.info.get("grid"))
     T = m.sched.T
     K = T if steps is None else steps
@@ -855,7 +861,27 @@ def _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spa
     return quantize(m.norm.to_data(res), m.info.get("grid"))
 
 
-def _solver_sample(m, weights, x_T, solver, steps, spacing, backend):
+def _unnamed_sampler(m, steps, spacing, var_type_given: bool) -> str:
+    """``sample``'s sampler when the caller names none: ancestral for all T steps; ancestral too when the
+    options are Algorithm 2's (a respacing ``spacing``, a ``var_type``) or the model is a μ-model (no ε at a
+    continuous t); the default solver when ``spacing`` is a solver's; else ``default_sampler(steps)``."""
+    if steps is None and spacing not in ddpm_ref.SOLVER_SPACINGS:
+        return "ancestral"
+    if spacing in ddpm_ref.SPACINGS or var_type_given or m.tcfg.parametrization == "mu":
+        return "ancestral"
+    if spacing in ddpm_ref.SOLVER_SPACINGS:
+        return DEFAULT_SOLVER
+    return default_sampler(steps)
+
+
+def ode_sigma_max(m) -> float | None:
+    """Where the model's probability-flow ODE stops calling the network (``ddpm_ref.ode``): σ_max = 3 for data
+    standardised per coordinate, whose Gaussian limit above it is N(0, I); None (the network up to σ_T) for
+    isotropic normalisation, which leaves the coordinates' variances unequal."""
+    return ddpm_ref.SIGMA_MAX if m.info.get("normalize", "per_dim") == "per_dim" else None
+
+
+def _solver_sample(m, weights, x_T, solver, steps, spacing, backend, sigma_max):
     """x_0 in data coordinates from a high-order solver of the probability-flow ODE (``sample``)."""
     K = SOLVER_STEPS if steps is None else steps
     if not isinstance(K, (int, np.integer)) or isinstance(K, bool) or K < 1:
@@ -864,11 +890,13 @@ def _solver_sample(m, weights, x_T, solver, steps, spacing, backend):
         raise ValueError(f"the {solver} solver spaces its steps by {', '.join(ddpm_ref.SOLVER_SPACINGS)}; got "
                          f"spacing {spacing!r} (for K respaced steps of Algorithm 2 name sampler 'ancestral')")
     if backend is None:
-        backend = ddpm_fast.default_backend() if m.tcfg.parametrization == "eps" else "numpy"
+        fused_ok = m.tcfg.parametrization == "eps" and K <= ddpm_fast.SOLVER_MAX_CALLS
+        backend = ddpm_fast.default_backend() if fused_ok else "numpy"
     else:
         _choose_backend(backend)
     x0 = ddpm_fast.solver_sample(ddpm_ref.network(weights, m.cfg), m.sched, x_T, solver=solver, steps=int(K),
-                                 spacing=spacing, parametrization=m.tcfg.parametrization, backend=backend)
+                                 spacing=spacing, parametrization=m.tcfg.parametrization, backend=backend,
+                                 sigma_max=sigma_max)
     return quantize(m.norm.to_data(x0), m.info.get("grid"))
 
 
@@ -987,11 +1015,11 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
 
 
 def ode_nll(model, x, *, steps: int = 100, use_ema: bool = True, bin_width: float | None = None,
-            seed: int = 0, sigma_max: float | None = ddpm_ref.ode.SIGMA_MAX) -> dict:
+            seed: int = 0, sigma_max: float | None | str = "auto") -> dict:
     """Exact NLL of points x (N, D) under the model's probability-flow ODE, bits/dim in data coordinates:
     −log p_x(x) = −log p_u(u) + Σ_d log s_d for the standardised u = (x − m)/s (ε-, x_0- and v-models).
-    The network's ODE runs up to ``sigma_max`` (None: σ_T), above it the standardised data's Gaussian limit
-    (``ddpm_ref.ode``: integrated to σ_T, ε_θ's errors there put 8gaussians' NLL 0.10 bits/dim too high).
+    The network's ODE runs up to ``sigma_max`` ("auto": ``ode_sigma_max`` of the model; None: σ_T), above it the standardised data's Gaussian limit
+    (``ddpm_ref.ode``: integrated to σ_T, ε_θ's errors there put 8gaussians' NLL 0.146 ± 0.010 bits/dim too high).
 
     ``bin_width`` w (quantised data): the probability of x's bin instead, bounded by uniform dequantisation
     (Theis et al. 2016, Sec. 3.1; Song et al. 2021's NLL on images): by Jensen's inequality
@@ -1004,6 +1032,8 @@ def ode_nll(model, x, *, steps: int = 100, use_ema: bool = True, bin_width: floa
     if bin_width is not None and not (bin_width > 0 and np.isfinite(bin_width)):
         raise ValueError(f"bin_width must be > 0, got {bin_width!r}")
     weights = m.state["ema"] if use_ema else m.state["params"]
+    if isinstance(sigma_max, str) and sigma_max == "auto":
+        sigma_max = ode_sigma_max(m)
     if sigma_max is None:          # the network's ODE up to σ_T reads ε_θ at T
         _warn_if_tiny_alpha_bar_T(m, "the exact (ODE) likelihood", stacklevel=3)   # the caller of ode_nll()
     if bin_width is not None:

@@ -141,7 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--eta", type=float, default=0.0, help="DDIM's η in [0, 1] (default %(default)s)")
     s.add_argument("--spacing", choices=ddpm_ref.SPACINGS + ddpm_ref.SOLVER_SPACINGS, default=None,
                    help="ancestral and ddim: which K of the T steps, even (default), leading, trailing or quad; "
-                        "solvers: logsnr, time or karras (default: logsnr; heun: karras)")
+                        "solvers: logsnr, time or karras (default: logsnr; dpmpp2s and heun: karras)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 

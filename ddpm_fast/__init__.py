@@ -374,7 +374,7 @@ def solver_coefficients(sched, *, solver: str, steps: int | None = None, spacing
     reference by running it once on symbolic points: every step of the solvers is a linear combination of
     the current points and the network's outputs with coefficients that depend on the grid alone, so call k
     sees x_k = A[k, 0]·x_T + Σ_{j<k} A[k, 1 + j]·ε̂_j and the solver returns Σ_j A[K, j]·(x_T, ε̂_0, …)[j]."""
-    n_calls = steps if ts is None else 2 * len(ts)                  # at most 2 per point (Heun)
+    n_calls = steps if ts is None else 2 * np.size(ts)              # at most 2 per point (Heun)
     if not isinstance(n_calls, (int, np.integer)) or isinstance(n_calls, bool) or n_calls < 1:
         n_calls = 1                                                 # the reference names what was wrong
     trace = _Trace(int(n_calls) + 2)
@@ -390,6 +390,7 @@ def solver_coefficients(sched, *, solver: str, steps: int | None = None, spacing
 
 
 SOLVER_TILE_FLOATS = 1 << 20     # cap on a tile's stored outputs K·tile·D (4 MiB in float32)
+SOLVER_MAX_CALLS = 2048          # A is (K + 1)² and its trace K²: 34 MB at this K; more calls run on numpy
 
 
 def solver_sample(denoise_fn, sched, x_T: np.ndarray, *, solver: str, steps: int | None = None,
@@ -406,6 +407,9 @@ def solver_sample(denoise_fn, sched, x_T: np.ndarray, *, solver: str, steps: int
         raise ValueError("the ODE solvers have no CUDA kernel yet; use backend 'numba' or 'numpy'")
     from . import cpu
     params, cfg = _weights(denoise_fn)
+    if steps is not None and isinstance(steps, (int, np.integer)) and steps > SOLVER_MAX_CALLS:
+        raise ValueError(f"the numba ODE solvers make at most {SOLVER_MAX_CALLS} network calls (their coefficient "
+                         f"matrix grows as K²); got steps = {steps}: use backend 'numpy'")
     t_calls, A = solver_coefficients(sched, solver=solver, steps=steps, spacing=spacing, ts=ts, final=final,
                                      sigma_max=sigma_max)
     x = np.array(x_T, dtype=dtype)

@@ -526,7 +526,7 @@ def solver_kernel(theta, widths, offs, act_code, n_freq, x, t_table, A, tile):
     L = widths.shape[0] - 1
     H = widths[1]
     F = D * (1 + 2 * n_freq)                                                  # γ(x)'s width
-    # checked on the host (layout.check_solver_arrays); ε̂ is read from the first D outputs
+    # checked on the host (layout.check_sampler_arrays); ε̂ is read from the first D outputs
     assert L >= 2 and widths[L] >= D and t_table.shape[1] == H and A.shape[0] == K + 1 and A.shape[1] == K + 1
     assert widths[0] >= F
     n_tiles = (N + tile - 1) // tile

@@ -110,11 +110,13 @@ def make_ddim_inputs(size: dict, rng: np.random.Generator):
 
 def make_solver_inputs(size: dict, rng: np.random.Generator):
     """A probability-flow ODE solver (size["solver"]) with K = size["K"] network calls on spacing
-    size["solver_spacing"] (no noise: the solvers are deterministic)."""
+    size["solver_spacing"], the grid from σ_T (size["solver_sigma_max"] None, the default here: this schedule's σ_T
+    is 1.1, below ``ddpm_ref.SIGMA_MAX``) or from a σ_max inside it (no noise: the solvers are deterministic)."""
     cfg, sched, params = _sampling_model(size, rng)
     x_T = rng.standard_normal((size["n_points"], cfg.dim))
     return (lambda: (ddpm_ref.network(params, cfg), sched, x_T)), {
-        "solver": size.get("solver", "dpmpp2m"), "steps": size["K"], "spacing": size.get("solver_spacing", "logsnr")}
+        "solver": size.get("solver", "dpmpp2m"), "steps": size["K"], "spacing": size.get("solver_spacing", "logsnr"),
+        "sigma_max": size.get("solver_sigma_max")}
 
 
 def _sample_outputs(res):

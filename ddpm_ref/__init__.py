@@ -26,7 +26,7 @@ optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``tr
 and reverse.py, which reuse the core's schedule, optimiser step and loops, never the reverse. The
 network is the study note's MLP (Ho's is a U-Net); ``MLPConfig`` holds its shape, and its Fourier
 input features γ(x) are off (K = 0) unless asked for. The core path's six
-modules are 833 lines (docstrings included) of the package's 2,389; ``tests/test_docs.py`` keeps this
+modules are 833 lines (docstrings included) of the package's 2,391; ``tests/test_docs.py`` keeps this
 count true.
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every

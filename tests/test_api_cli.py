@@ -416,9 +416,23 @@ def test_sample_with_each_ode_solver_is_the_reference_solver_and_few_steps_defau
     np.testing.assert_array_equal(ddpm.sample(m, 30, seed=0, steps=6), ddpm.sample(m, 30, seed=0, sampler=few, steps=6))
     with pytest.raises(ValueError, match="steps must be an integer in 1..T"):
         ddpm.sample(m, 5, steps=ddpm.api.FEW_STEPS + 1)                    # ancestral, and T = 50
-    for kw in ({"sampler": "unipc", "spacing": "trailing"}, {"steps": 5, "spacing": "trailing"}):
-        with pytest.raises(ValueError, match="logsnr, karras, time; got spacing 'trailing'.*sampler 'ancestral'"):
-            ddpm.sample(m, 5, **kw)
+    # Algorithm 2's options keep Algorithm 2; a solver's spacing takes the default solver at any K
+    for kw in ({"spacing": "trailing"}, {"var_type": "beta_tilde"}):
+        np.testing.assert_array_equal(ddpm.sample(m, 30, seed=0, steps=6, **kw),
+                                      ddpm.sample(m, 30, seed=0, steps=6, sampler="ancestral", **kw))
+    np.testing.assert_array_equal(ddpm.sample(m, 30, seed=0, steps=60, spacing="karras"),
+                                  ddpm.sample(m, 30, seed=0, steps=60, sampler=few, spacing="karras"))
+    with pytest.raises(ValueError, match="logsnr, karras, time; got spacing 'trailing'.*sampler 'ancestral'"):
+        ddpm.sample(m, 5, sampler="unipc", spacing="trailing")
+    # isotropic normalisation leaves the coordinates' variances unequal: no Gaussian limit N(0, I) above σ_max
+    iso = ddpm.fit("moons", steps=20, T=50, n_eval=50, n_train=200, progress=False, model={"hidden": 8},
+                   normalize="isotropic").model
+    assert ddpm.api.ode_sigma_max(iso) is None and ddpm.api.ode_sigma_max(m) == ddpm_ref.SIGMA_MAX
+    net_iso = ddpm_ref.network(iso.state["ema"], iso.cfg)
+    np.testing.assert_allclose(ddpm.sample(iso, 30, seed=0, sampler="dpmpp2m", steps=6, backend="numpy"),
+                               iso.norm.to_data(ddpm_ref.solver_sample(net_iso, iso.sched, x_T, solver="dpmpp2m", steps=6,
+                                                                       sigma_max=None)), rtol=1e-12)
+    assert ddpm.ode_nll(iso, np.zeros((3, 2)), steps=4)["ode_sigma_max"] is None
     with pytest.raises(ValueError, match="unknown sampler 'euler'; choose one of .*dpmpp2m, dpmpp2s, unipc, heun"):
         ddpm.sample(m, 5, sampler="euler")
     with pytest.raises(ValueError, match="positive integer number of network calls"):

@@ -32,6 +32,7 @@ sizes = st.fixed_dictionaries({
     "eta": st.sampled_from([0.0, 0.3, 1.0]), "spacing": st.sampled_from(["even", "leading", "trailing", "quad"]),
     "fourier": st.sampled_from([0, 1, 3, 6, 8]),
     "solver": st.sampled_from(ddpm_ref.SOLVERS), "solver_spacing": st.sampled_from(ddpm_ref.SOLVER_SPACINGS),
+    "solver_sigma_max": st.sampled_from([None, 0.5]),   # σ_T = 1.1 here: 0.5 starts the grid inside, as σ_max = 3 does
 })
 
 
@@ -144,9 +145,20 @@ def test_solver_coefficients_are_causal_and_count_the_calls():
     sched = sampling_schedule(30)
     for solver in ddpm_ref.SOLVERS:
         t_calls, A = ddpm_fast.solver_coefficients(sched, solver=solver, steps=6)
-        assert t_calls.shape == (6,) and A.shape == (7, 7), solver
-        assert t_calls[0] == 30.0 and np.all(np.diff(t_calls) <= 0), solver   # Heun revisits no point twice in a row
-        assert np.all(np.triu(A[:6, 1:]) == 0) and A[0, 0] == 1.0, solver   # call k sees only ε̂_j, j < k
+        assert A.shape == (7, 7) and A[0, 0] == 1.0 and np.all(A[0, 1:] == 0), solver   # call 0 sees x_T alone
+        if solver == "heun":      # 4 points: an Euler step from the first (even K), then Heun steps: 2 calls each
+            ts = ddpm_ref.solver_timesteps(sched, 4, "karras", ddpm_ref.SIGMA_MAX)
+            np.testing.assert_array_equal(t_calls, [ts[0], ts[1], ts[2], ts[2], ts[3], ts[3]])
+        else:                     # one call per point of the solver's own grid
+            spacing = "karras" if solver == "dpmpp2s" else "logsnr"
+            np.testing.assert_array_equal(t_calls, ddpm_ref.solver_timesteps(sched, 6, spacing, ddpm_ref.SIGMA_MAX))
+
+
+def test_the_numba_solvers_refuse_more_calls_than_their_coefficients_allow():
+    size = {"hidden": 4, "depth": 2, "activation": "silu", "T": 30, "dim": 2, "emb_dim": 8, "n_points": 3, "K": 1}
+    make_args, _ = ENTRIES["solver_sample"].make_inputs(size, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="at most 2048 network calls.*backend 'numpy'"):
+        ddpm_fast.solver_sample(*make_args(), solver="unipc", steps=ddpm_fast.SOLVER_MAX_CALLS + 1)
 
 
 # --- what the kernels are handed ----------------------------------------------------------------------------

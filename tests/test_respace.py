@@ -174,7 +174,7 @@ class _RippledDenoiser(_GaussianDenoiser):
 
 def test_ode_likelihood_does_not_integrate_the_network_above_sigma_max():
     # Integrated up to σ_T, the ripples cost ~1 nat per point although their mean divergence is 0: the
-    # trajectories drift into the contracting ones (what put the default model's ODE NLL 0.10 bits/dim above
+    # trajectories drift into the contracting ones (what put the default model's ODE NLL 0.146 bits/dim above
     # 8gaussians' exact NLL). Above σ_max the ODE takes the Gaussian limit's flow instead, exact here.
     from scipy.stats import norm
     sched = make_schedule("cosine", 1000)
