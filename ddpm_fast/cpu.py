@@ -395,6 +395,18 @@ def _bias_act_into(src, n, bias, dst, code):
             dst[i, j] = _act(src[i, j] + bias[j], code)
 
 
+@nb.njit(inline="always")
+def _end_layers(theta, widths, offs, F):
+    """Views of θ the samplers use: W_0[:F] (F, H), the γ(x) rows of layer 0; W_L transposed (n_out, H), a
+    contiguous copy for the readout's dot products; b_L (n_out,)."""
+    L = widths.shape[0] - 1
+    H = widths[1]
+    n_out = widths[L]
+    W0 = theta[offs[0, 0]:offs[0, 0] + F * H].reshape((F, H))
+    w_out_t = np.ascontiguousarray(theta[offs[L - 1, 0]:offs[L - 1, 0] + H * n_out].reshape((H, n_out)).T)
+    return W0, w_out_t, theta[offs[L - 1, 1]:offs[L - 1, 1] + n_out]
+
+
 @nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
 def _hidden(theta, offs, L, H, W0, t_row, xs, lo, n, n_freq, g, hA, hB, act_code):
     """hA[:n] = the MLP's last hidden activations at the points xs[lo:lo + n]: layer 0 is γ(x) W_0[:F] (a
@@ -467,10 +479,7 @@ def sample_kernel(theta, widths, offs, act_code, n_freq, x, t_table, c_x, c_eps,
     use_z = z.shape[0] == K
     keep = traj.shape[0] == K + 1
     n_tiles = (N + tile - 1) // tile
-    W0 = theta[offs[0, 0]:offs[0, 0] + F * H].reshape((F, H))                 # W_0[:F], the γ(x) rows
-    n_out = widths[L]
-    w_out_t = np.ascontiguousarray(theta[offs[L - 1, 0]:offs[L - 1, 0] + H * n_out].reshape((H, n_out)).T)
-    b_out = theta[offs[L - 1, 1]:offs[L - 1, 1] + n_out]
+    W0, w_out_t, b_out = _end_layers(theta, widths, offs, F)
     for ti in nb.prange(n_tiles):
         lo = ti * tile
         n = min(N, lo + tile) - lo
@@ -530,10 +539,7 @@ def solver_kernel(theta, widths, offs, act_code, n_freq, x, t_table, A, tile):
     assert L >= 2 and widths[L] >= D and t_table.shape[1] == H and A.shape[0] == K + 1 and A.shape[1] == K + 1
     assert widths[0] >= F
     n_tiles = (N + tile - 1) // tile
-    W0 = theta[offs[0, 0]:offs[0, 0] + F * H].reshape((F, H))                 # W_0[:F], the γ(x) rows
-    n_out = widths[L]
-    w_out_t = np.ascontiguousarray(theta[offs[L - 1, 0]:offs[L - 1, 0] + H * n_out].reshape((H, n_out)).T)
-    b_out = theta[offs[L - 1, 1]:offs[L - 1, 1] + n_out]
+    W0, w_out_t, b_out = _end_layers(theta, widths, offs, F)
     for ti in nb.prange(n_tiles):
         lo = ti * tile
         n = min(N, lo + tile) - lo
