@@ -179,3 +179,46 @@ def test_the_package_docstring_states_the_core_paths_line_count():
     m = re.search(r"six modules are ([\d,]+) lines .* package's ([\d,]+)", " ".join(ddpm_ref.__doc__.split()))
     assert m, "the package docstring no longer states the core path's line count"
     assert (int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))) == (core, total)
+
+
+def _readme() -> str:
+    return (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _quickstart_commands(text: str) -> list[str]:
+    block = re.search(r"## Quickstart\s+```bash\n(.*?)```", text, re.S)
+    assert block, "README.md has no Quickstart bash block"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_the_readme_is_a_front_page_with_the_gif_and_quickstart_on_its_first_screen():
+    text = _readme()
+    lines = text.splitlines()
+    assert len(lines) <= 150, f"README.md is {len(lines)} lines; its details belong in docs/"
+    first = "\n".join(lines[:40])
+    assert re.search(r"!\[[^\]]*\]\(docs/figures/reverse\.gif\)", first), "the reverse-chain GIF is not in the first 40 lines"
+    commands = _quickstart_commands(text)
+    assert len(commands) == 2, f"the Quickstart has {len(commands)} commands, not two"
+    assert all(c in first for c in commands), "the two Quickstart commands are not in the first 40 lines"
+
+
+def test_ci_runs_the_readmes_test_command_verbatim():
+    test_command = _quickstart_commands(_readme())[1]
+    assert "pytest" in test_command
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert test_command in [line.strip() for line in ci], ".ci/run no longer runs the README's test command"
+
+
+def test_the_readmes_reference_example_runs_algorithms_1_and_2():
+    """The README's ddpm_ref-only example, run as written but with 20 training steps and 2 of its points
+    sampled on T = 1000 (the sample is checked for its shape only: 20 steps train nothing)."""
+    block = re.search(r"## Algorithms 1 and 2 with the reference alone\s+```python\n(.*?)```", _readme(), re.S)
+    assert block, "README.md lost its ddpm_ref example"
+    code = block.group(1)
+    short = re.sub(r"steps=\d+", "steps=20", code)
+    short = short.replace("standard_normal((1000, 2))", "standard_normal((2, 2))")
+    assert short != code and "steps=20" in short and "(2, 2)" in short, "the example's shape changed: update this test"
+    scope: dict = {}
+    exec(compile(short, "README.md", "exec"), scope)
+    assert scope["losses"].shape == (20,) and scope["x"].shape == (2, 2)
+    assert scope["state"]["opt"]["step"] == 20
