@@ -27,7 +27,7 @@ import numpy as np
 __all__ = ["Schedule", "schedule_from_betas", "linear_schedule", "TerminalSNRWarning"]
 
 # Above this ᾱ_T the prior term L_T = KL(q(x_T|x_0) ‖ N(0, I)) is no longer negligible
-# (≈ ᾱ_T/2 · (|x_0|² − 1) nats per dimension for small ᾱ_T) and samples started from N(0, I) are
+# (≈ ᾱ_T |x_0|²/2 nats for small ᾱ_T: the variance terms cancel to first order) and samples started from N(0, I) are
 # visibly shrunk: x_T really has a mean √ᾱ_T · x_0 the sampler never sees.
 ALPHA_BAR_T_WARN = 1e-3
 

@@ -1,7 +1,7 @@
 """Rebuild the study pictures in docs/figures/: ``python3 docs/make_figures.py``.
 
-Fits the default architecture and schedule (T = 1000, linear β, hidden 128, depth 3) to 8gaussians for
-3,000 steps (numba when installed, else the numpy reference; seed 0), then writes the six pictures of
+Fits the default 2-D recipe (``ddpm.default_recipe``: T = 1000, the cosine schedule capped at ᾱ_T ≈ 1e-4,
+Fourier features of 6 octaves, hidden 128, depth 3) to 8gaussians for 3,000 steps (numba when installed, else the numpy reference; seed 0), then writes the six pictures of
 ``ddpm show`` (forward.png, reverse.png, reverse.gif, field.png, profiles.png, schedules.png) into
 docs/figures/, replacing the ones there. 8gaussians has an exact density, so field.png shows the true
 field next to the learned one.

@@ -121,6 +121,19 @@ def test_stratified_bound_agrees_with_the_full_sum_within_the_stated_error(fitte
         assert prof.sum() == pytest.approx(fast["L_t_minus_1_sum_bits_per_dim"])
 
 
+def test_stratified_and_full_bounds_share_L_0_exactly_with_the_standardisation_jacobian(fitted):
+    """Both bounds draw x_1 first from the same seed, so their decoder terms L_0 (with the log-Jacobian
+    Σ_d log s_d of the standardisation, not 0 on moons) must agree to rounding: dropping the Jacobian from
+    one of them, a shift of Σ log s_d / (D ln 2) bits/dim, fails here though it hides in 3 standard errors."""
+    log_scale = float(np.sum(np.log(fitted.norm.scale)))
+    assert abs(log_scale) > 0.1                                     # the Jacobian matters on this model
+    x = toy_data.draw("moons", 200, np.random.default_rng(4))
+    full = ddpm.likelihood_bound(fitted, x, seed=5)
+    fast = ddpm.likelihood_bound(fitted, x, seed=5, t_draws=4)
+    assert fast["L_0_bits_per_dim"] == pytest.approx(full["L_0_bits_per_dim"], rel=1e-12, abs=1e-12)
+    assert fast["L_T_bits_per_dim"] == pytest.approx(full["L_T_bits_per_dim"], rel=1e-12, abs=1e-15)
+
+
 def test_fit_defaults_to_fast_and_its_figures_are_within_their_stated_error_of_full(tmp_path):
     fast = ddpm.fit("moons", tmp_path / "fast", steps=300, n_eval=N, **SMALL).metrics
     full = ddpm.fit("moons", tmp_path / "full", steps=300, n_eval=N, eval="full", **SMALL).metrics
