@@ -23,7 +23,8 @@ from .forward import extract
 from .mlp import Denoiser
 from .schedule import Schedule
 
-__all__ = ["FIXED_VARIANCES", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory", "run_chain"]
+__all__ = ["FIXED_VARIANCES", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory", "run_chain",
+           "check_chain_inputs"]
 
 FIXED_VARIANCES = ("beta", "beta_tilde")
 
@@ -34,10 +35,18 @@ def _check_fixed(var_type: str) -> None:
                          "(learned variances: ddpm_ref.p_sample_loop_general)")
 
 
+def _check_eps_chain(sched: Schedule, var_type: str) -> None:
+    """Algorithm 2 as in the paper: σ_t² fixed, and ᾱ_T > 0 so that ε_θ determines x_0."""
+    _check_fixed(var_type)
+    if sched.alpha_bar[-1] <= 0:
+        raise ValueError(f"schedule {sched.name!r} ends at alpha_bar_T = 0 (beta_T = 1): the eps "
+                         f"parametrization cannot recover x_0 there; use x0, v or mu (p_sample_loop_general)")
+
+
 def p_mean_variance(denoise_fn, sched: Schedule, xt: np.ndarray, t, var_type: str = "beta"):
     """Mean μ_θ(x_t, t) (Eq. 11) and variance σ_t² (β_t, or β̃_t: exactly, 0 at t = 1) of p_θ(x_{t−1} | x_t)."""
     _check_fixed(var_type)
-    eps = denoise_fn(xt, t)[:, :xt.shape[1]]                                  # ε_θ(x_t, t)
+    eps = denoise_fn(xt, t)[:, :xt.shape[1]]     # ε_θ(x_t, t): the first D outputs (a learned-Σ net adds D more)
     coef = extract(sched.beta, t, xt) / extract(sched.sqrt_one_minus_alpha_bar, t, xt)  # β_t/√(1−ᾱ_t)
     mean = (xt - coef * eps) / np.sqrt(extract(sched.alpha, t, xt))           # Eq. 11
     var = extract(sched.beta if var_type == "beta" else sched.beta_tilde, t, xt)
@@ -56,45 +65,52 @@ def p_sample(denoise_fn, sched: Schedule, xt: np.ndarray, t: int, *, z: np.ndarr
 
 def p_sample_loop(denoise_fn, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray | None = None,
                   rng: np.random.Generator | None = None, var_type: str = "beta") -> np.ndarray:
-    """Algorithm 2 from a given x_T (N, D) down to x_0; returns x_0 (N, D).
+    """Algorithm 2 from a given x_T (N, D) (line 1) down to x_0 (line 5); returns x_0 (N, D).
 
-    The noise of line 3 comes either from ``z`` of shape (T, N, D), where ``z[t-1]`` is used at step
-    t (``z[0]`` is ignored: z = 0 at t = 1), or is drawn step by step from ``rng`` — exactly one of
-    the two. ``p_sample_trajectory`` also returns every x_t.
-    """
-    return _chain(denoise_fn, sched, x_T, z, rng, var_type, False)[0]
+    Line 3's noise comes either from ``z`` (T, N, D), whose z[t − 1] is the z of step t (z[0] is not used:
+    z = 0 at t = 1), or is drawn step by step from ``rng``: exactly one of the two."""
+    _check_eps_chain(sched, var_type)
+    x, z = check_chain_inputs(denoise_fn, sched, x_T, z, rng)
+    for t in range(sched.T, 0, -1):                                        # line 2: t = T, ..., 1
+        if t == 1:
+            z_t = None                                                     # line 3: z = 0 at t = 1
+        else:
+            z_t = z[t - 1] if z is not None else rng.standard_normal(x.shape)   # line 3: z ~ N(0, I)
+        x = p_sample(denoise_fn, sched, x, t, z=z_t, var_type=var_type)   # line 4: x_{t−1} = μ_θ + σ_t z
+    return x
 
 
 def p_sample_trajectory(denoise_fn, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray | None = None,
                         rng: np.random.Generator | None = None, var_type: str = "beta"):
     """``p_sample_loop``, keeping every step: returns (x_0, trajectory) with the trajectory (T + 1, N, D)
     indexed by t (``trajectory[T]`` is x_T, ``trajectory[0]`` is x_0)."""
-    return _chain(denoise_fn, sched, x_T, z, rng, var_type, True)
-
-
-def _chain(denoise_fn, sched, x_T, z, rng, var_type, keep):
-    _check_fixed(var_type)
-    if sched.alpha_bar[-1] <= 0:
-        raise ValueError(f"schedule {sched.name!r} ends at alpha_bar_T = 0 (beta_T = 1): the eps "
-                         f"parametrization cannot recover x_0 there; use x0, v or mu (p_sample_loop_general)")
+    _check_eps_chain(sched, var_type)
     return run_chain(lambda x, t, z_t: p_sample(denoise_fn, sched, x, t, z=z_t, var_type=var_type),
-                     denoise_fn, sched, x_T, z, rng, keep)
+                     denoise_fn, sched, x_T, z, rng, True)
 
 
-def run_chain(step, denoise_fn, sched: Schedule, x_T, z, rng, keep: bool):
-    """Algorithm 2's loop (lines 1–5) around ``step(x_t, t, z) -> x_{t−1}``: t = T, …, 1, z from ``z[t − 1]``
-    or ``rng``, None at t = 1. Returns (x_0, trajectory (T + 1, N, D) indexed by t, or None)."""
+def check_chain_inputs(denoise_fn, sched: Schedule, x_T, z, rng):
+    """Algorithm 2's inputs checked: x_T as a float (N, D) array (D the network's), z (T, N, D) as floats or
+    None, and exactly one noise source. Returns (x_T, z)."""
     x = np.array(x_T, dtype=np.float64)
     dim = denoise_fn.cfg.dim if isinstance(denoise_fn, Denoiser) else x.shape[-1]
     if x.ndim != 2 or x.shape[1] != dim:
         raise ValueError(f"x_T must have shape (N, {dim}), got {x.shape}")
-    T = sched.T
     if (z is None) == (rng is None):
         raise ValueError("pass exactly one noise source: z (an array of shape (T, N, D)) or rng")
     if z is not None:
         z = np.asarray(z, dtype=np.float64)
-        if z.shape != (T,) + x.shape:
-            raise ValueError(f"z must have shape (T, N, D) = {(T,) + x.shape}, got {z.shape}")
+        if z.shape != (sched.T,) + x.shape:
+            raise ValueError(f"z must have shape (T, N, D) = {(sched.T,) + x.shape}, got {z.shape}")
+    return x, z
+
+
+def run_chain(step, denoise_fn, sched: Schedule, x_T, z, rng, keep: bool):
+    """Algorithm 2's loop (lines 1–5) around ``step(x_t, t, z) -> x_{t−1}``: t = T, …, 1, z from ``z[t − 1]``
+    or ``rng``, None at t = 1. Returns (x_0, trajectory (T + 1, N, D) indexed by t, or None). The variants
+    (``reverse.py``) and ``p_sample_trajectory`` run this; ``p_sample_loop`` is the same loop written out."""
+    x, z = check_chain_inputs(denoise_fn, sched, x_T, z, rng)
+    T = sched.T
     traj = None
     if keep:
         traj = np.empty((T + 1,) + x.shape)
