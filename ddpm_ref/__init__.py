@@ -26,7 +26,7 @@ optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``tr
 and reverse.py, which reuse the core's schedule, optimiser step and loops, never the reverse. The
 network is the study note's MLP (Ho's is a U-Net); ``MLPConfig`` holds its shape, and its Fourier
 input features γ(x) are off (K = 0) unless asked for. The core path's six
-modules are 849 lines (docstrings included) of the package's 2,407; ``tests/test_docs.py`` keeps this
+modules are 871 lines (docstrings included) of the package's 2,433; ``tests/test_docs.py`` keeps this
 count true. (train.py still imports param.py, 187 lines, to check TrainConfig's fields for the variants.)
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every

@@ -92,27 +92,31 @@ def terms_and_grads_at(sched: Schedule, x0, xt, t, out, parametrization: str = "
 
 
 def _terms(sched, x0, xt, t, out, parametrization, var_type, bin_width, grads):
-    D = x0.shape[1]
-    t_arr = np.broadcast_to(np.asarray(t), (x0.shape[0],))
+    """Rows with t ≥ 2 get the KL L_{t−1}, rows with t = 1 the decoder L_0; each computed on its own rows."""
+    B, D = x0.shape
+    t_arr = np.broadcast_to(np.asarray(t), (B,))
     out_mean, nu = (out[:, :D], out[:, D:]) if var_type == "learned" else (out, None)
-    mean, dmean_dout = mean_from_output(parametrization, sched, xt, t_arr, out_mean)
-    logvar, dlogvar_dnu = p_log_variance(sched, var_type, t_arr, xt, nu)
+    mean, dmean_dout = mean_from_output(parametrization, sched, xt, t_arr, out_mean)   # μ_θ (B, D)
+    logvar, dlogvar_dnu = p_log_variance(sched, var_type, t_arr, xt, nu)                # log σ_t²
     logvar = np.broadcast_to(logvar, mean.shape)
-
-    true_mean, true_var = q_posterior(sched, x0, xt, t_arr)
-    is_dec = (t_arr == 1)[:, None]                                         # (B, 1): decoder rows
-    true_logvar = np.log(np.maximum(np.broadcast_to(true_var, mean.shape), 1e-300))
-    kl = normal_kl(true_mean, true_logvar, mean, logvar)                   # (B, D), garbage where t = 1
-    if bin_width is None:
-        nll, dnll_dmean, dnll_dlogvar = gaussian_nll(x0, mean, logvar)
-    else:
-        nll = discretized_gaussian_nll(x0, mean, logvar, bin_width)
-    term = np.where(is_dec, nll, kl).sum(axis=1)                           # (B,)
+    term, dmean, dlogvar = np.empty(B), np.empty((B, D)), np.empty((B, D))
+    dec = t_arr == 1
+    kl = ~dec
+    if kl.any():                                    # L_{t−1} = KL(q(x_{t−1}|x_t, x_0) ‖ N(μ_θ, σ_t²)), t ≥ 2
+        true_mean, true_var = q_posterior(sched, x0[kl], xt[kl], t_arr[kl])
+        true_logvar = np.broadcast_to(np.log(true_var), true_mean.shape)
+        term[kl] = normal_kl(true_mean, true_logvar, mean[kl], logvar[kl]).sum(axis=1)
+        if grads:
+            dmean[kl], dlogvar[kl] = normal_kl_grad(true_mean, true_logvar, mean[kl], logvar[kl])
+    if dec.any():                                   # L_0 = −log p_θ(x_0|x_1), t = 1
+        if bin_width is None:
+            nll, dmean[dec], dlogvar[dec] = gaussian_nll(x0[dec], mean[dec], logvar[dec])
+        else:
+            bw = bin_width if np.ndim(bin_width) < 2 else bin_width[dec]
+            nll = discretized_gaussian_nll(x0[dec], mean[dec], logvar[dec], bw)
+        term[dec] = nll.sum(axis=1)
     if not grads:
         return term
-    dkl_dmean, dkl_dlogvar = normal_kl_grad(true_mean, true_logvar, mean, logvar)
-    dmean = np.where(is_dec, dnll_dmean, dkl_dmean)                        # (B, D)
-    dlogvar = np.where(is_dec, dnll_dlogvar, dkl_dlogvar)                  # (B, D)
     dout_mean = dmean * dmean_dout
     if var_type != "learned":
         return term, dout_mean

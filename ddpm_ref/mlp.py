@@ -9,8 +9,10 @@ a plain dict of float64 arrays:
 
     W0 (F+E, H), b0 (H,),  W1 (H, H), b1 (H,),  ...,  W{depth} (H, D), b{depth} (D,)
 
-``forward(params, x, t, cfg) -> (out, cache)`` and ``backward(params, cache, dout, cfg) -> grads``
-sit side by side in the same layer order (llm.c style); gradient names mirror the forward names.
+Each layer's forward sits beside its backward (llm.c style): ``linear_forward``/``linear_backward``,
+``act_forward``/``act_backward``, ``input_features``/``input_features_backward``; ``forward(params, x, t, cfg)
+-> (out, cache)`` runs them in order and ``backward(params, cache, dout, cfg) -> grads``, the one backward
+entry point, in reverse. Gradient names mirror the forward names.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ import numpy as np
 from scipy.special import expit  # σ(a) = 1/(1 + e^(−a)) without overflow
 
 __all__ = ["MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "layer_widths", "forward",
-           "backward", "backward_with_dx", "param_count", "flops_per_point", "Denoiser", "network"]
+           "backward", "backward_with_dx", "param_count", "flops_per_point", "Denoiser", "network", "linear_forward",
+           "linear_backward", "act_forward", "act_backward", "input_features_backward"]
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,43 @@ def _n_layers(params: dict) -> int:
     return sum(1 for k in params if k.startswith("W"))
 
 
+# --- layers: each forward beside its backward (llm.c style) ----------------------------------------------
+
+def linear_forward(h: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a = h W + b for a batch h (B, fan_in), W (fan_in, fan_out), b (fan_out,)."""
+    return h @ W + b
+
+
+def linear_backward(da: np.ndarray, h: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Given ∂loss/∂a (B, fan_out) of a = h W + b: (∂loss/∂h = da Wᵀ, ∂loss/∂W = hᵀ da, ∂loss/∂b = Σ_rows da)."""
+    return da @ W.T, h.T @ da, da.sum(axis=0)
+
+
+def act_forward(a: np.ndarray, activation: str) -> np.ndarray:
+    """h = f(a), element-wise (``ACTIVATIONS``)."""
+    return ACTIVATIONS[activation][0](a)
+
+
+def act_backward(dh: np.ndarray, a: np.ndarray, h: np.ndarray, activation: str) -> np.ndarray:
+    """Given ∂loss/∂h of h = f(a): ∂loss/∂a = ∂loss/∂h · f'(a) (f' may use h = f(a))."""
+    return dh * ACTIVATIONS[activation][1](a, h)
+
+
+def input_features_backward(dgamma: np.ndarray, x: np.ndarray, fourier: int) -> np.ndarray:
+    """Given ∂loss/∂γ(x) (B, F): ∂loss/∂x (B, D), by ∂ sin(ω x)/∂x = ω cos(ω x), ∂ cos(ω x)/∂x = −ω sin(ω x)."""
+    B, D = x.shape
+    dx = dgamma[:, :D].copy()
+    if fourier:
+        omega = (2.0 ** np.arange(fourier))[None, :, None]                 # (1, K, 1)
+        arg = x[:, None, :] * omega                                        # (B, K, D)
+        d_sin = dgamma[:, D:D + fourier * D].reshape(B, fourier, D)
+        d_cos = dgamma[:, D + fourier * D:D * (1 + 2 * fourier)].reshape(B, fourier, D)
+        dx += (omega * (d_sin * np.cos(arg) - d_cos * np.sin(arg))).sum(axis=1)
+    return dx
+
+
+# --- the network: the layers in order, then the same layers backwards ----------------------------------------
+
 def forward(params: dict, x: np.ndarray, t, cfg: MLPConfig) -> tuple[np.ndarray, dict]:
     """The network on a batch: x (B, D), t int or (B,). Returns out (B, n_out) and the cache for backward."""
     x = np.asarray(x, dtype=np.float64)
@@ -175,58 +215,40 @@ def forward(params: dict, x: np.ndarray, t, cfg: MLPConfig) -> tuple[np.ndarray,
         raise ValueError(f"x must have shape (B, {cfg.dim}), got {x.shape}")
     B = x.shape[0]
     t = np.broadcast_to(np.asarray(t), (B,))
-    act, _ = ACTIVATIONS[cfg.activation]
     L = _n_layers(params)                                                  # depth + 1 linear layers
 
     emb = timestep_embedding(t, cfg.emb_dim, cfg.max_period)               # (B, E)
-    h = np.concatenate([input_features(x, cfg.fourier), emb], axis=1)     # (B, F+E)
+    h = np.concatenate([input_features(x, cfg.fourier), emb], axis=1)     # h_0 = [γ(x), emb(t)] (B, F+E)
     hs, as_ = [h], []
     for l in range(L - 1):
-        a = h @ params[f"W{l}"] + params[f"b{l}"]                          # (B, H)
-        h = act(a)                                                         # (B, H)
+        a = linear_forward(h, params[f"W{l}"], params[f"b{l}"])            # (B, H)
+        h = act_forward(a, cfg.activation)                                 # (B, H)
         as_.append(a)
         hs.append(h)
-    out = h @ params[f"W{L - 1}"] + params[f"b{L - 1}"]                    # (B, out_dim)
+    out = linear_forward(h, params[f"W{L - 1}"], params[f"b{L - 1}"])      # (B, out_dim)
     return out, {"hs": hs, "as": as_, "x": x}
 
 
-def backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig) -> dict:
-    """Gradients of a scalar loss w.r.t. every parameter (same keys as params), given dout = ∂loss/∂out (B, out_dim)."""
-    return _backward(params, cache, dout, cfg)[0]
-
-
-def backward_with_dx(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig) -> tuple[dict, np.ndarray]:
-    """:func:`backward`'s gradients and ∂loss/∂x (B, D), the input gradient, through γ(x) by the chain rule:
-    ∂ sin(ω x)/∂x = ω cos(ω x), ∂ cos(ω x)/∂x = −ω sin(ω x)."""
-    grads, dh = _backward(params, cache, dout, cfg)
-    D, K = cfg.dim, cfg.fourier
-    dx = dh[:, :D].copy()                                                  # the embedding columns are not inputs
-    if K:
-        B = dx.shape[0]
-        omega = (2.0 ** np.arange(K))[None, :, None]                      # (1, K, 1)
-        arg = cache["x"][:, None, :] * omega                               # (B, K, D)
-        d_sin = dh[:, D:D + K * D].reshape(B, K, D)
-        d_cos = dh[:, D + K * D:D * (1 + 2 * K)].reshape(B, K, D)
-        dx += (omega * (d_sin * np.cos(arg) - d_cos * np.sin(arg))).sum(axis=1)
-    return grads, dx
-
-
-def _backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig) -> tuple[dict, np.ndarray]:
-    # (grads, ∂loss/∂h_0): h_0 = [γ(x), emb(t)] is the first layer's input
-    _, dact = ACTIVATIONS[cfg.activation]
+def backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig, wrt_x: bool = False):
+    """Gradients of a scalar loss w.r.t. every parameter (same keys as params), given dout = ∂loss/∂out
+    (B, out_dim): forward's layers in reverse order. With ``wrt_x``, returns (grads, ∂loss/∂x (B, D)), the
+    input gradient through γ(x) (the embedding columns of h_0 are not inputs)."""
     hs, as_ = cache["hs"], cache["as"]
     L = _n_layers(params)
     grads = {}
     l = L - 1
-    grads[f"W{l}"] = hs[l].T @ dout                                        # (H, out_dim)
-    grads[f"b{l}"] = dout.sum(axis=0)                                      # (out_dim,)
-    dh = dout @ params[f"W{l}"].T                                          # (B, H)
+    dh, grads[f"W{l}"], grads[f"b{l}"] = linear_backward(dout, hs[l], params[f"W{l}"])   # read-out
     for l in range(L - 2, -1, -1):
-        da = dh * dact(as_[l], hs[l + 1])                                  # (B, H)
-        grads[f"W{l}"] = hs[l].T @ da                                      # (fan_in, H)
-        grads[f"b{l}"] = da.sum(axis=0)                                    # (H,)
-        dh = da @ params[f"W{l}"].T                                        # (B, fan_in)
-    return grads, dh
+        da = act_backward(dh, as_[l], hs[l + 1], cfg.activation)           # (B, H)
+        dh, grads[f"W{l}"], grads[f"b{l}"] = linear_backward(da, hs[l], params[f"W{l}"])  # dh: (B, fan_in)
+    if not wrt_x:
+        return grads
+    return grads, input_features_backward(dh[:, :cfg.n_in], cache["x"], cfg.fourier)
+
+
+def backward_with_dx(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig) -> tuple[dict, np.ndarray]:
+    """``backward(..., wrt_x=True)``: the gradients and ∂loss/∂x (B, D)."""
+    return backward(params, cache, dout, cfg, wrt_x=True)
 
 
 class Denoiser:

@@ -24,6 +24,34 @@ def _fd(f, x, h=1e-6):
     return g
 
 
+@pytest.mark.parametrize("activation", sorted(ddpm_ref.ACTIVATIONS))
+def test_each_layers_backward_equals_finite_differences_of_its_forward(activation):
+    """The layer pairs one at a time (llm.c style): linear_backward's ∂h, ∂W, ∂b and act_backward's ∂a,
+    each against central differences of the loss Σ R·forward(...)."""
+    from ddpm_ref.mlp import act_backward, act_forward, linear_backward, linear_forward
+    rng = np.random.default_rng(7)
+    h, W, b = rng.standard_normal((4, 3)), rng.standard_normal((3, 5)), rng.standard_normal(5)
+    R = rng.standard_normal((4, 5))
+    dh, dW, db = linear_backward(R, h, W)
+    lin = lambda: float(np.sum(linear_forward(h, W, b) * R))
+    for got, arr in ((dh, h), (dW, W), (db, b)):
+        np.testing.assert_allclose(got, _fd(lin, arr), rtol=1e-6, atol=1e-8)
+    a = rng.standard_normal((4, 5)) + 0.05          # away from relu's kink at 0 for its difference quotient
+    a[np.abs(a) < 0.05] = 0.3
+    act = lambda: float(np.sum(act_forward(a, activation) * R))
+    np.testing.assert_allclose(act_backward(R, a, act_forward(a, activation), activation), _fd(act, a),
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_input_features_backward_equals_finite_differences_of_gamma():
+    from ddpm_ref.mlp import input_features_backward
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 2))
+    R = rng.standard_normal((3, 2 * (1 + 2 * 4)))
+    gamma = lambda: float(np.sum(ddpm_ref.input_features(x, 4) * R))
+    np.testing.assert_allclose(input_features_backward(R, x, 4), _fd(gamma, x), rtol=1e-6, atol=1e-7)
+
+
 @given(mlp_configs, st.integers(1, 5), st.integers(0, 2**32 - 1))
 def test_backward_equals_central_finite_differences(cfg, B, seed):
     rng = np.random.default_rng(seed)
