@@ -1,12 +1,8 @@
-"""Pictures of a fit: data beside samples drawn by the data's shape (scatter, histogram, image grids,
-pair plots of coordinates or principal components), and the training loss; and the study
-pictures of ``ddpm show`` (``show.py`` computes their arrays): scatter grids over t, the reverse
-chain as a GIF, the learned field beside the true one, per-t profiles, schedules.
-
-This module draws the training loss, the bound's profile and schedules, and gathers the others: samples.png
-is drawn by ``ddpm.plot_samples``, the ``ddpm show`` pictures by ``ddpm.plot_show``, on ``ddpm.plot_base``
-(matplotlib, an optional dependency, ``pip install ddpm[plot]``, is imported only on first use).
-"""
+"""Pictures: this module draws a fit's training loss (loss.png), the bound's per-t profile (bound_profile.png)
+and noise schedules, and re-exports the other pictures so that ``ddpm.plots`` names them all: samples.png
+(data beside samples, ``ddpm.plot_samples``) and the study pictures of ``ddpm show`` (``ddpm.plot_show``), all
+drawn on ``ddpm.plot_base`` (matplotlib, an optional dependency, ``pip install ddpm[plot]``, is imported only
+when a picture is drawn, with the non-interactive Agg backend)."""
 
 from __future__ import annotations
 

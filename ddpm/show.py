@@ -29,7 +29,7 @@ v_d = s²/scale_d², and q(u_t|u_0) = N(√ᾱ_t u_0, (1−ᾱ_t) I) keeps it a 
 
 Since ε_θ(x_t, t) ≈ −√(1−ᾱ_t) ∇ log q(x_t) at the optimum of L_simple, −ε_θ and √(1−ᾱ_t)·∇ log q are
 drawn on the same arrow scale. matplotlib is needed (``pip install 'ddpm[plot]'``); the arrays are
-computed here with numpy only and drawn by ``plots.py``.
+computed here with numpy only and drawn by ``ddpm.plot_show``.
 
 Timing for a default model (T = 1000, hidden 128, depth 3): ``show``'s docstring.
 """
