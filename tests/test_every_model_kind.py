@@ -95,7 +95,7 @@ SAMPLERS = {
 def test_sample_streams_the_data_columns_on_the_grid_and_equals_ddpm_sample(fitted, kind, tmp_path, monkeypatch,
                                                                               capsys):
     data, path = fitted[kind]
-    monkeypatch.setattr(sampling, "SAMPLE_CHUNK", 40)                  # 100 points in three chunks: 40, 40, 20
+    monkeypatch.setattr(sampling, "SAMPLE_CHUNK", 40)              # 100 points in three chunks: 40, 40, 20
     x = _data(kind)
     m = ddpm.load_model(path)
     for name, (argv, kw) in SAMPLERS.items():

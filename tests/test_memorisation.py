@@ -75,6 +75,6 @@ def test_memorisation_warning_below_ratio_0_8(ratio, warns):
 
 
 def test_fit_checks_its_samples_for_memorisation(monkeypatch):
-    monkeypatch.setattr(guards, "MEMORISATION_RATIO", 1e9)               # any finite ratio now counts as memorised
+    monkeypatch.setattr(guards, "MEMORISATION_RATIO", 1e9)            # any finite ratio now counts as memorised
     with pytest.warns(api.MemorisationWarning, match="training points"):
         ddpm.fit(_points(50), steps=2, **SMALL)
