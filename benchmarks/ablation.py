@@ -19,12 +19,13 @@ import platform
 import time
 
 import ddpm
-import ddpm.api
+import ddpm.guards
+import ddpm.recipe
 from ddpm_ref import MLPConfig, TrainConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OLD = {"fourier": 0, "schedule": "linear", "lr": 2e-3, "steps": 12000}
-NEW = {"fourier": 6, "schedule": "cosine", "max_beta": ddpm.api.cosine_cap(1000), "lr": 4e-3, "steps": 16000}
+NEW = {"fourier": 6, "schedule": "cosine", "max_beta": ddpm.recipe.cosine_cap(1000), "lr": 4e-3, "steps": 16000}
 ROWS = [
     ("Ho et al. as before: x alone, linear, lr 2e-3, 12k steps", OLD),
     ("+ Fourier features, 6 octaves", {**OLD, "fourier": 6}),
@@ -53,7 +54,7 @@ def run(name: str, setting: dict, seed: int) -> dict:
         sp = {"max_beta": setting["max_beta"]} if setting["schedule"] == "cosine" and "max_beta" in setting else None
         res = ddpm.fit(name, seed=seed, progress=False, model=model, train=train, schedule=setting["schedule"],
                        schedule_params=sp)
-    except ddpm.api.DivergenceError as e:                  # a result too: this change is not stable
+    except ddpm.guards.DivergenceError as e:                  # a result too: this change is not stable
         return {"diverged": str(e), "wall": time.perf_counter() - t0}
     wall = time.perf_counter() - t0
     m = res.metrics

@@ -21,7 +21,7 @@ import numpy as np
 
 import ddpm
 import toy_data
-from ddpm.api import evaluation_streams
+from ddpm.evaluation import evaluation_streams
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

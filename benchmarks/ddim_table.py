@@ -8,7 +8,7 @@ sampling floor (as in ``ddpm fit``; 1 = as good as the data's own noise) in plac
     python3 benchmarks/ddim_table.py [--dataset moons] [--seed 0] [--max-beta C]
 
 Writes benchmarks/results/ddim_table.{json,md,png}; with ``--max-beta C`` (the default recipe's cosine
-schedule with β_t capped at C instead of ``ddpm.api.cosine_cap``'s) ddim_table_max_beta-C.{json,md,png}.
+schedule with β_t capped at C instead of ``ddpm.recipe.cosine_cap``'s) ddim_table_max_beta-C.{json,md,png}.
 """
 
 from __future__ import annotations

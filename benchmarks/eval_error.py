@@ -2,7 +2,7 @@
 
 For moons, checkerboard, 8gaussians (built-ins: cached floors) and a 10-D Gaussian mixture fitted as an array
 (a user's data: no cached floors, fast draws fewer), one default fit each (``eval="none"``), then fit's own
-evaluation path (``ddpm.api._sample_and_measure``: the same samples, held-out points and references) once
+evaluation path (``ddpm.measure.sample_and_measure``: the same samples, held-out points and references) once
 with ``eval="full"`` and once with ``eval="fast"``. Reported: the wall time of statistics + bound in each
 mode, and for the energy, W2 and MMD² ratios and the held-out bound fast − full against the stated standard
 errors (√(SE_fast² + SE_full²)). The samples' statistics are the same numbers in both modes (fast changes
@@ -29,7 +29,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
 import ddpm                                                                 # noqa: E402
-from ddpm import api                                                        # noqa: E402
+from ddpm.data import N_EVAL, N_TRAIN_DEFAULT, resolve_data                 # noqa: E402
+from ddpm.measure import sample_and_measure                                  # noqa: E402
 from cpu_bench import machine, sgemm_gflops                                 # noqa: E402
 
 KEYS = (("energy_ratio", "energy_ratio_se"), ("w2_ratio", "w2_ratio_se"), ("mmd2_ratio", "mmd2_ratio_se"),
@@ -51,15 +52,15 @@ def one(name: str, steps: int | None, seed: int = 0) -> dict:
     res = ddpm.fit(data, steps=steps, seed=seed, eval="none", progress=False)
     fit_seconds = time.perf_counter() - t0
     m = res.model
-    train_x, held, refs, source = api.resolve_data(data, seed, m.info["n_train"] if name == "gauss10" else
-                                                   api.N_TRAIN_DEFAULT, api.N_EVAL)
+    train_x, held, refs, source = resolve_data(data, seed, m.info["n_train"] if name == "gauss10" else
+                                              N_TRAIN_DEFAULT, N_EVAL)
     _, _, ss_eval = np.random.SeedSequence(seed).spawn(3)
     grid = m.info.get("grid")
     bound_kw = dict(seed=int(ss_eval.generate_state(2)[1]), bin_width=None if not grid else grid["bin_width"])
     out = {"name": name, "dim": int(held.shape[1]), "fit_seconds_eval_none": round(fit_seconds, 2)}
     for mode in ("full", "fast"):
-        _, metrics, _ = api._sample_and_measure(m, api.N_EVAL, ss_eval, m.info["backend"], source, seed, train_x,
-                                                held, refs, 0.0, mode, bound_kw)
+        _, metrics, _ = sample_and_measure(m, N_EVAL, ss_eval, m.info["backend"], source, seed, train_x,
+                                           held, refs, 0.0, mode, bound_kw)
         out[mode] = {k: metrics.get(k) for k in ("eval_seconds", "statistics_seconds", "bound_seconds", "floor_source",
                                                  "floor_draws_w2", "floor_draws_energy", "n_samples")
                      + tuple(a for pair in KEYS for a in pair)}

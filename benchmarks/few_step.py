@@ -42,7 +42,7 @@ from cpu_bench import machine  # noqa: E402
 
 N = 5000
 KS = (5, 10, 20, 50, 1000)
-FEW_STEPS = ddpm.api.FEW_STEPS
+FEW_STEPS = ddpm.sampling.FEW_STEPS
 ROWS = ([(s, sp) for s in ddpm_ref.SOLVERS for sp in ddpm_ref.SOLVER_SPACINGS]
         + [("ddim0", "even"), ("ddim1", "even"), ("ancestral", "even")])
 
@@ -95,7 +95,7 @@ def write(out: str, result: dict) -> None:
         (lab, v), = one.values()
         lines += [f"Best single row for K ≤ {FEW_STEPS} (lowest energy ratio on the worst of the data sets and of "
                   f"K = {', '.join(map(str, few))}): {lab} ({v:.2f}); `ddpm sample --steps K` uses it for K ≤ "
-                  f"{FEW_STEPS} (`ddpm.api.default_sampler`).", ""]
+                  f"{FEW_STEPS} (`ddpm.sampling.default_sampler`).", ""]
     with open(out + ".md", "w") as f:
         f.write("\n".join(lines))
 

@@ -1,7 +1,7 @@
 """How far a *perfect* model's ratios scatter: the resolution of every "statistic / floor" we report.
 
 A perfect model's samples are fresh draws of the data. Each is scored exactly as `ddpm fit` scores its
-samples (the same held-out set and the same reference draws for the floors, ``ddpm.api.resolve_data``
+samples (the same held-out set and the same reference draws for the floors, ``ddpm.data.resolve_data``
 with the given seed, ``ddpm.metrics.sample_statistics``), so the spread of its ratios over repeats is
 the noise of one measurement: two fits whose ratios differ by less than that spread cannot be ranked.
 
@@ -22,7 +22,7 @@ import sys
 import numpy as np
 
 import toy_data
-from ddpm.api import resolve_data
+from ddpm.data import resolve_data
 from ddpm.metrics import sample_statistics
 
 HERE = os.path.dirname(os.path.abspath(__file__))

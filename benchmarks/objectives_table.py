@@ -58,7 +58,7 @@ def main() -> None:
         try:
             res = ddpm.fit(args.dataset, steps=args.steps, seed=args.seed, progress=False,
                            train=TrainConfig(parametrization=param, objective=objective, var_type=var_type))
-        except ddpm.api.DivergenceError as e:             # recorded as a result, not a crash
+        except ddpm.guards.DivergenceError as e:             # recorded as a result, not a crash
             rows.append({"row": label, "parametrization": param, "objective": objective, "var_type": var_type,
                          "bound_bits_per_dim": float("nan"), "bound_se": float("nan"), "energy_ratio": float("inf"),
                          "w2_ratio": float("inf"), "mmd2_ratio": float("inf"),

@@ -119,7 +119,7 @@ def fit_and_sample(train_x: np.ndarray, n: int, budget_s: float, seed: int = 0, 
 
 
 def main() -> None:
-    from ddpm.api import resolve_data
+    from ddpm.data import resolve_data
     from ddpm.metrics import sample_statistics
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

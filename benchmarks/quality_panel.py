@@ -27,7 +27,7 @@ import numpy as np
 
 import ddpm
 import toy_data
-from ddpm.api import resolve_data
+from ddpm.data import resolve_data
 from ddpm.metrics import sample_statistics
 
 HERE = os.path.dirname(os.path.abspath(__file__))

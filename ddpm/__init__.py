@@ -7,9 +7,17 @@
 The method itself lives in ``ddpm_ref`` (readable NumPy); this package is the application around it.
 """
 
-from .api import BACKENDS, FitResult, MemorisationWarning, default_recipe, default_steps, evaluate, fit, likelihood_bound, load_model, ode_nll, resolve_data, sample, sample_trajectory
+from . import api  # noqa: F401  (ddpm.api: the API's former home, kept for users' scripts)
+from .data import resolve_data
+from .evaluation import evaluate
+from .fitting import FitResult, fit
+from .guards import MemorisationWarning
+from .likelihood import likelihood_bound, ode_nll
 from .metrics import energy_distance
-from .model import Model
+from .model import Model, load_model
+from .recipe import default_recipe, default_steps
+from .runtime import BACKENDS
+from .sampling import sample, sample_trajectory
 from .show import show
 
 __version__ = "0.1.0"

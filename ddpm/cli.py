@@ -31,7 +31,18 @@ import ddpm_ref
 import toy_data
 from ddpm_ref import OBJECTIVES, PARAMETRIZATIONS, SCHEDULES, VAR_TYPES, CheckpointError, MLPConfig, TrainConfig
 
-from . import api
+from . import evaluation, fitting, sampling
+from .data import N_EVAL, N_TRAIN_DEFAULT
+from .guards import DivergenceError
+from .metrics import EVAL_MODES, FIT_EVAL_MODES
+from .model import load_model
+from .outdir import OUTPUT_FILES, atomic, write_json
+from .plots import save_profile_plot
+from .presets import preset_kwargs
+from .recipe import MIN_STEPS
+from .runtime import BACKENDS
+from .sampling import FEW_STEPS, SAMPLERS, SOLVER_STEPS, default_sampler
+from .show import show
 
 
 def _positive_int(s: str) -> int:
@@ -73,12 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--data", metavar="FILE", help="fit a .npy (N, D) or .csv (D numeric columns) file instead")
     f.add_argument("--out", required=True, metavar="DIR", help="output folder")
     # Settings default to None ("not given"): a fresh fit fills in the defaults shown, a resumed fit the
-    # checkpoint's, and a given setting that contradicts the checkpoint is refused (api.fit).
+    # checkpoint's, and a given setting that contradicts the checkpoint is refused (ddpm.fit).
     f.add_argument("--steps", type=_positive_int, default=None, help=f"training steps (default: 16 per training point, "
-                   f"{api.MIN_STEPS:,}..{d_train.steps:,}; {d_train.steps:,} for a built-in generator)")
+                   f"{MIN_STEPS:,}..{d_train.steps:,}; {d_train.steps:,} for a built-in generator)")
     f.add_argument("--T", type=_positive_int, default=None, help="diffusion steps T (default 1000)")
     f.add_argument("--schedule", choices=sorted(SCHEDULES), default=None, help="β schedule (default: cosine for 2-D and 3-D data, else linear; see ddpm.default_recipe)")
-    f.add_argument("--backend", choices=api.BACKENDS, default=None,
+    f.add_argument("--backend", choices=BACKENDS, default=None,
                    help="compute backend (default: numba when installed and it implements the settings, else numpy)")
     f.add_argument("--seed", type=int, default=None,
                    help="seed for data, training and evaluation (default 0; a resumed fit: its own)")
@@ -102,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--t-sampling", choices=("uniform", "importance"), default=None,
                    help="how t is drawn in training; importance is for --objective vlb (default uniform)")
     f.add_argument("--n-train", type=_positive_int, default=None,
-                   help=f"points drawn from a built-in dataset for training (default {api.N_TRAIN_DEFAULT}; "
+                   help=f"points drawn from a built-in dataset for training (default {N_TRAIN_DEFAULT}; "
                         f"a resumed fit: its own)")
     f.add_argument("--bin-width", type=float, default=None,
                    help="quantised data: the grid's width (default: 1 when every value is an integer, else "
@@ -115,7 +126,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--resume", metavar="MODEL",
                    help="continue an interrupted fit from its model.npz (its stored settings are used)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing fit in --out")
-    f.add_argument("--eval", choices=api.FIT_EVAL_MODES, default="fast",
+    f.add_argument("--eval", choices=FIT_EVAL_MODES, default="fast",
                    help="how the samples and the held-out bound are measured: fast (floors of built-in data cached, "
                         "the bound from 32 stratified t per point, each with its standard error), full (every floor "
                         "drawn afresh, the bound over all T steps) or none (default %(default)s)")
@@ -129,15 +140,15 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--var", choices=VAR_TYPES, default=None, help="sampling variance (default: the fit's)")
 
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of their EMA")
-    s.add_argument("--backend", choices=api.BACKENDS, default=None, help="compute backend (default: as fit)")
-    s.add_argument("--sampler", choices=api.SAMPLERS, default=None,
+    s.add_argument("--backend", choices=BACKENDS, default=None, help="compute backend (default: as fit)")
+    s.add_argument("--sampler", choices=SAMPLERS, default=None,
                    help="Algorithm 2 (ancestral), DDIM, the probability-flow ODE (RK4), or a few-step solver of that "
                         "ODE: DPM-Solver++(2M) dpmpp2m, (2S) dpmpp2s, UniPC unipc, Heun (EDM) heun. Default: ancestral "
-                        f"over all T steps; with --steps K ≤ {api.FEW_STEPS}, {api.default_sampler(api.FEW_STEPS)} "
+                        f"over all T steps; with --steps K ≤ {FEW_STEPS}, {default_sampler(FEW_STEPS)} "
                         "(the best of benchmarks/few_step.py)")
     s.add_argument("--steps", type=_positive_int, default=None,
                    help="reverse steps K ≤ T (ancestral, ddim: default T), network calls (solvers: default "
-                        f"{api.SOLVER_STEPS}) or RK4 steps (ode: default 100)")
+                        f"{SOLVER_STEPS}) or RK4 steps (ode: default 100)")
     s.add_argument("--eta", type=float, default=0.0, help="DDIM's η in [0, 1] (default %(default)s)")
     s.add_argument("--spacing", choices=ddpm_ref.SPACINGS + ddpm_ref.SOLVER_SPACINGS, default=None,
                    help="ancestral and ddim: which K of the T steps, even (default), leading, trailing or quad; "
@@ -148,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="likelihood bound (bits/dim) and sample statistics of a fitted model on data")
     e.add_argument("model", help="model.npz written by ddpm fit")
     e.add_argument("--data", required=True, help="built-in dataset name (fresh points) or a .npy/.csv file")
-    e.add_argument("-n", type=_positive_int, default=api.N_EVAL, help="points to evaluate (default %(default)s)")
+    e.add_argument("-n", type=_positive_int, default=N_EVAL, help="points to evaluate (default %(default)s)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--bin-width", type=float, default=None,
                    help="discretised decoder with this bin width (data units; Ho's Eq. 13 without ±∞ edge bins); default: continuous")
@@ -156,7 +167,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="also the exact NLL under the probability-flow ODE (D backward passes per step); with a "
                         "bin width (given, or a quantised model's grid) the dequantised ODE bound on the bin's probability")
     e.add_argument("--out", metavar="FILE.json", help="also write the JSON here (default: next to the model)")
-    e.add_argument("--eval", choices=api.EVAL_MODES, default="full",
+    e.add_argument("--eval", choices=EVAL_MODES, default="full",
                    help="full: every floor drawn afresh, the bound over all T steps; fast: cached floors of built-in "
                         "data and 32 stratified t per point, each with its standard error (default %(default)s)")
     e.add_argument("--overwrite", action="store_true", help="replace an existing output file")
@@ -200,13 +211,12 @@ def _cmd_fit(args) -> int:
                                       ("t_sampling", args.t_sampling)) if v is not None}
     kw = dict(T=args.T, schedule=args.schedule)
     if args.preset is not None:
-        from .presets import preset_kwargs
         kw.update(preset_kwargs(args.preset))
         given_train = {**{k: getattr(kw["train"], k) for k in ("objective", "parametrization", "var_type")},
                        **{k: v for k, v in given_train.items() if k in ("batch_size", "lr", "t_sampling")}}
     if args.resume is not None:
         # the checkpoint's settings, with the ones given on the command line laid over them
-        stored = api.load_model(args.resume)
+        stored = load_model(args.resume)
         model = replace(stored.cfg, **given_model) if given_model else None
         train = replace(stored.tcfg, **given_train) if given_train else None
     else:
@@ -217,11 +227,11 @@ def _cmd_fit(args) -> int:
         kw["bin_width"] = args.bin_width
     if args.image_shape is not None:
         kw["image_shape"] = args.image_shape
-    res = api.fit(data, args.out, steps=args.steps, seed=args.seed, backend=args.backend, model=model,
-                  n_train=args.n_train, progress=not args.quiet, overwrite=args.overwrite, resume=args.resume,
-                  eval=args.eval, **kw)
+    res = fitting.fit(data, args.out, steps=args.steps, seed=args.seed, backend=args.backend, model=model,
+                      n_train=args.n_train, progress=not args.quiet, overwrite=args.overwrite, resume=args.resume,
+                      eval=args.eval, **kw)
     m = res.metrics
-    written = [f for f in api.OUTPUT_FILES if os.path.exists(os.path.join(args.out, f))]
+    written = [f for f in OUTPUT_FILES if os.path.exists(os.path.join(args.out, f))]
     print(f"wrote {', '.join(written)} to {args.out}")
     if m.get("eval") == "none":
         print(f"final_loss {m['final_loss']:.4f}  (--eval none: no statistics, no bound)  "
@@ -239,9 +249,9 @@ def _cmd_sample(args) -> int:
         raise ValueError(f"--out must name a .npy file, got {args.out!r}")
     if os.path.exists(args.out) and not args.overwrite:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
-    summary = api.sample_to_file(args.model, args.n, args.out, seed=args.seed, progress=not args.quiet,
-                                 var_type=args.var, use_ema=not args.no_ema, backend=args.backend,
-                                 sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing)
+    summary = sampling.sample_to_file(args.model, args.n, args.out, seed=args.seed, progress=not args.quiet,
+                                      var_type=args.var, use_ema=not args.no_ema, backend=args.backend,
+                                      sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing)
     print(json.dumps(summary))
     return 0
 
@@ -253,12 +263,11 @@ def _cmd_eval(args) -> int:
     data = args.data
     if data not in toy_data.ALL_NAMES and not os.path.exists(data):
         raise ValueError(f"--data {data!r} is neither a built-in dataset ({', '.join(toy_data.ALL_NAMES)}) nor a file")
-    res = api.evaluate(args.model, data, seed=args.seed, n=args.n, bin_width=args.bin_width, exact=args.exact,
-                       eval=args.eval)
-    api._atomic(out, lambda p: api._write_json(p, res))
+    res = evaluation.evaluate(args.model, data, seed=args.seed, n=args.n, bin_width=args.bin_width, exact=args.exact,
+                              eval=args.eval)
+    atomic(out, lambda p: write_json(p, res))
     try:
-        from .plots import save_profile_plot
-        api._atomic(os.path.splitext(out)[0] + "_profile.png", lambda p: save_profile_plot(p, res))
+        atomic(os.path.splitext(out)[0] + "_profile.png", lambda p: save_profile_plot(p, res))
     except ImportError:
         pass
     print(json.dumps({k: v for k, v in res.items() if k != "profile_bits_per_dim"}, indent=2))
@@ -267,7 +276,6 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_show(args) -> int:
-    from .show import show
     res = show(args.model, args.out, data=args.data, n=args.n, n_gif=args.n_gif, n_bound=args.n_bound,
                seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {', '.join(res.files)} to {args.out} in {sum(res.seconds.values()):.1f}s")
@@ -324,7 +332,7 @@ def main(argv=None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             return handler(args)
-    except (toy_data.DataError, CheckpointError, api.DivergenceError) as e:
+    except (toy_data.DataError, CheckpointError, DivergenceError) as e:
         print(f"ddpm: error: {e}", file=sys.stderr)
         return 1
     except (ValueError, FileExistsError, ImportError) as e:

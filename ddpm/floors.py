@@ -20,6 +20,10 @@ import os
 
 import numpy as np
 
+import toy_data
+
+from .metrics import floor_terms, w2
+
 __all__ = ["FLOOR_TABLE", "FLOOR_KEYS", "table_key", "cached_floors", "fresh_floors"]
 
 FLOOR_TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floors.json")
@@ -54,8 +58,6 @@ def fresh_floors(dataset: str, n: int, m: int, draws: int, draws_w2: int, seed: 
     """The floors of ``cached_floors`` computed afresh: energy and |MMD²| over ``draws`` independent pairs
     (X_n, Y_m) of ``dataset``, exact W2 over the first ``draws_w2`` of them (k = min(n, m) points each, as
     ``sample_statistics``), each as {"mean", "se", "draws"}; MMD's bandwidths are relative to Y's scale."""
-    import toy_data
-    from .metrics import MMD_BANDWIDTHS, _gammas, _kernel_mean_of, _pair_sums, data_scale, w2
     if draws < 2 or draws_w2 < 2 or draws_w2 > draws:
         raise ValueError(f"need 2 ≤ draws_w2 ≤ draws, got draws = {draws}, draws_w2 = {draws_w2}")
     vals = {k: [] for k in FLOOR_KEYS}
@@ -63,11 +65,9 @@ def fresh_floors(dataset: str, n: int, m: int, draws: int, draws_w2: int, seed: 
     for i, ss in enumerate(np.random.SeedSequence([seed, n, m]).spawn(draws)):
         gx, gy = (np.random.default_rng(s) for s in ss.spawn(2))
         x, y = toy_data.draw(dataset, n, gx), toy_data.draw(dataset, m, gy)
-        g = _gammas(data_scale(y), MMD_BANDWIDTHS)
-        (d_xy, s_xy), (d_xx, s_xx), (d_yy, s_yy) = _pair_sums(x, y, g), _pair_sums(x, x, g), _pair_sums(y, y, g)
-        vals["energy_distance"].append(2.0 * d_xy / (n * m) - d_xx / (n * n) - d_yy / (m * m))
-        vals["mmd2"].append(abs(_kernel_mean_of(s_xx, x, x, g, True) + _kernel_mean_of(s_yy, y, y, g, True)
-                                - 2.0 * _kernel_mean_of(s_xy, x, y, g, False)))
+        energy, mmd2 = floor_terms(x, y)
+        vals["energy_distance"].append(energy)
+        vals["mmd2"].append(mmd2)
         if i < draws_w2:
             vals["w2"].append(w2(x[:k], y[:k]))
     return {key: {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / np.sqrt(len(v))), "draws": len(v)}

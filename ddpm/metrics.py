@@ -19,7 +19,7 @@ import numpy as np
 
 __all__ = ["mean_pairwise_distance", "energy_distance", "w2", "mmd2", "data_scale", "MMD_BANDWIDTHS",
            "SLICE_DIRECTIONS", "SLICE_SEED", "slice_directions", "sliced_w2", "marginal_w1",
-           "nearest_neighbour_distances", "EVAL_MODES", "FIT_EVAL_MODES", "sample_statistics"]
+           "nearest_neighbour_distances", "floor_terms", "EVAL_MODES", "FIT_EVAL_MODES", "sample_statistics"]
 
 
 def mean_pairwise_distance(a: np.ndarray, b: np.ndarray, chunk: int = 1024) -> float:
@@ -139,6 +139,17 @@ def _kernel_mean_of(total, a, b, gammas, same: bool) -> float:
             raise ValueError("mmd2 needs at least 2 points in each set")
         return (total - len(gammas) * n) / (n * (n - 1))
     return total / (a.shape[0] * b.shape[0])
+
+
+def floor_terms(x: np.ndarray, y: np.ndarray) -> tuple:
+    """(energy distance, |MMD²|) between x (n, D) and y (m, D) from one pass of pair sums each, MMD's
+    bandwidths relative to y's scale: one draw of the quantities whose means are the floors (``ddpm.floors``)."""
+    n, m = x.shape[0], y.shape[0]
+    g = _gammas(data_scale(y), MMD_BANDWIDTHS)
+    (d_xy, s_xy), (d_xx, s_xx), (d_yy, s_yy) = _pair_sums(x, y, g), _pair_sums(x, x, g), _pair_sums(y, y, g)
+    return (2.0 * d_xy / (n * m) - d_xx / (n * n) - d_yy / (m * m),
+            abs(_kernel_mean_of(s_xx, x, x, g, True) + _kernel_mean_of(s_yy, y, y, g, True)
+                - 2.0 * _kernel_mean_of(s_xy, x, y, g, False)))
 
 
 def _mmd2(x, y, gammas, kyy: float | None = None) -> float:

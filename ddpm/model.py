@@ -16,7 +16,7 @@ import numpy as np
 import ddpm_ref
 from ddpm_ref import CheckpointError, MLPConfig, Schedule, TrainConfig
 
-__all__ = ["Model", "data_fingerprint", "Normalizer", "param_shapes"]
+__all__ = ["Model", "load_model", "data_fingerprint", "Normalizer", "param_shapes"]
 
 _GROUPS = {"params": "params", "ema": "ema", "adam_m": ("opt", "m"), "adam_s": ("opt", "s")}
 # Adam's second moment was stored as "adam_v" before it was renamed s (v is the v-target); such files still load.
@@ -196,6 +196,11 @@ class Model:
                 raise CheckpointError(f"{path}: weights hold NaN or infinite values")
         if self.losses.ndim != 1:
             raise CheckpointError(f"{path}: the loss history must be 1-D, got shape {self.losses.shape}")
+
+
+def load_model(path) -> Model:
+    """Load a fitted model from a checkpoint file (see :class:`ddpm.model.Model`)."""
+    return Model.load(path)
 
 
 def param_shapes(cfg: MLPConfig) -> dict:

@@ -22,6 +22,8 @@ import numpy as np
 
 from ddpm_ref import LN2, TrainConfig
 
+from .likelihood import likelihood_bound
+
 PRESETS = {
     "sohl_dickstein": {
         "T": 40,
@@ -42,8 +44,6 @@ def preset_kwargs(name: str) -> dict:
 
 def sohl_dickstein_report(model, x: np.ndarray, seed: int = 0) -> dict:
     """K and K − L_null (bits per point) of ``model`` on points x, in the model's scaled coordinates."""
-    from .api import likelihood_bound
-
     res = likelihood_bound(model, x, seed=seed)
     log_scale_bits = float(np.sum(np.log(model.norm.scale))) / LN2
     # likelihood_bound reports data coordinates; K is defined on the unit-variance data (Jacobian removed).

@@ -29,13 +29,14 @@ v_d = s²/scale_d², and q(u_t|u_0) = N(√ᾱ_t u_0, (1−ᾱ_t) I) keeps it a 
 
 Since ε_θ(x_t, t) ≈ −√(1−ᾱ_t) ∇ log q(x_t) at the optimum of L_simple, −ε_θ and √(1−ᾱ_t)·∇ log q are
 drawn on the same arrow scale. matplotlib is needed (``pip install 'ddpm[plot]'``); the arrays are
-computed here with numpy only and drawn by ``plots.py``.
+computed here with numpy only and drawn by ``ddpm.plot_show``.
 
 Timing for a default model (T = 1000, hidden 128, depth 3): ``show``'s docstring.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -46,7 +47,11 @@ import numpy as np
 import ddpm_ref
 import toy_data
 
+from . import plots
+from .likelihood import likelihood_bound
 from .model import Model
+from .plot_base import pyplot
+from .sampling import sample_trajectory
 
 __all__ = ["show", "ShowResult", "FILES", "MIXTURES", "mixture_components", "marginal_mixture",
            "mixture_log_density", "mixture_score", "true_scaled_score", "eps_theta", "display_steps",
@@ -210,7 +215,7 @@ def _show_data(m: Model, data, n: int, rng: np.random.Generator):
     return x, what
 
 
-def _limits(*arrays) -> tuple:
+def square_limits(*arrays) -> tuple:
     """A square box around the origin holding 99.5% of every array's first two coordinates and N(0, I)."""
     half = max([3.0] + [float(np.percentile(np.abs(a[..., :2]), 99.5)) for a in arrays])
     return -1.05 * half, 1.05 * half
@@ -224,7 +229,6 @@ def _one_blas_thread():
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
-        import contextlib
         return contextlib.nullcontext()
     return threadpool_limits(limits=1, user_api="blas")
 
@@ -259,15 +263,13 @@ def show(model, out, *, data=None, n: int = 2000, n_gif: int = 500, n_bound: int
     if existing and not overwrite:
         raise FileExistsError(f"{out} already holds {', '.join(existing)}; choose another --out or pass "
                               f"overwrite=True (--overwrite) to replace them")
-    from . import plots
-    plots._plt()                                          # without matplotlib: ImportError before any work
+    pyplot()                                              # without matplotlib: ImportError before any work
     os.makedirs(out, exist_ok=True)
     with _one_blas_thread():
         return _draw_all(m, paths, plots, data=data, n=n, n_gif=n_gif, n_bound=n_bound, seed=seed)
 
 
 def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed) -> ShowResult:
-    from .api import likelihood_bound, sample_trajectory
     D, T = m.cfg.dim, m.sched.T
 
     ss_data, ss_fwd, ss_sample, ss_field, ss_prof = np.random.SeedSequence(seed).spawn(5)
@@ -294,7 +296,7 @@ def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed) ->
 
     ts = display_steps(T)
     by_step, closed = forward_grids(m.sched, u0, ts, np.random.default_rng(ss_fwd))
-    lims = _limits(u0, closed[-1])
+    lims = square_limits(u0, closed[-1])
     title = (f"forward process q on {what}: t = 0, T/10, …, T = {T} ({m.sched.name} schedule), "
              f"standardised u = (x − mean)/scale{dims}")
     plots.save_scatter_grid(paths["forward.png"], ts, [("q_step iterated\n(Eq. 2)", by_step[..., :2]),

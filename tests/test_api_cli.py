@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import ddpm
+import ddpm.sampling
+import ddpm_fast
 import ddpm_ref
 from ddpm.cli import main
 from ddpm_ref import CheckpointError, MLPConfig, TrainConfig
@@ -465,7 +467,7 @@ def test_a_diverging_fit_stops_keeps_the_last_good_checkpoint_and_exits_1(tmp_pa
 
 
 def test_an_injected_nan_stops_training_within_one_chunk(tmp_path, monkeypatch):
-    real_train = ddpm.api.ddpm_fast.train
+    real_train = ddpm_fast.train
     calls = []
 
     def nan_on_second_call(state, *args, **kw):
@@ -475,7 +477,7 @@ def test_an_injected_nan_stops_training_within_one_chunk(tmp_path, monkeypatch):
             state = {**state, "params": {**state["params"], "W1": state["params"]["W1"] * np.nan}}
         return state, losses
 
-    monkeypatch.setattr(ddpm.api.ddpm_fast, "train", nan_on_second_call)
+    monkeypatch.setattr(ddpm_fast, "train", nan_on_second_call)
     with pytest.raises(ddpm.api.DivergenceError, match=r"weights W1 are not finite after step 20.*step 10"):
         ddpm.fit("moons", tmp_path / "n", steps=40, checkpoint_every=10, **SMALL)
     assert calls == [10, 10]                                    # stopped at the chunk that went wrong
@@ -522,7 +524,7 @@ def test_a_full_disk_leaves_no_half_written_file_and_one_line(tmp_path, monkeypa
             f.write(b"half")
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(ddpm.api.np, "save", full)
+    monkeypatch.setattr(np, "save", full)
     assert main(["fit", "moons", "--out", str(tmp_path / "a"), "--steps", "5", "--T", "30", "--hidden", "8",
                  "--quiet"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
@@ -535,7 +537,7 @@ def test_sampling_to_a_file_streams_in_chunks_with_reproducible_seeds(tmp_path, 
     res = ddpm.fit("moons", steps=5, **SMALL)
     sizes = []
     real = ddpm.api.sample
-    monkeypatch.setattr(ddpm.api, "sample", lambda m, n, **kw: sizes.append(n) or real(m, n, **kw))
+    monkeypatch.setattr(ddpm.sampling, "sample", lambda m, n, **kw: sizes.append(n) or real(m, n, **kw))
     info = ddpm.api.sample_to_file(res.model, 250, tmp_path / "s.npy", seed=4, chunk=100, progress=False)
     x = np.load(tmp_path / "s.npy")
     assert sizes == [100, 100, 50] and x.shape == (250, 2) and os.listdir(tmp_path) == ["s.npy"]

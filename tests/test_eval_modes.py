@@ -10,7 +10,7 @@ import pytest
 import ddpm
 import toy_data
 from ddpm import floors, metrics
-from ddpm.bound_strata import strata
+from ddpm.likelihood import strata
 from ddpm.cli import main
 from ddpm_ref import MLPConfig
 

@@ -18,7 +18,7 @@ import pytest
 
 import ddpm
 import ddpm_fast
-from ddpm import api
+from ddpm import api, sampling
 from ddpm.cli import main
 
 T, STEPS = 30, 200
@@ -95,7 +95,7 @@ SAMPLERS = {
 def test_sample_streams_the_data_columns_on_the_grid_and_equals_ddpm_sample(fitted, kind, tmp_path, monkeypatch,
                                                                               capsys):
     data, path = fitted[kind]
-    monkeypatch.setattr(api, "SAMPLE_CHUNK", 40)                  # 100 points in three chunks: 40, 40, 20
+    monkeypatch.setattr(sampling, "SAMPLE_CHUNK", 40)              # 100 points in three chunks: 40, 40, 20
     x = _data(kind)
     m = ddpm.load_model(path)
     for name, (argv, kw) in SAMPLERS.items():
@@ -187,7 +187,7 @@ def test_an_internal_error_is_one_line_naming_a_report_file_and_never_a_usage_er
                                                                                    monkeypatch, capsys):
     _, path = fitted["const"]
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
-    monkeypatch.setattr(api, "sample_to_file", bug)
+    monkeypatch.setattr(sampling, "sample_to_file", bug)
     code = main(["sample", str(path), "-n", "10", "--out", str(tmp_path / "s.npy")])
     err = capsys.readouterr().err
     assert code == 70 != 2

@@ -73,7 +73,7 @@ def argv(draw, files):
 @example(data=None)
 def test_random_command_lines_end_in_one_line_or_real_work(files, data, monkeypatch, capsys):
     for target, name in ((ddpm_fast, "train"), (ddpm_fast, "p_sample_loop"), (ddpm_fast, "ddim_sample_loop"),
-                         (ddpm_ref, "ode_sample"), (ddpm.api, "likelihood_bound")):
+                         (ddpm_ref, "ode_sample"), (ddpm.evaluation, "likelihood_bound")):
         monkeypatch.setattr(target, name, _stop)
     if data is None:                                              # the huge values, each alone
         cases = [["fit", "moons", "--out", str(files / "h"), "--hidden", str(10**6)],

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ddpm
-from ddpm import api
+from ddpm import api, fit_plan, guards
 from ddpm.cli import main
 from ddpm_ref import MLPConfig, TrainConfig
 
@@ -31,13 +31,13 @@ def _points(n, seed=0):
 
 def test_fit_without_steps_takes_default_steps_of_the_training_set_size(monkeypatch):
     seen = []
-    monkeypatch.setattr(api, "default_steps", lambda n: seen.append(n) or 7)
+    monkeypatch.setattr(fit_plan, "default_steps", lambda n: seen.append(n) or 7)
     res = ddpm.fit(_points(50), train={"lr": 1e-3}, **SMALL)   # 20% held out: 40 training points
     assert seen == [40] and res.metrics["steps"] == 7 and res.model.tcfg.lr == 1e-3
 
 
 def test_steps_or_a_train_config_override_the_size_rule(monkeypatch):
-    monkeypatch.setattr(api, "default_steps", lambda n: 7)
+    monkeypatch.setattr(fit_plan, "default_steps", lambda n: 7)
     assert ddpm.fit(_points(50), steps=3, train={"lr": 1e-3}, **SMALL).metrics["steps"] == 3
     assert ddpm.fit(_points(50), train={"steps": 4}, **SMALL).metrics["steps"] == 4
     assert ddpm.fit(_points(50), train=TrainConfig(steps=5), **SMALL).metrics["steps"] == 5
@@ -49,7 +49,7 @@ def test_unknown_train_setting_is_named():
 
 
 def test_cli_fit_with_lr_but_no_steps_takes_the_size_rule(monkeypatch, tmp_path):
-    monkeypatch.setattr(api, "default_steps", lambda n: 6)
+    monkeypatch.setattr(fit_plan, "default_steps", lambda n: 6)
     np.save(tmp_path / "x.npy", _points(50))
     assert main(["fit", "--data", str(tmp_path / "x.npy"), "--out", str(tmp_path / "m"), "--lr", "1e-3",
                  "--T", "20", "--hidden", "8", "--quiet"]) == 0
@@ -67,7 +67,7 @@ def _metrics(ratio):
 def test_memorisation_warning_below_ratio_0_8(ratio, warns):
     with warnings.catch_warnings(record=True) as w:
         warnings.simplefilter("always")
-        api._warn_if_memorised(_metrics(ratio))
+        guards.warn_if_memorised(_metrics(ratio))
     got = [x for x in w if issubclass(x.category, api.MemorisationWarning)]
     assert bool(got) == warns
     if warns:
@@ -75,6 +75,6 @@ def test_memorisation_warning_below_ratio_0_8(ratio, warns):
 
 
 def test_fit_checks_its_samples_for_memorisation(monkeypatch):
-    monkeypatch.setattr(api, "MEMORISATION_RATIO", 1e9)               # any finite ratio now counts as memorised
+    monkeypatch.setattr(guards, "MEMORISATION_RATIO", 1e9)            # any finite ratio now counts as memorised
     with pytest.warns(api.MemorisationWarning, match="training points"):
         ddpm.fit(_points(50), steps=2, **SMALL)

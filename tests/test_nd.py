@@ -54,7 +54,7 @@ def test_fixed_set_without_sklearn_is_one_line_naming_the_extra(monkeypatch, nam
 
 # --- samples.png by the data's shape ---------------------------------------------------------------------
 
-from ddpm import plots  # noqa: E402  (matplotlib is imported only when a picture is drawn)
+from ddpm import plot_samples as plots  # noqa: E402  (matplotlib is imported only when a picture is drawn)
 
 
 @pytest.mark.parametrize("dim, image_shape, layout", [

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import ddpm
+import ddpm_fast
 from ddpm.api import dequantize, quantize
 from ddpm.cli import main
 from ddpm_ref import MLPConfig
@@ -46,8 +47,8 @@ def test_integer_data_are_fitted_as_quantised_and_report_the_inferred_grid(tmp_p
 
 def test_the_training_data_are_dequantised(monkeypatch):
     seen = []
-    real = ddpm.api.ddpm_fast.train
-    monkeypatch.setattr(ddpm.api.ddpm_fast, "train", lambda state, data, *a, **k: seen.append(data) or real(state, data, *a, **k))
+    real = ddpm_fast.train
+    monkeypatch.setattr(ddpm_fast, "train", lambda state, data, *a, **k: seen.append(data) or real(state, data, *a, **k))
     x = _counts()
     res = ddpm.fit(x, steps=5, **SMALL)
     u = res.model.norm.to_data(seen[0])
