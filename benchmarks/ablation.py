@@ -21,7 +21,7 @@ import time
 import ddpm
 import ddpm.guards
 import ddpm.recipe
-from ddpm_ref import MLPConfig, TrainConfig
+from ddpm_ref import GeneralTrainConfig, MLPConfig, TrainConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OLD = {"fourier": 0, "schedule": "linear", "lr": 2e-3, "steps": 12000}
@@ -48,7 +48,7 @@ ROWS = [
 
 def run(name: str, setting: dict, seed: int) -> dict:
     model = MLPConfig(fourier=setting["fourier"], depth=setting.get("depth", MLPConfig().depth))
-    train = TrainConfig(**{k: setting[k] for k in ("steps", "lr", "batch_size", "ema_decay", "var_type") if k in setting})
+    train = GeneralTrainConfig(**{k: setting[k] for k in ("steps", "lr", "batch_size", "ema_decay", "var_type") if k in setting})
     t0 = time.perf_counter()
     try:
         sp = {"max_beta": setting["max_beta"]} if setting["schedule"] == "cosine" and "max_beta" in setting else None

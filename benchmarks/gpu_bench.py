@@ -101,7 +101,7 @@ def fused_train(batch, K, kernel):
     sched = ddpm_ref.make_schedule("linear", T)
     tcfg = ddpm_ref.TrainConfig(batch_size=batch)
     rng = np.random.default_rng(0)
-    state = ddpm_ref.init_state(CFG, rng, T)
+    state = ddpm_ref.init_state(CFG, rng)
     data = rng.standard_normal((100_000, 2))
     eng = gpu.TrainEngine(CFG, batch, data, sched, lau, kernel)
     eng.set_chunk(K, seed=12345)
@@ -124,7 +124,7 @@ def baseline_train(batch, K):
     sched = ddpm_ref.make_schedule("linear", T)
     tcfg = ddpm_ref.TrainConfig(batch_size=batch)
     rng = np.random.default_rng(0)
-    state = ddpm_ref.init_state(CFG, rng, T)
+    state = ddpm_ref.init_state(CFG, rng)
     data = rng.standard_normal((100_000, 2))
     out = {}
 

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 import ddpm
-from ddpm_ref import TrainConfig
+from ddpm_ref import GeneralTrainConfig, TrainConfig
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROWS = [  # (label, parametrization, objective, var_type)
@@ -57,7 +57,7 @@ def main() -> None:
         t0 = time.perf_counter()
         try:
             res = ddpm.fit(args.dataset, steps=args.steps, seed=args.seed, progress=False,
-                           train=TrainConfig(parametrization=param, objective=objective, var_type=var_type))
+                           train=GeneralTrainConfig(parametrization=param, objective=objective, var_type=var_type))
         except ddpm.guards.DivergenceError as e:             # recorded as a result, not a crash
             rows.append({"row": label, "parametrization": param, "objective": objective, "var_type": var_type,
                          "bound_bits_per_dim": float("nan"), "bound_se": float("nan"), "energy_ratio": float("inf"),

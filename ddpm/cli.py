@@ -29,7 +29,7 @@ import numpy as np
 import ddpm_fast
 import ddpm_ref
 import toy_data
-from ddpm_ref import OBJECTIVES, PARAMETRIZATIONS, SCHEDULES, VAR_TYPES, CheckpointError, MLPConfig, TrainConfig
+from ddpm_ref import OBJECTIVES, PARAMETRIZATIONS, SCHEDULES, VAR_TYPES, CheckpointError, GeneralTrainConfig, MLPConfig
 
 from . import evaluation, fitting, sampling
 from .data import N_EVAL, N_TRAIN_DEFAULT
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("datasets", help="list the built-in toy datasets")
 
-    d_model, d_train = MLPConfig(), TrainConfig()
+    d_model, d_train = MLPConfig(), GeneralTrainConfig()
     f = sub.add_parser("fit", help="fit a model to a dataset and write model, samples, pictures and metrics")
     f.add_argument("dataset", nargs="?", help=f"built-in dataset name ({', '.join(toy_data.ALL_NAMES)})")
     f.add_argument("--data", metavar="FILE", help="fit a .npy (N, D) or .csv (D numeric columns) file instead")

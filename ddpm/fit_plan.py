@@ -11,7 +11,7 @@ import numpy as np
 
 import ddpm_ref
 import toy_data
-from ddpm_ref import MLPConfig, TrainConfig
+from ddpm_ref import GeneralTrainConfig, MLPConfig, TrainConfig
 
 from .data import N_TRAIN_DEFAULT, fixed_default, infer_grid, resolve_data
 from .guards import check_memory, fit_memory
@@ -45,7 +45,7 @@ def check_fit_arguments(eval, train, resume, backend, normalize, checkpoint_ever
         raise ValueError(f"unknown eval {eval!r}; choose one of {', '.join(FIT_EVAL_MODES)}")
     given_train = train_settings(train)
     if given_train is not None and resume is None:
-        TrainConfig(**given_train)               # an impossible combination is refused before the backend is sought
+        GeneralTrainConfig(**given_train)        # an impossible combination is refused before the backend is sought
     if backend is not None:
         choose_backend(backend)                                           # fail early on unknown names
     if normalize not in (None, "per_dim", "isotropic"):
@@ -111,7 +111,7 @@ def _new_model(train_x, held, source, seed, ss_train, given_train, *, steps, T, 
                normalize, bin_width, image_shape, backend, n_eval):
     """A new model at step 0 (its configuration from the recipe and the given settings, the standardisation
     fitted to the data, the grid inferred) and the generator of its training draws."""
-    tcfg = TrainConfig(**{"steps": default_steps(int(train_x.shape[0])), **(given_train or {}),
+    tcfg = GeneralTrainConfig(**{"steps": default_steps(int(train_x.shape[0])), **(given_train or {}),
                           **({} if steps is None else {"steps": steps})})
     normalize = normalize or "per_dim"
     whole = train_x if source in toy_data.NAMES else np.concatenate([train_x, held])
@@ -135,7 +135,7 @@ def _new_model(train_x, held, source, seed, ss_train, given_train, *, steps, T, 
     sched = ddpm_ref.make_schedule(schedule, n_steps_T, **(schedule_params or {}))
     rng = np.random.default_rng(ss_train)
     ddpm_ref.param.check_compatible(sched, tcfg.parametrization)
-    m = Model(cfg, tcfg, sched, ddpm_ref.init_state(cfg, rng, sched.T),
+    m = Model(cfg, tcfg, sched, ddpm_ref.with_history(ddpm_ref.init_state(cfg, rng), sched.T),
               norm,
               rng.bit_generator.state, np.empty(0),
               {"data_source": source, "data_sha256": data_fingerprint(train_x), "seed": seed,
@@ -151,12 +151,13 @@ def _new_model(train_x, held, source, seed, ss_train, given_train, *, steps, T, 
 
 
 def train_settings(train) -> dict | None:
-    """``fit``'s ``train`` as {field: value} (checked against TrainConfig's fields), None for None."""
+    """``fit``'s ``train`` as {field: value} (checked against GeneralTrainConfig's fields), None for None. A
+    TrainConfig gives Algorithm 1's fields, a GeneralTrainConfig also its variant's."""
     if train is None or isinstance(train, TrainConfig):
-        return None if train is None else {f.name: getattr(train, f.name) for f in fields(TrainConfig)}
+        return None if train is None else {f.name: getattr(train, f.name) for f in fields(train)}
     if not isinstance(train, dict):
         raise TypeError(f"train must be a TrainConfig, a dict of its fields or None, got {type(train).__name__}")
-    names = [f.name for f in fields(TrainConfig)]
+    names = [f.name for f in fields(GeneralTrainConfig)]
     unknown = sorted(set(train) - set(names))
     if unknown:
         raise ValueError(f"unknown train settings {unknown}; TrainConfig has {sorted(names)}")
@@ -204,6 +205,6 @@ def check_resume(path, m: Model, *, steps, T, schedule, schedule_params, model, 
             if name not in ("dim", "out_dim") and value != getattr(m.cfg, name):
                 refuse(f"model.{name}", value, getattr(m.cfg, name))
     if train is not None:
-        for f in fields(TrainConfig):
+        for f in fields(GeneralTrainConfig):
             if f.name != "steps" and getattr(train, f.name) != getattr(m.tcfg, f.name):
                 refuse(f"train.{f.name}", getattr(train, f.name), getattr(m.tcfg, f.name))

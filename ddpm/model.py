@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 import ddpm_ref
-from ddpm_ref import CheckpointError, MLPConfig, Schedule, TrainConfig
+from ddpm_ref import CheckpointError, GeneralTrainConfig, MLPConfig, Schedule
 
 __all__ = ["Model", "load_model", "data_fingerprint", "Normalizer", "param_shapes"]
 
@@ -98,7 +98,7 @@ class Model:
     """Everything needed to sample from, evaluate or resume a fit."""
 
     cfg: MLPConfig
-    tcfg: TrainConfig
+    tcfg: GeneralTrainConfig
     sched: Schedule
     state: dict                      # {"params", "opt": {"m", "s", "step"}, "ema", "lt_hist", "lt_count"}
     norm: Normalizer
@@ -141,7 +141,7 @@ class Model:
                 if not isinstance(config[key], dict):
                     raise TypeError(f"config[{key!r}] is a {type(config[key]).__name__}, not an object")
             cfg = MLPConfig(**config["model"])
-            tcfg = TrainConfig(**config["train"])
+            tcfg = GeneralTrainConfig(**config["train"])
             sc = config["schedule"]
             if not isinstance(sc.get("params", {}), dict) or not isinstance(sc.get("name"), str):
                 raise TypeError("config['schedule'] needs a name (string) and params (object)")

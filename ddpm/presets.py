@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from ddpm_ref import LN2, TrainConfig
+from ddpm_ref import LN2, GeneralTrainConfig
 
 from .likelihood import likelihood_bound
 
@@ -29,7 +29,7 @@ PRESETS = {
         "T": 40,
         "schedule": "sohl_dickstein",
         "normalize": "isotropic",
-        "train": TrainConfig(objective="vlb", parametrization="mu", var_type="learned"),
+        "train": GeneralTrainConfig(objective="vlb", parametrization="mu", var_type="learned"),
     },
 }
 TABLE1_SWISS_ROLL = {"K_bits": 2.35, "K_minus_L_null_bits": 6.45}

@@ -74,7 +74,8 @@ def unsupported(tcfg: ddpm_ref.TrainConfig) -> str | None:
 
     They fit ε with L_simple and D outputs: objective 'simple', parametrization 'eps' and a fixed σ²
     (var_type 'beta' or 'beta_tilde'; a learned variance needs 2D outputs and another loss). Checked
-    here whatever ``TrainConfig`` itself accepts."""
+    here whatever ``TrainConfig`` itself accepts; a plain TrainConfig is Algorithm 1's, which they can train."""
+    tcfg = ddpm_ref.as_general(tcfg)
     if (tcfg.objective, tcfg.parametrization) != ("simple", "eps") or tcfg.var_type not in ("beta", "beta_tilde"):
         return (f"the numba and cupy backends implement objective 'simple', parametrization 'eps' and var_type "
                 f"'beta' or 'beta_tilde' (got {tcfg.objective!r}, {tcfg.parametrization!r}, {tcfg.var_type!r}); "

@@ -80,7 +80,7 @@ ADAM_EPS = 1e-4
 def make_train_inputs(size: dict, rng: np.random.Generator):
     cfg, sched = _model(size, rng)
     tcfg = ddpm_ref.TrainConfig(steps=max(size["steps"], 1), batch_size=size["batch"], adam_eps=ADAM_EPS)
-    state = ddpm_ref.init_state(cfg, rng, sched.T)
+    state = ddpm_ref.init_state(cfg, rng)
     data = rng.standard_normal((max(4 * size["batch"], 64), cfg.dim))
     seed = int(rng.integers(2**31))
     # a fresh Generator per call: both functions must see the same draws

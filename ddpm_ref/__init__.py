@@ -26,8 +26,9 @@ optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``tr
 and reverse.py, which reuse the core's schedule, optimiser step and loops, never the reverse. The
 network is the study note's MLP (Ho's is a U-Net); ``MLPConfig`` holds its shape, and its Fourier
 input features γ(x) are off (K = 0) unless asked for. The core path's six
-modules are 871 lines (docstrings included) of the package's 2,433; ``tests/test_docs.py`` keeps this
-count true. (train.py still imports param.py, 187 lines, to check TrainConfig's fields for the variants.)
+modules are 845 lines (docstrings included) of the package's 2,466; ``tests/test_docs.py`` keeps this
+count true; they import nothing else from the package. ``TrainConfig`` holds Algorithm 1's settings
+only; a variant's (objective, target, σ_t², t sampling) are ``objectives.GeneralTrainConfig``.
 
 Glossary (code name: symbol — meaning). Time follows the paper: t = 1..T, x_0 is data, and every
 schedule array has length T + 1 and is indexed by t.
@@ -63,10 +64,10 @@ from .sample import p_mean_variance, p_sample, p_sample_loop, p_sample_trajector
 from .reverse import p_mean_variance_general, p_sample_general, p_sample_loop_general, p_sample_trajectory_general
 from .schedule import Schedule, TerminalSNRWarning, linear_schedule, schedule_from_betas
 from .named_schedules import SCHEDULES, make_schedule, rescale_zero_terminal_snr
-from .train import (HISTORY, OBJECTIVES, TrainConfig, apply_step, draw_batch, init_state, learning_rate, loss_and_grads,
+from .train import (TrainConfig, apply_step, draw_batch, init_state, learning_rate, loss_and_grads,
                     loss_simple, train, train_step)
-from .objectives import (importance_probs, importance_weights, objective_and_grads, train_general,
-                         train_step_general)
+from .objectives import (HISTORY, OBJECTIVES, GeneralTrainConfig, as_general, importance_probs, importance_weights,
+                         objective_and_grads, train_general, train_step_general, with_history)
 
 __all__ = [
     "Schedule", "linear_schedule", "make_schedule", "schedule_from_betas", "SCHEDULES", "TerminalSNRWarning", "rescale_zero_terminal_snr",
@@ -74,7 +75,7 @@ __all__ = [
     "MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "forward", "backward", "backward_with_dx",
     "adam_init", "adam_update", "clip_grad_norm", "global_norm", "ema_update",
     "TrainConfig", "loss_simple", "loss_and_grads", "apply_step", "draw_batch", "init_state", "train_step", "train",
-    "learning_rate", "train_step_general", "train_general",
+    "learning_rate", "train_step_general", "train_general", "GeneralTrainConfig", "as_general", "with_history",
     "HISTORY", "OBJECTIVES", "importance_probs", "importance_weights", "objective_and_grads", "PARAMETRIZATIONS", "VAR_TYPES", "predict_x0", "target", "mean_from_output",
     "p_log_variance", "threshold_x0", "x0_from_eps", "eps_from_x0", "v_target", "x0_from_v", "eps_from_v", "x0_from_mean",
     "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "terms_and_grads_at", "bound",

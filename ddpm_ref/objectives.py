@@ -1,6 +1,8 @@
 """Training objectives beyond Algorithm 1's L_simple on ε — an extension of the core ``train.py``.
 
-Objectives (``TrainConfig.objective``), each with its gradient written by hand:
+Algorithm 1's settings with a variant are a ``GeneralTrainConfig`` (``train.TrainConfig``'s fields and objective,
+parametrization, var_type, t_sampling, hybrid_lambda). Objectives (``objective``), each with its gradient written
+by hand:
     simple   L_simple = mean ‖target − out‖² (Eq. 14; the target is ε, x_0, v or μ̃ per parametrisation)
     vlb      L_vlb = Σ_{t=1..T} L_{t−1} (the step-t term; L_0 is the decoder) estimated as T·E_t[L_{t−1}]
              (bits per dimension), t uniform or importance-sampled with p_t ∝ √E[L_{t−1}²] over the last 10 values seen at each t, weight 1/(T p_t)
@@ -13,16 +15,67 @@ t give exactly the numbers of ``train.train``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from .bound import LN2, terms_and_grads_at
 from .forward import q_sample
 from .mlp import MLPConfig, backward, forward
-from .param import target
+from .param import PARAMETRIZATIONS, VAR_TYPES, target
 from .schedule import Schedule
-from .train import HISTORY, TrainConfig, apply_step, check_train_inputs, draw_batch, loss_simple
+from .train import TrainConfig, apply_step, check_train_inputs, draw_batch, loss_simple
 
-__all__ = ["importance_probs", "importance_weights", "objective_and_grads", "train_step_general", "train_general"]
+__all__ = ["OBJECTIVES", "HISTORY", "GeneralTrainConfig", "as_general", "with_history", "importance_probs",
+           "importance_weights", "objective_and_grads", "train_step_general", "train_general"]
+
+OBJECTIVES = ("simple", "vlb", "hybrid")
+HISTORY = 10                     # recent L_{t−1} values kept per t for importance sampling
+
+
+@dataclass(frozen=True)
+class GeneralTrainConfig(TrainConfig):
+    """Algorithm 1's optimisation settings (``TrainConfig``) and what a variant changes. The defaults are the
+    paper's (L_simple on ε, σ_t² = β_t, uniform t), with which ``train_general`` is ``train.train`` exactly."""
+
+    objective: str = "simple"        # Ho et al.'s choice: best samples
+    parametrization: str = "eps"     # what the network predicts: eps, x0, v or mu
+    var_type: str = "beta"           # σ_t²: beta, beta_tilde (fixed) or learned
+    t_sampling: str = "uniform"      # uniform, or importance (L_vlb only)
+    hybrid_lambda: float = 0.001     # Nichol & Dhariwal's λ
+
+    def __post_init__(self):
+        super().__post_init__()
+        for name, allowed in (("objective", OBJECTIVES), ("parametrization", PARAMETRIZATIONS),
+                              ("var_type", VAR_TYPES), ("t_sampling", ("uniform", "importance"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
+        if self.t_sampling == "importance" and self.objective != "vlb":
+            raise ValueError("t_sampling='importance' is for objective='vlb' (it reweights the bound's terms)")
+        # L_simple gives a learned variance no gradient (its output never enters the loss), and the
+        # hybrid's λ·L_vlb trains nothing but that variance (μ_θ is stop-gradient there): refuse both
+        # pairings rather than silently train a head that stays at its initial values / add a zero.
+        if self.var_type == "learned" and self.objective == "simple":
+            raise ValueError("var_type 'learned' needs objective 'hybrid' (or 'vlb'): L_simple gives the variance "
+                             "output no gradient (Nichol & Dhariwal 2021 train it with L_hybrid)")
+        if self.objective == "hybrid" and self.var_type != "learned":
+            raise ValueError(f"objective 'hybrid' adds λ·L_vlb to train the learned variance; with var_type "
+                             f"{self.var_type!r} it is 'simple' exactly: use objective 'simple' or var_type 'learned'")
+
+
+def as_general(tcfg: TrainConfig) -> GeneralTrainConfig:
+    """``tcfg`` as a GeneralTrainConfig: itself, or Algorithm 1's settings with the paper's variant."""
+    return tcfg if isinstance(tcfg, GeneralTrainConfig) else GeneralTrainConfig(**tcfg.to_dict())
+
+
+def with_history(state: dict, T: int) -> dict:
+    """``state`` with the per-t loss history that importance sampling reads: ``lt_hist`` (T+1, HISTORY), the
+    last L_{t−1} values seen at each t, and ``lt_count`` (T+1,); zeros when the state has none yet."""
+    if "lt_hist" in state:
+        if state["lt_hist"].shape[0] != T + 1:
+            raise ValueError(f"training state was made for T = {state['lt_hist'].shape[0] - 1}, schedule has T = {T}")
+        return state
+    return {**state, "lt_hist": np.zeros((T + 1, HISTORY)), "lt_count": np.zeros(T + 1, dtype=np.int64)}
 
 
 def importance_probs(state: dict, T: int) -> np.ndarray | None:
@@ -59,6 +112,7 @@ def objective_and_grads(params: dict, x0: np.ndarray, t: np.ndarray, eps: np.nda
     Returns (loss, grads, vlb_terms): ``vlb_terms`` (B,) are the per-point bound terms L_{t−1} in nats
     (None for L_simple), which feed the importance sampler's history.
     """
+    tcfg = as_general(tcfg)
     D = x0.shape[1]
     xt = q_sample(sched, x0, t, eps)                                       # (B, D), Eq. 4
     out, cache = forward(params, xt, t, cfg)                               # (B, n_out)
@@ -91,6 +145,7 @@ def train_step_general(state: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarr
     loss, grads, term = objective_and_grads(state["params"], x0, t, eps, sched, cfg, tcfg, weights)
     new = apply_step(state, grads, tcfg)
     if term is not None:
+        state = with_history(state, sched.T)
         new["lt_hist"], new["lt_count"] = _push_history(state, t, term)
     return new, loss
 
@@ -106,8 +161,11 @@ def _push_history(state: dict, t: np.ndarray, term: np.ndarray):
 
 def train_general(state: dict, data: np.ndarray, sched: Schedule, cfg: MLPConfig, tcfg: TrainConfig,
                   rng: np.random.Generator, n_steps: int, callback=None) -> tuple[dict, np.ndarray]:
-    """``train.train`` for any ``tcfg`` (objective, parametrisation, importance sampling of t)."""
-    data = check_train_inputs(state, data, sched, cfg, tcfg)
+    """``train.train`` for any ``tcfg`` (a GeneralTrainConfig: objective, parametrisation, importance sampling
+    of t; a plain TrainConfig trains as the paper). The state gets the loss history (``with_history``)."""
+    tcfg = as_general(tcfg)
+    data = check_train_inputs(data, sched, cfg, tcfg.parametrization)
+    state = with_history(state, sched.T)
     losses = np.empty(n_steps)
     for i in range(n_steps):
         p_t = importance_probs(state, sched.T) if tcfg.t_sampling == "importance" else None

@@ -22,21 +22,18 @@ import numpy as np
 from .forward import q_sample
 from .mlp import MLPConfig, backward, forward, init_params
 from .optim import adam_init, adam_update, clip_grad_norm, ema_update
-from .param import PARAMETRIZATIONS, VAR_TYPES, check_compatible
 from .schedule import Schedule
 
-__all__ = ["TrainConfig", "OBJECTIVES", "loss_simple", "draw_batch", "init_state", "loss_and_grads",
-           "apply_step", "train_step", "train", "learning_rate", "HISTORY"]
-
-OBJECTIVES = ("simple", "vlb", "hybrid")
-HISTORY = 10                     # recent L_{t−1} values kept per t for importance sampling (objectives.py)
+__all__ = ["TrainConfig", "loss_simple", "draw_batch", "init_state", "loss_and_grads", "apply_step", "train_step",
+           "train", "learning_rate", "check_train_inputs"]
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation settings of Algorithm 1."""
+    """Optimisation settings of Algorithm 1 (Adam, as Ho et al., with a cosine lr decay and an EMA of θ).
+    What the variants change (objective, target, σ_t², t sampling) is ``objectives.GeneralTrainConfig``."""
 
-    steps: int = 16000           # the default 2-D fit lands at its W2 and MMD² floors (README, "Quality")
+    steps: int = 16000           # the default 2-D fit lands at its W2 and MMD² floors (docs/results.md)
     batch_size: int = 512        # large batches lower the variance of the t-and-ε Monte Carlo loss
     lr: float = 4e-3             # Adam step size at the start (2e-3: tight clusters at 20× the MMD² floor)
     lr_final_frac: float = 0.05  # cosine decay to lr·lr_final_frac: a settled end state for the EMA to average
@@ -45,28 +42,8 @@ class TrainConfig:
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
-    objective: str = "simple"        # Ho et al.'s choice: best samples
-    parametrization: str = "eps"     # what the network predicts: eps, x0, v or mu
-    var_type: str = "beta"           # σ_t²: beta, beta_tilde (fixed) or learned
-    t_sampling: str = "uniform"      # uniform, or importance (L_vlb only)
-    hybrid_lambda: float = 0.001     # Nichol & Dhariwal's λ
 
     def __post_init__(self):
-        for name, allowed in (("objective", OBJECTIVES), ("parametrization", PARAMETRIZATIONS),
-                              ("var_type", VAR_TYPES), ("t_sampling", ("uniform", "importance"))):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose one of {', '.join(allowed)}")
-        if self.t_sampling == "importance" and self.objective != "vlb":
-            raise ValueError("t_sampling='importance' is for objective='vlb' (it reweights the bound's terms)")
-        # L_simple gives a learned variance no gradient (its output never enters the loss), and the
-        # hybrid's λ·L_vlb trains nothing but that variance (μ_θ is stop-gradient there): refuse both
-        # pairings rather than silently train a head that stays at its initial values / add a zero.
-        if self.var_type == "learned" and self.objective == "simple":
-            raise ValueError("var_type 'learned' needs objective 'hybrid' (or 'vlb'): L_simple gives the variance "
-                             "output no gradient (Nichol & Dhariwal 2021 train it with L_hybrid)")
-        if self.objective == "hybrid" and self.var_type != "learned":
-            raise ValueError(f"objective 'hybrid' adds λ·L_vlb to train the learned variance; with var_type "
-                             f"{self.var_type!r} it is 'simple' exactly: use objective 'simple' or var_type 'learned'")
         for name in ("steps", "batch_size"):
             v = getattr(self, name)
             if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
@@ -108,12 +85,10 @@ def draw_batch(rng: np.random.Generator, data: np.ndarray, batch_size: int, T: i
     return data[idx], t, eps
 
 
-def init_state(cfg: MLPConfig, rng: np.random.Generator, T: int) -> dict:
-    """Fresh training state: parameters θ, Adam moments, EMA copy of θ, and the per-t loss history
-    (T+1, HISTORY) with its counts used by importance sampling."""
+def init_state(cfg: MLPConfig, rng: np.random.Generator) -> dict:
+    """Fresh training state: parameters θ, Adam moments and the EMA copy of θ."""
     params = init_params(cfg, rng)
-    return {"params": params, "opt": adam_init(params), "ema": {k: v.copy() for k, v in params.items()},
-            "lt_hist": np.zeros((T + 1, HISTORY)), "lt_count": np.zeros(T + 1, dtype=np.int64)}
+    return {"params": params, "opt": adam_init(params), "ema": {k: v.copy() for k, v in params.items()}}
 
 
 def loss_and_grads(params: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarray, sched: Schedule, cfg: MLPConfig):
@@ -131,13 +106,12 @@ def apply_step(state: dict, grads: dict, tcfg) -> dict:
     params, opt = adam_update(state["params"], grads, state["opt"], lr, tcfg.adam_beta1, tcfg.adam_beta2,
                               tcfg.adam_eps)
     ema = ema_update(state["ema"], params, tcfg.ema_decay)
-    return {"params": params, "opt": opt, "ema": ema, "lt_hist": state["lt_hist"], "lt_count": state["lt_count"]}
+    return {**state, "params": params, "opt": opt, "ema": ema}      # other keys (a variant's) pass through
 
 
-def _check_core(tcfg) -> None:
-    if (tcfg.objective, tcfg.parametrization, tcfg.t_sampling) != ("simple", "eps", "uniform"):
-        raise ValueError(f"Algorithm 1 trains ε with L_simple and uniform t; objective {tcfg.objective!r}, "
-                         f"parametrization {tcfg.parametrization!r}, t_sampling {tcfg.t_sampling!r}: "
+def _check_algorithm_1(tcfg) -> None:
+    if type(tcfg) is not TrainConfig:
+        raise ValueError(f"Algorithm 1 takes a TrainConfig, got a {type(tcfg).__name__} (a variant's settings): "
                          "use ddpm_ref.train_general")
 
 
@@ -145,19 +119,19 @@ def train_step(state: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarray, sche
                cfg: MLPConfig, tcfg: TrainConfig) -> tuple[dict, float]:
     """Alg. 1 line 4 for given draws (x_0, t, ε): one clipped Adam step on L_simple, then the EMA update.
     Returns the new state and the loss."""
-    _check_core(tcfg)
+    _check_algorithm_1(tcfg)
     loss, grads = loss_and_grads(state["params"], x0, t, eps, sched, cfg)
     return apply_step(state, grads, tcfg), loss
 
 
-def check_train_inputs(state: dict, data, sched: Schedule, cfg: MLPConfig, tcfg: TrainConfig) -> np.ndarray:
-    """The loop's inputs: data (N, D) as float64, a schedule the parametrisation can use, a state made for its T."""
+def check_train_inputs(data, sched: Schedule, cfg: MLPConfig, parametrization: str = "eps") -> np.ndarray:
+    """The loop's inputs: data (N, D) as float64, and a schedule from which ε gives x_0 (ᾱ_T > 0)."""
     data = np.asarray(data, dtype=np.float64)
     if data.ndim != 2 or data.shape[1] != cfg.dim:
         raise ValueError(f"data must have shape (N, {cfg.dim}), got {data.shape}")
-    check_compatible(sched, tcfg.parametrization)
-    if state["lt_hist"].shape[0] != sched.T + 1:
-        raise ValueError(f"training state was made for T = {state['lt_hist'].shape[0] - 1}, schedule has T = {sched.T}")
+    if parametrization == "eps" and sched.alpha_bar[-1] <= 0:
+        raise ValueError(f"schedule {sched.name!r} ends at alpha_bar_T = 0 (beta_T = 1): the eps "
+                         f"parametrization cannot recover x_0 there; use x0, v or mu")
     return data
 
 
@@ -167,8 +141,8 @@ def train(state: dict, data: np.ndarray, sched: Schedule, cfg: MLPConfig, tcfg: 
 
     ``callback(step, loss)`` is called after every step (progress bars, logging).
     """
-    _check_core(tcfg)
-    data = check_train_inputs(state, data, sched, cfg, tcfg)
+    _check_algorithm_1(tcfg)
+    data = check_train_inputs(data, sched, cfg)
     losses = np.empty(n_steps)
     for i in range(n_steps):
         x0, t, eps = draw_batch(rng, data, tcfg.batch_size, sched.T)

@@ -10,7 +10,7 @@ import ddpm.sampling
 import ddpm_fast
 import ddpm_ref
 from ddpm.cli import main
-from ddpm_ref import CheckpointError, MLPConfig, TrainConfig
+from ddpm_ref import CheckpointError, GeneralTrainConfig, MLPConfig, TrainConfig
 
 SMALL = dict(T=30, model=MLPConfig(hidden=16, depth=2), n_eval=300, progress=False)
 
@@ -120,7 +120,7 @@ def test_api_rejects_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="unknown backend 'cuda'"):
         ddpm.fit("moons", backend="cuda", **SMALL)
     with pytest.raises(ValueError, match="unknown var_type 'big'"):
-        ddpm.fit("moons", train=TrainConfig(var_type="big"), **SMALL)
+        ddpm.fit("moons", train=GeneralTrainConfig(var_type="big"), **SMALL)
     with pytest.raises(ValueError, match="unknown dataset 'moon'"):
         ddpm.fit("moon", **SMALL)
     with pytest.raises(ValueError, match="every one of the 2 data columns is constant"):
@@ -237,8 +237,8 @@ def test_bound_is_reported_in_data_coordinates(tmp_path):
 
 
 def test_learned_variance_and_other_parametrisations_fit_and_sample(tmp_path):
-    for tc in (TrainConfig(objective="hybrid", var_type="learned"), TrainConfig(parametrization="v"),
-               TrainConfig(objective="vlb", parametrization="mu", var_type="learned", t_sampling="importance")):
+    for tc in (GeneralTrainConfig(objective="hybrid", var_type="learned"), GeneralTrainConfig(parametrization="v"),
+               GeneralTrainConfig(objective="vlb", parametrization="mu", var_type="learned", t_sampling="importance")):
         res = ddpm.fit("moons", tmp_path / tc.objective / tc.parametrization, steps=40, train=tc, **SMALL)
         m = ddpm.load_model(tmp_path / tc.objective / tc.parametrization / "model.npz")
         assert m.tcfg == res.model.tcfg and m.cfg.n_out == (4 if tc.var_type == "learned" else 2)
@@ -257,9 +257,9 @@ def test_learned_variance_and_other_parametrisations_fit_and_sample(tmp_path):
 
 def test_learned_variance_with_l_simple_is_refused_before_any_work(tmp_path, capsys):
     with pytest.raises(ValueError, match="learned.*hybrid"):
-        TrainConfig(var_type="learned")
+        GeneralTrainConfig(var_type="learned")
     with pytest.raises(ValueError, match="hybrid.*learned"):
-        TrainConfig(objective="hybrid", var_type="beta")
+        GeneralTrainConfig(objective="hybrid", var_type="beta")
     assert main(["fit", "moons", "--out", str(tmp_path / "l"), "--var", "learned", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ddpm: error:") and "hybrid" in err and "\n" not in err
@@ -287,7 +287,7 @@ def test_exact_nll_with_a_bin_width_is_the_dequantised_ode_bound_on_the_bin(tmp_
 
 @pytest.mark.parametrize("parametrization", ["x0", "v"])
 def test_ode_sampling_and_exact_nll_take_x0_and_v_models(tmp_path, parametrization):
-    res = ddpm.fit("8gaussians", steps=30, train=TrainConfig(parametrization=parametrization), **SMALL)
+    res = ddpm.fit("8gaussians", steps=30, train=GeneralTrainConfig(parametrization=parametrization), **SMALL)
     m = res.model
     x = ddpm.sample(m, 20, seed=4, sampler="ode", steps=10)
     net = ddpm_ref.network(m.state["ema"], m.cfg)
@@ -316,8 +316,8 @@ def test_exact_nll_in_data_units_gains_log2_of_the_scale_per_dimension(tmp_path)
 @pytest.mark.parametrize("change, msg", [
     (dict(T=40), "T = 40"), (dict(schedule="linear"), "schedule = 'linear'"),  # 2-D default: cosine
     (dict(model=MLPConfig(hidden=17, depth=2)), "model.hidden = 17"),
-    (dict(train=TrainConfig(steps=20, lr=1e-3)), "train.lr = 0.001"),
-    (dict(train=TrainConfig(steps=20, parametrization="v")), "train.parametrization = 'v'"),
+    (dict(train=GeneralTrainConfig(steps=20, lr=1e-3)), "train.lr = 0.001"),
+    (dict(train=GeneralTrainConfig(steps=20, parametrization="v")), "train.parametrization = 'v'"),
     (dict(steps=10), "steps = 10, fewer than the 20"), (dict(normalize="isotropic"), "normalize = 'isotropic'"),
     (dict(schedule_params={"beta_start": 1e-3}), "schedule_params"),
 ])

@@ -167,7 +167,7 @@ def test_objective_gradients_equal_finite_differences(objective, var_type, param
     sched = make_schedule("cosine", 12)
     cfg = ddpm_ref.MLPConfig(dim=2, hidden=5, depth=2, activation="tanh", emb_dim=4,
                              out_dim=4 if var_type == "learned" else None)
-    tcfg = ddpm_ref.TrainConfig(objective=objective, var_type=var_type, parametrization=parametrization)
+    tcfg = ddpm_ref.GeneralTrainConfig(objective=objective, var_type=var_type, parametrization=parametrization)
     rng = np.random.default_rng(3)
     params = ddpm_ref.init_params(cfg, rng)
     x0, eps = rng.standard_normal((6, 2)), rng.standard_normal((6, 2))

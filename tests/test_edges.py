@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import ddpm
-from ddpm_ref import MLPConfig, TrainConfig
+from ddpm_ref import GeneralTrainConfig, MLPConfig, TrainConfig
 
 SMALL = dict(model=MLPConfig(hidden=16, depth=2), n_eval=100, n_train=2000, progress=False)
 rng = np.random.default_rng(0)
@@ -17,7 +17,7 @@ CASES = {
     "T=1 (linear)": ("moons", dict(T=1, schedule="linear"), "needs T > 20"),
     "T=10000": ("moons", dict(T=10_000), None),
     "beta_T=1, eps": ("moons", dict(T=40, schedule="sohl_dickstein"), "cannot recover x_0"),
-    "beta_T=1, x0": ("moons", dict(T=40, schedule="sohl_dickstein", train=TrainConfig(steps=30, parametrization="x0")),
+    "beta_T=1, x0": ("moons", dict(T=40, schedule="sohl_dickstein", train=GeneralTrainConfig(steps=30, parametrization="x0")),
                      None),
     "D=1": (rng.normal(size=(500, 1)), {}, None),
     "D=64": (rng.normal(size=(500, 64)), {}, None),

@@ -166,7 +166,7 @@ def test_the_numba_solvers_refuse_more_calls_than_their_coefficients_allow():
 def _simple_learned_config():
     """objective 'simple' with var_type 'learned': a combination TrainConfig itself may refuse, built
     anyway (as an old checkpoint's config might be), so that unsupported() is seen to check it on its own."""
-    tcfg = copy.copy(ddpm_ref.TrainConfig(steps=3, batch_size=8))
+    tcfg = copy.copy(ddpm_ref.GeneralTrainConfig(steps=3, batch_size=8))
     object.__setattr__(tcfg, "var_type", "learned")
     return tcfg
 
@@ -175,15 +175,15 @@ def _no_kernel(*args, **kwargs):
     raise AssertionError("a kernel ran")
 
 
-@pytest.mark.parametrize("tcfg", [ddpm_ref.TrainConfig(steps=3, batch_size=8, objective="hybrid", var_type="learned"),
+@pytest.mark.parametrize("tcfg", [ddpm_ref.GeneralTrainConfig(steps=3, batch_size=8, objective="hybrid", var_type="learned"),
                                   _simple_learned_config()], ids=["hybrid-learned", "simple-learned"])
 def test_learned_variances_are_refused_by_the_fused_trainer_in_one_line(tcfg, monkeypatch):
     assert ddpm_fast.unsupported(tcfg) and "\n" not in ddpm_fast.unsupported(tcfg)
-    assert ddpm_fast.unsupported(ddpm_ref.TrainConfig(var_type="beta_tilde")) is None
+    assert ddpm_fast.unsupported(ddpm_ref.GeneralTrainConfig(var_type="beta_tilde")) is None
     monkeypatch.setattr(ddpm_fast.cpu, "train_steps_kernel", _no_kernel)
     cfg = ddpm_ref.MLPConfig(hidden=8, depth=1, out_dim=4)                  # 2D outputs: ε and the variance
     rng = np.random.default_rng(0)
-    state = ddpm_ref.init_state(cfg, rng, 30)
+    state = ddpm_ref.init_state(cfg, rng)
     with pytest.raises(ValueError, match="var_type 'beta' or 'beta_tilde'") as err:
         ddpm_fast.train(state, rng.standard_normal((30, 2)), ddpm_ref.make_schedule("linear", 30), cfg, tcfg, rng, 3,
                         backend="numba")
@@ -197,7 +197,7 @@ def test_a_network_with_more_outputs_than_eps_is_refused_before_the_training_ker
     tcfg = ddpm_ref.TrainConfig(steps=3, batch_size=8)
     assert ddpm_fast.unsupported(tcfg) is None
     rng = np.random.default_rng(0)
-    state = ddpm_ref.init_state(cfg, rng, 30)
+    state = ddpm_ref.init_state(cfg, rng)
     for dtype in (np.float32, np.float64):
         with pytest.raises(ValueError, match="needs 2 outputs, this one has 4") as err:
             ddpm_fast.train(state, rng.standard_normal((30, 2)), ddpm_ref.make_schedule("linear", 30), cfg, tcfg,
@@ -240,7 +240,7 @@ def test_parameters_of_another_model_are_refused_before_the_kernels(monkeypatch)
     monkeypatch.setattr(ddpm_fast.cpu, "sample_kernel", _no_kernel)
     cfg = ddpm_ref.MLPConfig(hidden=8, depth=1)
     rng = np.random.default_rng(0)
-    state = ddpm_ref.init_state(ddpm_ref.MLPConfig(hidden=6, depth=1), rng, 30)     # H = 6, not 8
+    state = ddpm_ref.init_state(ddpm_ref.MLPConfig(hidden=6, depth=1), rng)     # H = 6, not 8
     sched = ddpm_ref.make_schedule("linear", 30)
     with pytest.raises(ValueError, match=r"W0, b0 must have shapes \(34, 8\), \(8,\)"):
         ddpm_fast.train(state, rng.standard_normal((30, 2)), sched, cfg, ddpm_ref.TrainConfig(steps=3, batch_size=8),
@@ -284,7 +284,7 @@ cfg = ddpm_ref.MLPConfig(hidden=32, depth=2)
 sched = ddpm_ref.make_schedule("linear", 50)
 tcfg = ddpm_ref.TrainConfig(steps=40, batch_size=300)   # ≥ 256: the parallel, chunked path
 rng = np.random.default_rng(0)
-state = ddpm_ref.init_state(cfg, rng, sched.T)
+state = ddpm_ref.init_state(cfg, rng)
 state, losses = ddpm_fast.train(state, rng.standard_normal((500, 2)), sched, cfg, tcfg, rng, 40, backend="numba")
 x = ddpm_fast.p_sample_loop(ddpm_ref.network(state["ema"], cfg), sched, rng.standard_normal((300, 2)), rng=rng, backend="numba")
 print(np.concatenate([losses, x.ravel(), state["params"]["W1"].ravel()]).tobytes().hex())

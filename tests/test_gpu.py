@@ -293,7 +293,7 @@ def _training_problem(dim, hidden, depth, activation, schedule, T, batch, n_data
     sched = ddpm_ref.make_schedule(schedule, T)
     tcfg = ddpm_ref.TrainConfig(steps=steps, batch_size=batch, adam_eps=ADAM_EPS)   # well-conditioned Adam steps
     rng = np.random.default_rng(seed)
-    state = ddpm_ref.init_state(cfg, rng, sched.T)
+    state = ddpm_ref.init_state(cfg, rng)
     return cfg, sched, tcfg, state, rng.standard_normal((n_data, dim))
 
 
@@ -506,12 +506,12 @@ class _NoLaunch:
 def test_gpu_training_refuses_learned_variances_and_foreign_weights_before_any_launch():
     cfg, sched, tcfg, state, data = _training_problem(2, 16, 1, "silu", "linear", 30, 8, 20)
     wide = ddpm_ref.MLPConfig(dim=2, hidden=16, depth=1, emb_dim=8, out_dim=4)     # learned-variance shape
-    wide_state = ddpm_ref.init_state(wide, np.random.default_rng(0), sched.T)
+    wide_state = ddpm_ref.init_state(wide, np.random.default_rng(0))
     with pytest.raises(ValueError, match="needs 2 outputs, this one has 4"):
         gpu.train(wide_state, data, sched, wide, tcfg, np.random.default_rng(1), 2, launcher=_NoLaunch(16))
     with pytest.raises(ValueError, match="W1, b1 must have shapes"):                 # another model's weights
         gpu.train(wide_state, data, sched, cfg, tcfg, np.random.default_rng(1), 2, launcher=_NoLaunch(16))
-    learned = ddpm_ref.TrainConfig(steps=2, batch_size=8, objective="hybrid", var_type="learned")
+    learned = ddpm_ref.GeneralTrainConfig(steps=2, batch_size=8, objective="hybrid", var_type="learned")
     with gpu.emulated(_NoLaunch), pytest.raises(ValueError, match="var_type 'beta' or 'beta_tilde'"):
         ddpm_fast.train(wide_state, data, sched, wide, learned, np.random.default_rng(1), 2, backend="cupy")
 

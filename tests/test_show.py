@@ -252,7 +252,7 @@ def test_eps_mse_by_t_covers_every_step_once():
     class Fake:
         pass
     m = Fake()
-    m.sched, m.cfg, m.tcfg = sched, ddpm_ref.MLPConfig(dim=2, hidden=8, depth=1), ddpm_ref.TrainConfig()
+    m.sched, m.cfg, m.tcfg = sched, ddpm_ref.MLPConfig(dim=2, hidden=8, depth=1), ddpm_ref.GeneralTrainConfig()
     m.state = {"ema": ddpm_ref.init_params(m.cfg, np.random.default_rng(0))}
     edges, mse = show_mod.eps_mse_by_t(m, np.zeros((100, 2)), np.random.default_rng(0))
     assert edges[0] == 0 and edges[-1] == 1000 and len(mse) == 20 and np.all(np.diff(edges) == 50)

@@ -9,6 +9,7 @@ Every failure names the file and line. The last test feeds each check a small pa
 
 import ast
 import os
+from pathlib import Path
 
 PKG = "ddpm"
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), PKG)
@@ -189,3 +190,25 @@ def test_each_check_catches_what_it_forbids():
         problems = private_uses({**ok, "b": bad, "c": "def _h():\n    pass\n"})
         assert len(problems) == 1 and problems[0].startswith(f"{PKG}/b.py:{line}: "), (bad, problems)
     assert not private_uses({**ok, "b": "import ddpm\nx = ddpm.__version__\n"})            # dunders are public
+
+
+CORE = ("schedule", "forward", "mlp", "optim", "train", "sample")
+
+
+def test_the_reference_core_imports_only_itself_and_train_config_holds_only_algorithm_1():
+    """The study path (issue 29): the six core modules of ddpm_ref import no other module of the package,
+    and TrainConfig holds Algorithm 1's optimisation settings, no variant (objective, target, σ², t sampling)."""
+    import dataclasses
+
+    import ddpm_ref
+    root = Path(ddpm_ref.__file__).parent
+    for name in CORE:
+        tree = ast.parse((root / f"{name}.py").read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                assert node.module in CORE, f"ddpm_ref/{name}.py:{node.lineno} imports .{node.module}, outside the core"
+    assert {f.name for f in dataclasses.fields(ddpm_ref.TrainConfig)} == {
+        "steps", "batch_size", "lr", "lr_final_frac", "grad_clip", "ema_decay", "adam_beta1", "adam_beta2", "adam_eps"}
+    variant = {f.name for f in dataclasses.fields(ddpm_ref.GeneralTrainConfig)} - {
+        f.name for f in dataclasses.fields(ddpm_ref.TrainConfig)}
+    assert variant == {"objective", "parametrization", "var_type", "t_sampling", "hybrid_lambda"}
