@@ -36,7 +36,7 @@ from .guards import warn_if_tiny_alpha_bar_T
 from .model import Model
 from .sampling import ode_sigma_max
 
-__all__ = ["FAST_BOUND_POINTS", "FAST_BOUND_T_DRAWS", "strata", "bound_stratified", "likelihood_bound", "ode_nll"]
+__all__ = ["FAST_BOUND_POINTS", "FAST_BOUND_T_DRAWS", "strata", "bound_stratified", "likelihood_bound", "ode_log_density", "ode_nll"]
 
 FAST_BOUND_POINTS = 2_000     # fit's fast held-out bound: 2,000 points × 32 t draws = 1/16 of the full sum's network
 FAST_BOUND_T_DRAWS = 32       # calls (1,000 points × T = 1,000) at about its standard error (see above)
@@ -138,6 +138,23 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
     }
 
 
+def ode_log_density(model, x, *, steps: int = 100, use_ema: bool = True, sigma_max: float | None | str = "auto"):
+    """log p_x(x) per point (N,), in nats, of the model's probability-flow ODE at points x (N, D) in data
+    coordinates: log p_u(u) − Σ_d log s_d for the standardised u = (x − m)/s (``ddpm_ref.ode_log_likelihood``
+    with ``steps`` RK4 steps; ``sigma_max`` as :func:`ode_nll`'s). An exact density, not a bound."""
+    m = model if isinstance(model, Model) else Model.load(model)
+    x = np.asarray(x, dtype=np.float64)                      # any number of points, one included
+    if x.ndim != 2 or x.shape[1] != m.norm.data_dim or not np.all(np.isfinite(x)):
+        raise ValueError(f"points must be a finite (N, {m.norm.data_dim}) array (the model's columns), got shape "
+                         f"{x.shape}{'' if np.all(np.isfinite(x)) else ' with NaN or infinite values'}")
+    if isinstance(sigma_max, str) and sigma_max == "auto":
+        sigma_max = ode_sigma_max(m)
+    weights = m.state["ema"] if use_ema else m.state["params"]
+    ll, _ = ddpm_ref.ode_log_likelihood(ddpm_ref.network(weights, m.cfg), m.sched, m.norm.to_model(x), steps,
+                                        parametrization=m.tcfg.parametrization, sigma_max=sigma_max)
+    return ll - float(np.sum(np.log(m.norm.scale)))
+
+
 def ode_nll(model, x, *, steps: int = 100, use_ema: bool = True, bin_width: float | None = None,
             seed: int = 0, sigma_max: float | None | str = "auto") -> dict:
     """Exact NLL of points x (N, D) under the model's probability-flow ODE, bits/dim in data coordinates:
@@ -155,16 +172,13 @@ def ode_nll(model, x, *, steps: int = 100, use_ema: bool = True, bin_width: floa
         raise ValueError(f"data has {x.shape[1]} columns but the model was fitted to {m.norm.data_dim}")
     if bin_width is not None and not (bin_width > 0 and np.isfinite(bin_width)):
         raise ValueError(f"bin_width must be > 0, got {bin_width!r}")
-    weights = m.state["ema"] if use_ema else m.state["params"]
     if isinstance(sigma_max, str) and sigma_max == "auto":
         sigma_max = ode_sigma_max(m)
     if sigma_max is None:          # the network's ODE up to σ_T reads ε_θ at T
         warn_if_tiny_alpha_bar_T(m, "the exact (ODE) likelihood", stacklevel=3)   # the caller of ode_nll()
     if bin_width is not None:
         x = x + np.random.default_rng(seed).uniform(-0.5 * bin_width, 0.5 * bin_width, size=x.shape)
-    ll, _ = ddpm_ref.ode_log_likelihood(ddpm_ref.network(weights, m.cfg), m.sched, m.norm.to_model(x), steps,
-                                        parametrization=m.tcfg.parametrization, sigma_max=sigma_max)
-    nll_bpd = (-ll + float(np.sum(np.log(m.norm.scale)))) / (m.cfg.dim * ddpm_ref.LN2)
+    nll_bpd = -ode_log_density(m, x, steps=steps, use_ema=use_ema, sigma_max=sigma_max) / (m.cfg.dim * ddpm_ref.LN2)
     if bin_width is not None:
         nll_bpd = nll_bpd - np.log2(bin_width)                          # − D log w, per modelled dimension
     return {"ode_nll_bits_per_dim": float(nll_bpd.mean()),
