@@ -13,6 +13,7 @@ scikit-learn is optional: importing ``ddpm`` does not need it; this module does.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 
@@ -34,6 +35,30 @@ __all__ = ["DiffusionDensity", "LIKELIHOODS", "MIN_SAMPLES"]
 
 LIKELIHOODS = ("ode", "bound")
 MIN_SAMPLES = 10              # as ddpm fit: fewer points cannot be standardised and fitted meaningfully
+
+
+@contextlib.contextmanager
+def _threads(n):
+    """At most ``n`` threads for Numba's parallel kernels and for BLAS inside the block (None: unchanged)."""
+    if n is None:
+        yield
+        return
+    if not (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= 1):
+        raise ValueError(f"n_jobs must be a positive integer or None, got {n!r}")
+    from threadpoolctl import threadpool_limits
+    try:
+        import numba
+    except ImportError:                                    # numpy backend only: BLAS is all there is to limit
+        numba = None
+    old = numba.get_num_threads() if numba is not None else None
+    try:
+        if numba is not None:
+            numba.set_num_threads(min(int(n), numba.config.NUMBA_NUM_THREADS))
+        with threadpool_limits(limits=int(n)):
+            yield
+    finally:
+        if numba is not None:
+            numba.set_num_threads(old)
 
 
 class DiffusionDensity(DensityMixin, BaseEstimator):
@@ -62,6 +87,10 @@ class DiffusionDensity(DensityMixin, BaseEstimator):
         RK4 steps of the ODE likelihood (100).
     backend : str or None
         "numba", "numpy" or "cupy" for training and sampling (None: numba when installed).
+    n_jobs : int or None
+        Threads of the compiled kernels and BLAS during ``fit``, ``score_samples`` and ``sample`` (None: as
+        configured). Under ``GridSearchCV(n_jobs=...)`` or a Dask cluster give 1, so that parallel fits do not
+        oversubscribe the cores; results do not depend on it.
     random_state : int, RandomState or None
         Seeds the weights, the training draws and the bound's noise.
 
@@ -72,7 +101,7 @@ class DiffusionDensity(DensityMixin, BaseEstimator):
     """
 
     def __init__(self, steps=None, T=1000, hidden=None, depth=None, lr=None, batch_size=None, fourier=None,
-                 schedule=None, likelihood="ode", ode_steps=100, backend=None, random_state=None):
+                 schedule=None, likelihood="ode", ode_steps=100, backend=None, n_jobs=None, random_state=None):
         self.steps = steps
         self.T = T
         self.hidden = hidden
@@ -84,6 +113,7 @@ class DiffusionDensity(DensityMixin, BaseEstimator):
         self.likelihood = likelihood
         self.ode_steps = ode_steps
         self.backend = backend
+        self.n_jobs = n_jobs
         self.random_state = random_state
 
     def _seed(self) -> int:
@@ -98,6 +128,11 @@ class DiffusionDensity(DensityMixin, BaseEstimator):
         train = {k: v for k, v in (("lr", self.lr), ("batch_size", self.batch_size)) if v is not None}
         model = {k: v for k, v in (("hidden", self.hidden), ("depth", self.depth), ("fourier", self.fourier))
                  if v is not None}
+        with _threads(self.n_jobs):
+            self.model_ = self._train(X, train, model)
+        return self
+
+    def _train(self, X, train: dict, model: dict) -> Model:
         given_train = check_fit_arguments("none", train or None, None, self.backend, None, 1)
         plan = plan_fit(X, seed=self._seed(), n_train=None, n_eval=0, resume=None, train=train or None,
                         given_train=given_train, steps=self.steps, T=self.T, schedule=self.schedule,
@@ -106,18 +141,17 @@ class DiffusionDensity(DensityMixin, BaseEstimator):
         backend = choose_backend(self.backend, plan.model.tcfg)
         plan.model.info["backend"] = backend
         train_model(plan, backend, None, 1, False, None)
-        self.model_ = plan.model
-        return self
+        return plan.model
 
     def score_samples(self, X) -> np.ndarray:
         """Natural-log density of each row of X under the fitted model (n_samples,), in X's coordinates:
         the ODE model's exact log p(x) (``likelihood="ode"``) or minus the variational bound (``"bound"``)."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        if self.likelihood == "bound":
-            lb = likelihood_bound(self.model_, X, seed=self._seed())
-            return -lb["per_point_nats"]
-        return ode_log_density(self.model_, X, steps=self.ode_steps)
+        with _threads(self.n_jobs):
+            if self.likelihood == "bound":
+                return -likelihood_bound(self.model_, X, seed=self._seed())["per_point_nats"]
+            return ode_log_density(self.model_, X, steps=self.ode_steps)
 
     def score(self, X, y=None) -> float:
         """Mean log-likelihood per sample of X (nats; ``GridSearchCV`` maximises it on held-out folds)."""
@@ -127,7 +161,8 @@ class DiffusionDensity(DensityMixin, BaseEstimator):
         """``n_samples`` draws from the model (Algorithm 2), in X's coordinates: (n_samples, n_features)."""
         check_is_fitted(self)
         seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
-        return sample(self.model_, int(n_samples), seed=seed)
+        with _threads(self.n_jobs):
+            return sample(self.model_, int(n_samples), seed=seed)
 
     # pickling through the checkpoint format: arrays and a JSON config, no code in the saved state
     def __getstate__(self):

@@ -104,3 +104,48 @@ def test_default_fit_of_8gaussians_scores_its_exact_density_and_samples_at_the_f
     held, ref = toy_data.draw("8gaussians", n, rng), toy_data.draw("8gaussians", n, rng)
     ratio = metrics.energy_distance(est.sample(n, random_state=1), held) / metrics.energy_distance(ref, held)
     assert ratio <= 1.5
+
+
+def test_grid_search_runs_unchanged_on_a_dask_cluster_with_the_serial_runs_results():
+    """GridSearchCV under joblib's Dask backend on a 2-worker LocalCluster (each fit single-threaded,
+    n_jobs=1): the same cv_results_ as the serial search for the same seeds."""
+    distributed = pytest.importorskip("distributed")
+    import joblib
+    from sklearn.model_selection import GridSearchCV, KFold
+    X = _blobs(120)
+    est = DiffusionDensity(**TINY, n_jobs=1, random_state=0)
+    grid = {"steps": [2, 60]}
+    search = lambda **kw: GridSearchCV(est, grid, cv=KFold(2, shuffle=True, random_state=0), **kw).fit(X)
+    serial = search()
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        with joblib.parallel_config(backend="dask"):
+            on_dask = search(n_jobs=2)
+        workers = client.run(lambda: __import__("os").getpid())
+    assert len(workers) == 2
+    for key in ("split0_test_score", "split1_test_score", "mean_test_score", "rank_test_score"):
+        np.testing.assert_allclose(on_dask.cv_results_[key], serial.cv_results_[key], rtol=1e-9, atol=0)
+    assert on_dask.best_params_ == serial.best_params_ == {"steps": 60}
+
+
+def test_n_jobs_limits_the_threads_and_changes_no_result():
+    numba = pytest.importorskip("numba")
+    x = _blobs(100)
+    a = DiffusionDensity(**{**TINY, "backend": "numba"}, random_state=0).fit(x)
+    seen = []
+    b = DiffusionDensity(**{**TINY, "backend": "numba"}, n_jobs=1, random_state=0)
+    from ddpm import fitting
+    train = fitting.ddpm_fast.train
+
+    def spy(*args, **kw):
+        seen.append(numba.get_num_threads())
+        return train(*args, **kw)
+    import unittest.mock
+    with unittest.mock.patch.object(fitting.ddpm_fast, "train", spy):
+        b.fit(x)
+    assert seen and set(seen) == {1}
+    assert numba.get_num_threads() == numba.config.NUMBA_NUM_THREADS        # restored
+    for k in a.model_.state["params"]:
+        np.testing.assert_array_equal(a.model_.state["params"][k], b.model_.state["params"][k])
+    with pytest.raises(ValueError, match="n_jobs"):
+        DiffusionDensity(**TINY, n_jobs=0).fit(x)
