@@ -7,7 +7,7 @@ set stays at W2 ≤ 1.2× and MMD² ≤ 1.5× its floor (issue 21's bar); its tr
 
     python3 benchmarks/recipe_speed.py [--datasets moons ...] [--rows NAME ...] [--seed 0]
 
-Writes benchmarks/results/recipe_speed.{json,md} after every fit (a long run leaves what it has measured),
+Writes benchmarks/results/recipe_speed.{json,md} (another seed S: recipe_speed_seedS.{json,md}) after every fit (a long run leaves what it has measured),
 with the machine's sgemm before and after. Run it alone: the two cores are shared.
 """
 
@@ -62,7 +62,8 @@ def run(name: str, setting: dict, seed: int) -> dict:
 
 def write(results: dict, meta: dict) -> None:
     out = os.path.join(HERE, "results")
-    with open(os.path.join(out, "recipe_speed.json"), "w") as f:
+    stem = "recipe_speed" if meta["seed"] == 0 else f"recipe_speed_seed{meta['seed']}"
+    with open(os.path.join(out, f"{stem}.json"), "w") as f:
         json.dump({**meta, "rows": results}, f, indent=1)
     sets = meta["datasets"]
     lines = [f"`python3 benchmarks/recipe_speed.py` (seed {meta['seed']}, {os.cpu_count()} CPUs, {platform.platform()}). "
@@ -90,7 +91,7 @@ def write(results: dict, meta: dict) -> None:
         sg_txt = f"{sg.get('before', float('nan')):.0f} / " + (f"{sg['after']:.0f}" if sg.get("after") else "…")
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {secs:.1f} | {sg_txt} | "
                      f"{'…' if ok is None else 'yes' if ok else 'no'} |")
-    with open(os.path.join(out, "recipe_speed.md"), "w") as f:
+    with open(os.path.join(out, f"{stem}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
@@ -105,7 +106,7 @@ def main(argv=None) -> None:
         raise SystemExit(f"unknown rows {unknown}; choose from {list(ROWS)}")
     meta = {"seed": args.seed, "datasets": args.datasets}
     results = {}
-    path = os.path.join(HERE, "results", "recipe_speed.json")
+    path = os.path.join(HERE, "results", "recipe_speed.json" if args.seed == 0 else f"recipe_speed_seed{args.seed}.json")
     if os.path.exists(path):                    # keep the rows of earlier runs that this run does not redo
         with open(path) as f:
             old = json.load(f)
