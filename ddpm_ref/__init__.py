@@ -26,7 +26,7 @@ optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``tr
 and reverse.py, which reuse the core's schedule, optimiser step and loops, never the reverse. The
 network is the study note's MLP (Ho's is a U-Net); ``MLPConfig`` holds its shape, and its Fourier
 input features γ(x) are off (K = 0) unless asked for. The core path's six
-modules are 845 lines (docstrings included) of the package's 2,466; ``tests/test_docs.py`` keeps this
+modules are 841 lines (docstrings included) of the package's 2,475; ``tests/test_docs.py`` keeps this
 count true; they import nothing else from the package. ``TrainConfig`` holds Algorithm 1's settings
 only; a variant's (objective, target, σ_t², t sampling) are ``objectives.GeneralTrainConfig``.
 
@@ -59,7 +59,7 @@ from .param import (PARAMETRIZATIONS, VAR_TYPES, eps_from_v, eps_from_x0, mean_f
                     predict_x0, target, threshold_x0, v_target, x0_from_eps, x0_from_mean, x0_from_v)
 from .ode import SIGMA_MAX, ode_log_likelihood, ode_sample, sigma_of_t, sigmas, t_of_sigma
 from .solvers import SOLVER_SPACINGS, SOLVERS, solver_order, solver_sample, solver_timesteps
-from .respace import SPACINGS, ddim_invert, ddim_sample_loop, ddim_step, respace, timesteps
+from .respace import SPACINGS, RespacedSchedule, ddim_invert, ddim_sample_loop, ddim_step, respace, timesteps
 from .sample import p_mean_variance, p_sample, p_sample_loop, p_sample_trajectory
 from .reverse import p_mean_variance_general, p_sample_general, p_sample_loop_general, p_sample_trajectory_general
 from .schedule import Schedule, TerminalSNRWarning, linear_schedule, schedule_from_betas
@@ -79,7 +79,7 @@ __all__ = [
     "HISTORY", "OBJECTIVES", "importance_probs", "importance_weights", "objective_and_grads", "PARAMETRIZATIONS", "VAR_TYPES", "predict_x0", "target", "mean_from_output",
     "p_log_variance", "threshold_x0", "x0_from_eps", "eps_from_x0", "v_target", "x0_from_v", "eps_from_v", "x0_from_mean",
     "LN2", "normal_kl", "normal_kl_grad", "gaussian_nll", "discretized_gaussian_nll", "prior_kl", "terms_at", "terms_and_grads_at", "bound",
-    "SPACINGS", "timesteps", "respace", "network", "Denoiser", "SIGMA_MAX", "ode_log_likelihood", "ode_sample",
+    "SPACINGS", "timesteps", "respace", "RespacedSchedule", "network", "Denoiser", "SIGMA_MAX", "ode_log_likelihood", "ode_sample",
     "sigma_of_t", "sigmas", "t_of_sigma", "SOLVERS", "SOLVER_SPACINGS", "solver_order", "solver_sample",
     "solver_timesteps", "ddim_step", "ddim_sample_loop", "ddim_invert", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory",
     "p_mean_variance_general", "p_sample_general", "p_sample_loop_general", "p_sample_trajectory_general",

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dataclasses import dataclass, field, fields
+
 from .param import check_compatible, eps_from_x0, predict_x0, threshold_x0
-from dataclasses import replace
 
 from .schedule import Schedule, schedule_from_betas
 
@@ -84,7 +85,17 @@ def check_timesteps(ts, T: int) -> np.ndarray:
     return a
 
 
-def respace(sched: Schedule, ts: np.ndarray) -> tuple[Schedule, np.ndarray]:
+@dataclass(frozen=True, eq=False, repr=False)
+class RespacedSchedule(Schedule):
+    """The schedule of K steps that ``respace`` makes from a subsequence τ_1 < … < τ_K of ``parent``'s steps, with
+    ``t_model`` (K + 1,): the step τ_k of ``parent`` that new step k stands for (the network was trained on
+    ``parent``'s steps; t_model[0] = 0). Everything else is a Schedule's."""
+
+    parent: Schedule | None = field(default=None, repr=False)
+    t_model: np.ndarray | None = field(default=None, repr=False)
+
+
+def respace(sched: Schedule, ts: np.ndarray) -> tuple[RespacedSchedule, np.ndarray]:
     """The schedule of the subsequence ``ts`` (descending steps of ``sched``) and the map k → τ_k.
 
     Returns (sched_K, t_model) where sched_K has K steps with ᾱ'_k = ᾱ_{τ_k} and t_model (K + 1,)
@@ -101,7 +112,8 @@ def respace(sched: Schedule, ts: np.ndarray) -> tuple[Schedule, np.ndarray]:
     new = schedule_from_betas(beta, name=f"{sched.name}[{len(up)} of {sched.T}]",
                               params={**sched.params, "respaced_from": sched.T}, warn=False)
     t_model = np.concatenate([[0], up])
-    return replace(new, parent=sched, t_model=t_model), t_model
+    return RespacedSchedule(**{f.name: getattr(new, f.name) for f in fields(Schedule)}, parent=sched,
+                            t_model=t_model), t_model
 
 
 def _x0_eps(denoise_fn, sched, xt, t, t_model, parametrization):

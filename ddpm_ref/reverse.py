@@ -24,16 +24,17 @@ __all__ = ["p_mean_variance_general", "p_sample_general", "p_sample_loop_general
 def _t_model(sched: Schedule, t_model, parametrization: str):
     """The map k → τ_k of a respaced schedule: the one passed, else the one ``respace`` stored. A μ-model on a
     respaced schedule needs that schedule's ``parent`` (its one-step means are of the original steps)."""
+    stored = getattr(sched, "t_model", None)                  # a respace.RespacedSchedule's map, if any
     if t_model is None:
-        t_model = sched.t_model
-    elif sched.t_model is not None and not np.array_equal(t_model, sched.t_model):
+        t_model = stored
+    elif stored is not None and not np.array_equal(t_model, stored):
         raise ValueError("t_model differs from the map stored in the respaced schedule; pass the pair respace() returned")
     if t_model is not None:
         t_model = np.asarray(t_model)
         if t_model.shape != (sched.T + 1,):
             raise ValueError(f"t_model must map steps 0..T of the schedule (length T + 1 = {sched.T + 1}), "
                              f"got shape {t_model.shape}")
-        if parametrization == "mu" and sched.parent is None:
+        if parametrization == "mu" and getattr(sched, "parent", None) is None:
             raise ValueError("a mu-model on a respaced schedule needs the schedule made by ddpm_ref.respace "
                              "(its output is a one-step mean of the original schedule)")
     return t_model
@@ -60,7 +61,7 @@ def p_mean_variance_general(denoise_fn, sched: Schedule, xt: np.ndarray, t,
         # x̂_0 is read off the output on the schedule the network was trained on (for ε, x_0 and v
         # only ᾱ enters, the same at k and τ_k; a μ-model's output is the one-step mean at τ_k), and the
         # mean of a respaced step k — a jump τ_k → τ_{k−1} — is formed from it with sched's coefficients.
-        on_parent = t_model is not None and sched.parent is not None
+        on_parent = t_model is not None and getattr(sched, "parent", None) is not None
         model_sched, model_t = (sched.parent, t_net) if on_parent else (sched, t)
         x0 = threshold_x0(predict_x0(parametrization, model_sched, xt, model_t, out[:, :D]), clip_x0,
                           dynamic_threshold)

@@ -55,10 +55,6 @@ class Schedule:
     posterior_mean_coef_x0: np.ndarray = field(repr=False)
     posterior_mean_coef_xt: np.ndarray = field(repr=False)
     params: dict = field(default_factory=dict, repr=False)
-    # Set by ``respace.respace`` only: the schedule this one is a subsequence of, and t_model (T + 1,),
-    # the step of ``parent`` that new step k stands for (the network was trained on ``parent``'s steps).
-    parent: "Schedule | None" = field(default=None, repr=False)
-    t_model: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def T(self) -> int:

@@ -212,3 +212,7 @@ def test_the_reference_core_imports_only_itself_and_train_config_holds_only_algo
     variant = {f.name for f in dataclasses.fields(ddpm_ref.GeneralTrainConfig)} - {
         f.name for f in dataclasses.fields(ddpm_ref.TrainConfig)}
     assert variant == {"objective", "parametrization", "var_type", "t_sampling", "hybrid_lambda"}
+    # respacing state lives on respace.RespacedSchedule, not on the core's Schedule
+    schedule_fields = {f.name for f in dataclasses.fields(ddpm_ref.Schedule)}
+    assert not {"parent", "t_model"} & schedule_fields
+    assert {f.name for f in dataclasses.fields(ddpm_ref.RespacedSchedule)} - schedule_fields == {"parent", "t_model"}
