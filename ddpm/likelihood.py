@@ -61,9 +61,9 @@ def bound_stratified(denoise_fn, sched, x0, rng: np.random.Generator, t_draws: i
                      var_type: str = "beta", bin_width=None, log_scale: float = 0.0) -> dict:
     """``ddpm_ref.bound``'s result (same keys, nats per point) from ``t_draws`` stratified t per point.
 
-    ``L_t_minus_1`` (T+1, N) holds |S_k|·L_{t_k−1} in row t_k for each point's drawn steps and 0 elsewhere,
-    so its sum over rows is the per-point estimate and its mean over points at row t an unbiased (noisy)
-    estimate of the profile E[L_{t−1}]. Also returns ``t_draws`` (K after capping at T − 1)."""
+    ``L`` (T+1, N) is indexed by the paper's subscript as ``ddpm_ref.bound``'s: L[0] = L_0, L[T] = L_T, and row
+    t_k − 1 holds |S_k|·L_{t_k−1} for each point's drawn steps (0 elsewhere), so its sum over rows is the
+    per-point estimate and its mean over points at row t − 1 an unbiased (noisy) estimate of E[L_{t−1}]. Also returns ``t_draws`` (K after capping at T − 1)."""
     x0 = np.asarray(x0, dtype=np.float64)
     check_compatible(sched, parametrization)
     N, D = x0.shape
@@ -73,14 +73,15 @@ def bound_stratified(denoise_fn, sched, x0, rng: np.random.Generator, t_draws: i
     xt = q_sample(sched, x0, 1, rng.standard_normal(x0.shape))             # L_0: one draw of x_1, as the full sum
     L_0 = terms_at(sched, x0, xt, 1, denoise_fn(xt, 1), parametrization, var_type, bin_width)
     L_0 = L_0 + (log_scale if bin_width is None else 0.0)
-    L_t_minus_1 = np.zeros((T + 1, N))
+    L = np.zeros((T + 1, N))                                               # L[k] = L_k, as ddpm_ref.bound's
+    L[T], L[0] = L_T, L_0
     cols = np.arange(N)
     for s, w in zip(start, size):
         t = s + rng.integers(0, w, size=N)                                 # (N,): each point its own t in S_k
         xt = q_sample(sched, x0, t, rng.standard_normal(x0.shape))
         term = terms_at(sched, x0, xt, t, denoise_fn(xt, t), parametrization, var_type, bin_width)  # (N,)
-        L_t_minus_1[t, cols] += w * term
-    return {"L_T": L_T, "L_t_minus_1": L_t_minus_1, "L_0": L_0, "total": L_T + L_t_minus_1.sum(axis=0) + L_0,
+        L[t - 1, cols] += w * term
+    return {"L": L, "total": L.sum(axis=0),
             "N": N, "D": D, "t_draws": int(start.size)}
 
 
@@ -117,7 +118,10 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
                              m.tcfg.parametrization, m.tcfg.var_type, bw, log_scale)
     N, D = x.shape[0], m.cfg.dim          # bits per modelled dimension: constant columns are point masses
     to_bpd = 1.0 / (D * ddpm_ref.LN2)
-    total = b["total"]
+    total, L, T = b["total"], b["L"], m.sched.T
+    L_T, L_0, kl_sum = L[T], L[0], L[1:T].sum(axis=0)                     # the paper's subscripts: L_T, L_0, Σ L_{t−1}
+    profile = np.zeros(T + 1)
+    profile[2:] = L[1:T].mean(axis=1)                                    # by step t: the term of step t is L_{t−1}
     return {
         "n_points": int(N), "dim": int(D), "T": m.sched.T, "decoder": "gaussian" if bin_width is None else "discretized",
         "bin_width": bin_width, "t_draws": int(b.get("t_draws", m.sched.T - 1)),
@@ -125,15 +129,15 @@ def likelihood_bound(model, x, *, seed: int = 0, bin_width: float | None = None,
         "bound_bits_per_dim": float(total.mean() * to_bpd),
         "bound_bits_per_dim_se": float(total.std(ddof=1) / np.sqrt(N) * to_bpd),
         "bound_bits_per_point": float(total.mean() / ddpm_ref.LN2),
-        "L_T_bits_per_dim": float(b["L_T"].mean() * to_bpd),
-        "L_t_minus_1_sum_bits_per_dim": float(b["L_t_minus_1"].sum(axis=0).mean() * to_bpd),
-        "L_0_bits_per_dim": float(b["L_0"].mean() * to_bpd),
-        "L_T_bits_per_point": float(b["L_T"].mean() / ddpm_ref.LN2),
-        "L_t_minus_1_sum_bits_per_point": float(b["L_t_minus_1"].sum(axis=0).mean() / ddpm_ref.LN2),
-        "L_0_bits_per_point": float(b["L_0"].mean() / ddpm_ref.LN2),
+        "L_T_bits_per_dim": float(L_T.mean() * to_bpd),
+        "L_t_minus_1_sum_bits_per_dim": float(kl_sum.mean() * to_bpd),
+        "L_0_bits_per_dim": float(L_0.mean() * to_bpd),
+        "L_T_bits_per_point": float(L_T.mean() / ddpm_ref.LN2),
+        "L_t_minus_1_sum_bits_per_point": float(kl_sum.mean() / ddpm_ref.LN2),
+        "L_0_bits_per_point": float(L_0.mean() / ddpm_ref.LN2),
         "bound_bits_per_point_se": float(total.std(ddof=1) / np.sqrt(N) / ddpm_ref.LN2),
-        "profile_bits_per_dim": (b["L_t_minus_1"].mean(axis=1) * to_bpd).tolist(),  # [t] = L_{t−1}; L_0 below
-        "profile_L_0_bits_per_dim": float(b["L_0"].mean() * to_bpd),
+        "profile_bits_per_dim": (profile * to_bpd).tolist(),  # [t] = L_{t−1}; L_0 below
+        "profile_L_0_bits_per_dim": float(L_0.mean() * to_bpd),
         "per_point_nats": total,
     }
 

@@ -26,7 +26,7 @@ optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``tr
 and reverse.py, which reuse the core's schedule, optimiser step and loops, never the reverse. The
 network is the study note's MLP (Ho's is a U-Net); ``MLPConfig`` holds its shape, and its Fourier
 input features γ(x) are off (K = 0) unless asked for. The core path's six
-modules are 841 lines (docstrings included) of the package's 2,475; ``tests/test_docs.py`` keeps this
+modules are 841 lines (docstrings included) of the package's 2,471; ``tests/test_docs.py`` keeps this
 count true; they import nothing else from the package. ``TrainConfig`` holds Algorithm 1's settings
 only; a variant's (objective, target, σ_t², t sampling) are ``objectives.GeneralTrainConfig``.
 

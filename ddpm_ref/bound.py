@@ -132,22 +132,18 @@ def bound(denoise_fn, sched: Schedule, x0, rng: np.random.Generator, parametriza
     coordinates (log p_x = log p_u − Σ log s); it is added to the continuous decoder term L_0 only,
     since KL terms do not change under an invertible map and a discretised probability has no Jacobian.
 
-    Returns per-point arrays in nats: ``L_T`` (N,), ``L_0`` (N,), ``L_t_minus_1`` (T+1, N) whose row t holds L_{t−1} for t = 2..T
-    filled (rows 0 and 1 zero), ``total`` (N,).
+    Returns per-point arrays in nats, indexed by the paper's subscript: ``L`` (T + 1, N) with L[0] = L_0 (the
+    decoder), L[k] = L_k = the KL of step t = k + 1 for k = 1..T−1, and L[T] = L_T (the prior); ``total`` (N,).
     """
     x0 = np.asarray(x0, dtype=np.float64)
     check_compatible(sched, parametrization)
     N, D = x0.shape
     T = sched.T
-    L_T = prior_kl(sched, x0)
-    L_t_minus_1 = np.zeros((T + 1, N))                                  # row t: L_{t−1}
-    L_0 = np.zeros(N)
-    for t in range(1, T + 1):
+    L = np.zeros((T + 1, N))                                            # L[k] = L_k of Eq. 5
+    L[T] = prior_kl(sched, x0)                                          # L_T
+    for t in range(1, T + 1):                                           # step t's term is L_{t−1}
         xt = q_sample(sched, x0, t, rng.standard_normal(x0.shape))
-        term = terms_at(sched, x0, xt, t, denoise_fn(xt, t), parametrization, var_type, bin_width)
-        if t == 1:
-            L_0 = term + (log_scale if bin_width is None else 0.0)
-        else:
-            L_t_minus_1[t] = term
-    return {"L_T": L_T, "L_t_minus_1": L_t_minus_1, "L_0": L_0, "total": L_T + L_t_minus_1.sum(axis=0) + L_0,
-            "N": N, "D": D}
+        L[t - 1] = terms_at(sched, x0, xt, t, denoise_fn(xt, t), parametrization, var_type, bin_width)
+    if bin_width is None:
+        L[0] += log_scale                                               # the decoder's density in data coordinates
+    return {"L": L, "total": L.sum(axis=0), "N": N, "D": D}

@@ -224,3 +224,20 @@ def test_importance_weights_are_one_for_uniform_probabilities_and_none_for_unifo
 def test_importance_sampling_stays_uniform_until_history_is_full():
     state = {"lt_hist": np.ones((6, ddpm_ref.HISTORY)), "lt_count": np.array([0, 10, 10, 9, 10, 10])}
     assert ddpm_ref.importance_probs(state, 5) is None
+
+
+def test_bound_terms_are_stored_by_the_papers_subscript():
+    """bound()["L"][k] is L_k of Eq. 5: row 0 the decoder (step 1), row k the KL of step k + 1, row T the prior;
+    an off-by-one in the storage (the KL of step t at row t) fails here."""
+    sched = make_schedule("linear", 30)
+    cfg = ddpm_ref.MLPConfig(hidden=8, depth=1)
+    net = ddpm_ref.network(ddpm_ref.init_params(cfg, np.random.default_rng(0)), cfg)
+    x0 = np.random.default_rng(1).standard_normal((5, 2))
+    b = ddpm_ref.bound(net, sched, x0, np.random.default_rng(2))
+    assert b["L"].shape == (31, 5)
+    np.testing.assert_array_equal(b["L"][30], ddpm_ref.prior_kl(sched, x0))
+    rng = np.random.default_rng(2)
+    for t in range(1, 31):                                   # the draws bound() makes, in its order
+        xt = ddpm_ref.q_sample(sched, x0, t, rng.standard_normal(x0.shape))
+        np.testing.assert_array_equal(b["L"][t - 1], ddpm_ref.terms_at(sched, x0, xt, t, net(xt, t)))
+    np.testing.assert_allclose(b["total"], b["L"].sum(axis=0), rtol=1e-15)
