@@ -263,7 +263,7 @@ def p_sample_loop(denoise_fn, sched, x_T: np.ndarray, *, z: np.ndarray | None = 
     chosen backend; numba: all T steps in one compiled call.
 
     Line 4 (Eq. 11) for t = T..1 of ``sched`` (respaced schedules with their ``t_model`` map too), with
-    σ_t² = β_t or β̃_t and z = 0 at t = 1. ``z`` (T, N, D) uses z[t−1] at step t like the reference;
+    σ_t² = β_t or β̃_t and z = 0 at t = 1. ``z`` (T + 1, N, D) uses z[t] at step t like the reference;
     with ``rng`` the kernel draws its own counter-based normals from one seed taken from ``rng``.
     """
     return _ancestral(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_model, backend, dtype, tile,
@@ -291,9 +291,9 @@ def _ancestral(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_mode
     ddpm_ref.param.check_compatible(sched, parametrization)
     t_steps, c_x, c_eps, sigma = ancestral_coefficients(sched, var_type, t_model)
     T = sched.T
-    z, seed = _noise(z, rng, (T,) + tuple(np.shape(x_T)), dtype, needed=T > 1)
-    if z.shape[0] == T:
-        z = np.ascontiguousarray(z[::-1])                            # the reference reads z[t−1] at step t
+    z, seed = _noise(z, rng, (T + 1,) + tuple(np.shape(x_T)), dtype, needed=T > 1)
+    if z.shape[0] == T + 1:
+        z = np.ascontiguousarray(z[:0:-1])                           # z[T], …, z[1]: the kernel's order of steps
     return _sampler(backend)(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, tile, keep)
 
 

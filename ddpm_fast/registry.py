@@ -95,7 +95,7 @@ def make_sample_inputs(size: dict, rng: np.random.Generator):
     if size.get("respaced", False):
         sched, kw["t_model"] = ddpm_ref.respace(sched, ddpm_ref.timesteps(sched.T, min(size["K"], sched.T)))
     x_T = rng.standard_normal((size["n_points"], cfg.dim))
-    kw["z"] = rng.standard_normal((sched.T, size["n_points"], cfg.dim))
+    kw["z"] = rng.standard_normal((sched.T + 1, size["n_points"], cfg.dim))
     return (lambda: (ddpm_ref.network(params, cfg), sched, x_T)), kw
 
 

@@ -94,8 +94,8 @@ def p_sample_loop_general(denoise_fn, sched: Schedule, x_T: np.ndarray, *, z: np
     """``sample.p_sample_loop`` (Algorithm 2) for any parametrisation, variance, respaced schedule and
     x̂_0 processing; returns x_0 (N, D).
 
-    The noise of line 3 comes either from ``z`` of shape (T, N, D), where ``z[t-1]`` is used at step
-    t (``z[0]`` is ignored: z = 0 at t = 1), or is drawn step by step from ``rng`` — exactly one of
+    The noise of line 3 comes either from ``z`` of shape (T + 1, N, D), indexed by t: ``z[t]`` is used at step
+    t (``z[0]`` and ``z[1]`` are ignored: z = 0 at t = 1), or is drawn step by step from ``rng`` — exactly one of
     the two. For a respaced schedule (``respace.respace``) pass its ``t_model`` map: the network sees
     the original steps. ``clip_x0`` / ``dynamic_threshold`` process x̂_0 (``param.threshold_x0``); both
     off by default. ``p_sample_trajectory_general`` also returns every x_t.

@@ -67,15 +67,15 @@ def p_sample_loop(denoise_fn, sched: Schedule, x_T: np.ndarray, *, z: np.ndarray
                   rng: np.random.Generator | None = None, var_type: str = "beta") -> np.ndarray:
     """Algorithm 2 from a given x_T (N, D) (line 1) down to x_0 (line 5); returns x_0 (N, D).
 
-    Line 3's noise comes either from ``z`` (T, N, D), whose z[t − 1] is the z of step t (z[0] is not used:
-    z = 0 at t = 1), or is drawn step by step from ``rng``: exactly one of the two."""
+    Line 3's noise comes either from ``z`` (T + 1, N, D), indexed by t like the schedule: z[t] is the z of
+    step t (z[0] and z[1] are not used: z = 0 at t = 1), or is drawn step by step from ``rng``: one of the two."""
     _check_eps_chain(sched, var_type)
     x, z = check_chain_inputs(denoise_fn, sched, x_T, z, rng)
     for t in range(sched.T, 0, -1):                                        # line 2: t = T, ..., 1
         if t == 1:
             z_t = None                                                     # line 3: z = 0 at t = 1
         else:
-            z_t = z[t - 1] if z is not None else rng.standard_normal(x.shape)   # line 3: z ~ N(0, I)
+            z_t = z[t] if z is not None else rng.standard_normal(x.shape)       # line 3: z ~ N(0, I)
         x = p_sample(denoise_fn, sched, x, t, z=z_t, var_type=var_type)   # line 4: x_{t−1} = μ_θ + σ_t z
     return x
 
@@ -90,23 +90,23 @@ def p_sample_trajectory(denoise_fn, sched: Schedule, x_T: np.ndarray, *, z: np.n
 
 
 def check_chain_inputs(denoise_fn, sched: Schedule, x_T, z, rng):
-    """Algorithm 2's inputs checked: x_T as a float (N, D) array (D the network's), z (T, N, D) as floats or
+    """Algorithm 2's inputs checked: x_T as a float (N, D) array (D the network's), z (T + 1, N, D) as floats or
     None, and exactly one noise source. Returns (x_T, z)."""
     x = np.array(x_T, dtype=np.float64)
     dim = denoise_fn.cfg.dim if isinstance(denoise_fn, Denoiser) else x.shape[-1]
     if x.ndim != 2 or x.shape[1] != dim:
         raise ValueError(f"x_T must have shape (N, {dim}), got {x.shape}")
     if (z is None) == (rng is None):
-        raise ValueError("pass exactly one noise source: z (an array of shape (T, N, D)) or rng")
+        raise ValueError("pass exactly one noise source: z (an array of shape (T + 1, N, D), indexed by t) or rng")
     if z is not None:
         z = np.asarray(z, dtype=np.float64)
-        if z.shape != (sched.T,) + x.shape:
-            raise ValueError(f"z must have shape (T, N, D) = {(sched.T,) + x.shape}, got {z.shape}")
+        if z.shape != (sched.T + 1,) + x.shape:
+            raise ValueError(f"z must have shape (T + 1, N, D) = {(sched.T + 1,) + x.shape} (indexed by t), got {z.shape}")
     return x, z
 
 
 def run_chain(step, denoise_fn, sched: Schedule, x_T, z, rng, keep: bool):
-    """Algorithm 2's loop (lines 1–5) around ``step(x_t, t, z) -> x_{t−1}``: t = T, …, 1, z from ``z[t − 1]``
+    """Algorithm 2's loop (lines 1–5) around ``step(x_t, t, z) -> x_{t−1}``: t = T, …, 1, z from ``z[t]``
     or ``rng``, None at t = 1. Returns (x_0, trajectory (T + 1, N, D) indexed by t, or None). The variants
     (``reverse.py``) and ``p_sample_trajectory`` run this; ``p_sample_loop`` is the same loop written out."""
     x, z = check_chain_inputs(denoise_fn, sched, x_T, z, rng)
@@ -119,7 +119,7 @@ def run_chain(step, denoise_fn, sched: Schedule, x_T, z, rng, keep: bool):
         if t == 1:
             z_t = None                                                     # Alg. 2 line 3: z = 0 at t = 1
         else:
-            z_t = z[t - 1] if z is not None else rng.standard_normal(x.shape)
+            z_t = z[t] if z is not None else rng.standard_normal(x.shape)
         x = step(x, t, z_t)
         if traj is not None:
             traj[t - 1] = x

@@ -91,7 +91,7 @@ def test_noise_of_the_step_before_last_moves_samples_beyond_the_float32_toleranc
             "var_type": var_type}
     make_args, kw = ENTRIES["p_sample_loop"].make_inputs(size, np.random.default_rng(5))
     z2 = kw["z"].copy()
-    z2[1] = np.random.default_rng(6).standard_normal(z2[1].shape)      # z[t − 1] is used at step t = 2
+    z2[2] = np.random.default_rng(6).standard_normal(z2[2].shape)      # z[t] is used at step t = 2
     a = ddpm_fast.p_sample_loop(*make_args(), **kw, backend="numba")
     b = ddpm_fast.p_sample_loop(*make_args(), **{**kw, "z": z2}, backend="numba")
     tol = TOLERANCES["float32"]
@@ -273,7 +273,7 @@ def test_sampler_reads_eps_from_the_first_d_outputs_of_a_wider_network():
     rng = np.random.default_rng(3)
     params = {k: v * 0.5 for k, v in ddpm_ref.init_params(cfg, rng).items()}
     sched, x_T = sampling_schedule(25), rng.standard_normal((40, 2))
-    z = rng.standard_normal((25, 40, 2))
+    z = rng.standard_normal((26, 40, 2))
     np.testing.assert_allclose(ddpm_fast.p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z, backend="numba"),
                                ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z), **TOLERANCES["float32"])
 

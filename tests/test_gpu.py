@@ -193,11 +193,11 @@ def test_emulated_sampler_equals_reference_algorithm_2(size, seed):
     cfg, params, sched = _model(size["hidden"], size["depth"], size["activation"], size["dim"], size["emb_dim"],
                                 size["T"], rng, size["fourier"])
     x_T = rng.standard_normal((size["n_points"], cfg.dim))
-    z = rng.standard_normal((sched.T, size["n_points"], cfg.dim))
+    z = rng.standard_normal((sched.T + 1, size["n_points"], cfg.dim))
     chain = ddpm_ref.p_sample_trajectory if size["trajectory"] else ddpm_ref.p_sample_loop
     ref = chain(ddpm_ref.network(params, cfg), sched, x_T, z=z, var_type=size["var_type"])
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, size["var_type"])
-    got = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
+    got = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[:0:-1]), 0,
                           keep_traj=size["trajectory"], launcher=EmuLauncher(cfg.hidden), kernel=size["kernel"])
     for g, w in zip(got if size["trajectory"] else [got], ref if size["trajectory"] else [ref]):
         _close(g, w)
@@ -256,11 +256,11 @@ def test_emulated_noise_of_the_step_before_last_moves_samples_beyond_the_toleran
     rng = np.random.default_rng(8)
     cfg, params, sched = _model(16, 2, "silu", 2, 8, 25, rng)
     x_T = rng.standard_normal((130, 2))                            # two blocks, the second one short
-    z = rng.standard_normal((sched.T, 130, 2))
+    z = rng.standard_normal((sched.T + 1, 130, 2))
     z2 = z.copy()
-    z2[1] = rng.standard_normal(z[1].shape)                        # z[t − 1] is used at step t = 2
+    z2[2] = rng.standard_normal(z[2].shape)                        # z[t] is used at step t = 2
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
-    run = lambda z_: gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z_[::-1]),
+    run = lambda z_: gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z_[:0:-1]),
                                      0, launcher=EmuLauncher(16), kernel=kernel)
     a, b = run(z), run(z2)
     moved = np.abs(b - a) > TOL["atol"] + TOL["rtol"] * np.abs(a)
@@ -353,9 +353,9 @@ def test_without_tensor_core_code_the_host_runs_the_simt_kernels():
     rng = np.random.default_rng(11)
     cfg, params, sched = _model(16, 2, "silu", 2, 8, 25, rng)
     x_T = rng.standard_normal((130, 2))
-    z = rng.standard_normal((sched.T, 130, 2))
+    z = rng.standard_normal((sched.T + 1, 130, 2))
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
-    got = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
+    got = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[:0:-1]), 0,
                           launcher=lau, kernel="tc")
     _close(got, ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z))
     assert {name for name, _ in lau.launches} == {"ddpm_sample"}
@@ -572,7 +572,7 @@ def _gpu_sampler_reference(n_points):
     rng = np.random.default_rng(n_points)
     cfg, params, sched = _model(128, 3, "silu", 2, 32, 40, rng)
     x_T = rng.standard_normal((n_points, 2))
-    z = rng.standard_normal((sched.T, n_points, 2))
+    z = rng.standard_normal((sched.T + 1, n_points, 2))
     ts = ddpm_ref.timesteps(sched.T, 10, "trailing")
     zk = rng.standard_normal((10, n_points, 2))
     refs = (ddpm_ref.p_sample_trajectory(ddpm_ref.network(params, cfg), sched, x_T, z=z),
@@ -587,7 +587,7 @@ def _gpu_sampler_reference(n_points):
 def test_gpu_sampler_equals_reference_with_the_same_noise(n_points, kernel):
     (cfg, params, sched, x_T, z, ts, zk), ((ref, ref_traj), ref_ddim) = _gpu_sampler_reference(n_points)
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
-    got, traj = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
+    got, traj = gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[:0:-1]), 0,
                                 keep_traj=True, kernel=kernel)
     _close(got, ref)
     _close(traj, ref_traj)
@@ -621,7 +621,7 @@ def test_gpu_sampler_with_weights_in_global_memory_equals_reference(kernel):
     (cfg, params, sched, x_T, z), ref = _gpu_h256_reference()
     assert not gpu.sampler_smem(256, 2, 4, gpu._cupy_launcher(256).max_smem, kernel)[1]
     t_steps, c_x, c_eps, sigma = ddpm_fast.ancestral_coefficients(sched, "beta")
-    _close(gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[::-1]), 0,
+    _close(gpu.run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, np.ascontiguousarray(z[:0:-1]), 0,
                            kernel=kernel), ref)
 
 
@@ -630,7 +630,7 @@ def _gpu_h256_reference():
     rng = np.random.default_rng(6)
     cfg, params, sched = _model(256, 3, "gelu", 2, 8, 30, rng)
     x_T = rng.standard_normal((1000, 2))
-    z = rng.standard_normal((sched.T, 1000, 2))
+    z = rng.standard_normal((sched.T + 1, 1000, 2))
     return (cfg, params, sched, x_T, z), ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z)
 
 

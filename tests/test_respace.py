@@ -60,10 +60,10 @@ def test_ddim_eta_1_on_the_full_schedule_is_ancestral_sampling_with_beta_tilde(m
     cfg, params = model
     s = make_schedule("linear", 40)
     rng = np.random.default_rng(1)
-    x_T, z = rng.standard_normal((20, 2)), rng.standard_normal((40, 20, 2))
+    x_T, z = rng.standard_normal((20, 2)), rng.standard_normal((41, 20, 2))
     anc = ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, x_T, z=z, var_type="beta_tilde")
-    # ancestral uses z[t-1] at step t; DDIM visits t = T..1 in order, using z[k] at the k-th step
-    ddim = ddim_sample_loop(ddpm_ref.network(params, cfg), s, x_T, eta=1.0, z=z[::-1])
+    # ancestral uses z[t] at step t; DDIM visits t = T..1 in order, using z[k] at the k-th step
+    ddim = ddim_sample_loop(ddpm_ref.network(params, cfg), s, x_T, eta=1.0, z=z[:0:-1])
     np.testing.assert_allclose(ddim, anc, rtol=1e-9, atol=1e-9)
 
 
@@ -82,7 +82,7 @@ def test_ancestral_sampling_on_a_respaced_schedule_calls_the_network_with_origin
     s = make_schedule("linear", 100)
     ts = timesteps(100, 100)
     new, t_model = respace(s, ts)
-    x_T, z = np.random.default_rng(3).standard_normal((5, 2)), np.random.default_rng(4).standard_normal((100, 5, 2))
+    x_T, z = np.random.default_rng(3).standard_normal((5, 2)), np.random.default_rng(4).standard_normal((101, 5, 2))
     np.testing.assert_allclose(ddpm_ref.p_sample_loop_general(ddpm_ref.network(params, cfg), new, x_T, z=z, t_model=t_model),
                                ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, x_T, z=z), rtol=1e-12)
 
@@ -109,7 +109,7 @@ def test_x0_processing_is_off_by_default_and_does_what_it_says(model):
     cfg, params = model
     s = make_schedule("linear", 30)
     x_T = 3 * np.random.default_rng(0).standard_normal((8, 2))
-    z = np.random.default_rng(1).standard_normal((30, 8, 2))
+    z = np.random.default_rng(1).standard_normal((31, 8, 2))
     plain = ddpm_ref.p_sample_loop(ddpm_ref.network(params, cfg), s, x_T, z=z)
     huge = ddpm_ref.p_sample_loop_general(ddpm_ref.network(params, cfg), s, x_T, z=z, clip_x0=1e9)       # a clip that never acts
     np.testing.assert_allclose(huge, plain, rtol=1e-9, atol=1e-9)

@@ -34,7 +34,7 @@ def test_eq11_mean_is_the_posterior_mean_at_the_predicted_x0(st_, seed):
 def test_same_noise_gives_the_same_samples(model, rng):
     cfg, params, sched = model
     x_T = rng.standard_normal((30, 2))
-    z = rng.standard_normal((sched.T, 30, 2))
+    z = rng.standard_normal((sched.T + 1, 30, 2))
     a = p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z)
     b = p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z)
     np.testing.assert_array_equal(a, b)
@@ -48,13 +48,13 @@ def test_same_noise_gives_the_same_samples(model, rng):
 def test_no_noise_is_added_at_the_last_step(model, rng, var_type):
     cfg, params, sched = model
     x_T = rng.standard_normal((10, 2))
-    z = rng.standard_normal((sched.T, 10, 2))
+    z = rng.standard_normal((sched.T + 1, 10, 2))
     z0 = z.copy()
-    z0[0] = 0.0                                  # z used at t = 1
+    z0[1] = 0.0                                  # z used at t = 1
     np.testing.assert_array_equal(p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z, var_type=var_type),
                                   p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z0, var_type=var_type))
     z2 = z.copy()
-    z2[1] += 1.0                                 # z used at t = 2 does matter
+    z2[2] += 1.0                                 # z used at t = 2 does matter
     assert not np.allclose(p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z, var_type=var_type),
                            p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=z2, var_type=var_type))
 
@@ -83,9 +83,9 @@ def test_sampler_validates_its_inputs(model, rng):
     with pytest.raises(ValueError, match="exactly one noise source"):
         p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T)
     with pytest.raises(ValueError, match="exactly one noise source"):
-        p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, rng=rng, z=np.zeros((sched.T, 4, 2)))
-    with pytest.raises(ValueError, match=r"z must have shape \(T, N, D\)"):
-        p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=np.zeros((sched.T - 1, 4, 2)))
+        p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, rng=rng, z=np.zeros((sched.T + 1, 4, 2)))
+    with pytest.raises(ValueError, match=r"z must have shape \(T \+ 1, N, D\)"):
+        p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, z=np.zeros((sched.T, 4, 2)))
     with pytest.raises(ValueError, match="unknown variance choice 'big'"):
         p_sample_loop(ddpm_ref.network(params, cfg), sched, x_T, rng=rng, var_type="big")
     with pytest.raises(ValueError, match=r"x_T must have shape \(N, 2\)"):
