@@ -4,13 +4,13 @@ likelihood bound, the memorisation check, and the picture of the reverse process
 
 from __future__ import annotations
 
-import contextlib
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 import toy_data
+from ddpm_fast import one_blas_thread
 
 from .floors import cached_floors
 from .guards import DivergenceError, warn_if_memorised
@@ -26,15 +26,6 @@ __all__ = ["N_REVERSE_GRID", "FINAL_LOSS_WINDOW", "N_BOUND", "sample_and_measure
 N_REVERSE_GRID = 1_000        # points in fit's reverse.png (2-D data only; ~1 s with the trajectory)
 FINAL_LOSS_WINDOW = 200       # final_loss = mean L_simple over the last steps (one step is noisy)
 N_BOUND = 1_000               # held-out points on which fit reports the likelihood bound (SE ≈ 0.02 bits/dim)
-
-
-def _one_blas_thread():
-    """One BLAS thread in the block (threadpoolctl, installed with numba's extra; otherwise unchanged)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def save_reverse_grid(path, m: Model, held: np.ndarray, seed: int, source) -> None:
@@ -88,7 +79,7 @@ def sample_and_measure(m, n_eval, ss_eval, backend, source, seed, train_x, held,
 
     # fast: the bound runs beside the statistics, whose one exact W2 solve holds a core by itself; BLAS keeps
     # one thread meanwhile (with its own two it oversubscribed 2 cores: statistics 7.4–10 s instead of 3.6–3.8)
-    with _one_blas_thread(), ThreadPoolExecutor(1) as pool:
+    with one_blas_thread(), ThreadPoolExecutor(1) as pool:
         job = pool.submit(bound) if mode == "fast" else None
         t1 = time.perf_counter()
         metrics.update(sample_statistics(samples[:n], held, refs, train=train_x, mode=mode, floors=floors))

@@ -36,7 +36,6 @@ Timing for a default model (T = 1000, hidden 128, depth 3): ``show``'s docstring
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import time
@@ -46,6 +45,7 @@ import numpy as np
 
 import ddpm_ref
 import toy_data
+from ddpm_fast import one_blas_thread
 
 from . import plots
 from .likelihood import likelihood_bound
@@ -221,18 +221,6 @@ def square_limits(*arrays) -> tuple:
     return -1.05 * half, 1.05 * half
 
 
-def _one_blas_thread():
-    """One BLAS thread for the whole of ``show``: after the numba sampler, whose products go through
-    SciPy's OpenBLAS, NumPy's OpenBLAS pool and that one spin against each other on 2 cores (measured:
-    the bound of 200 points took 6.6 s right after sampling instead of 0.7 s; with one thread 0.75 s
-    either way). The matrices here (≤ 2,000 × 160) gain nothing from more threads."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def show(model, out, *, data=None, n: int = 2000, n_gif: int = 500, n_bound: int = 200, seed: int = 0,
          overwrite: bool = False) -> ShowResult:
     """Draw the six study pictures (``FILES``) of a fitted model (a :class:`Model` or a checkpoint path) into ``out``.
@@ -265,7 +253,7 @@ def show(model, out, *, data=None, n: int = 2000, n_gif: int = 500, n_bound: int
                               f"overwrite=True (--overwrite) to replace them")
     pyplot()                                              # without matplotlib: ImportError before any work
     os.makedirs(out, exist_ok=True)
-    with _one_blas_thread():
+    with one_blas_thread():
         return _draw_all(m, paths, plots, data=data, n=n, n_gif=n_gif, n_bound=n_bound, seed=seed)
 
 

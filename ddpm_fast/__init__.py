@@ -40,7 +40,7 @@ import ddpm_ref
 
 from .layout import check_sampler_arrays, check_train_arrays, layout, model_widths, pack, unpack
 
-__all__ = ["BACKENDS", "available_backends", "default_backend", "train", "p_sample_loop", "p_sample_trajectory", "ddim_sample_loop",
+__all__ = ["BACKENDS", "one_blas_thread", "available_backends", "default_backend", "train", "p_sample_loop", "p_sample_trajectory", "ddim_sample_loop",
            "solver_coefficients", "solver_sample", "unsupported", "CHUNK"]
 
 BACKENDS = ("numpy", "numba", "cupy")
@@ -83,10 +83,11 @@ def unsupported(tcfg: ddpm_ref.TrainConfig) -> str | None:
     return None
 
 
-def _one_blas_thread():
-    """The kernel's small matrix products go through SciPy's BLAS, a second OpenBLAS next to NumPy's;
-    with two thread pools spinning on 2 cores each product waits for the other pool (measured 20 ms
-    per step instead of 4). One BLAS thread is also the faster choice for these sizes."""
+def one_blas_thread():
+    """A context with one BLAS thread (threadpoolctl; unchanged without it). The kernel's small matrix products
+    go through SciPy's BLAS, a second OpenBLAS next to NumPy's; with two thread pools spinning on 2 cores each
+    product waits for the other pool (measured 20 ms per step instead of 4). The application uses it too:
+    ``ddpm show``'s bound after the sampler (6.6 s → 0.75 s) and a fit's evaluation beside the W2 solve."""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
@@ -175,7 +176,7 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
         eps = eps.astype(dtype, copy=False)
         check_train_arrays(cfg, widths, T, B, theta, m, s, ema, data_c, emb, sab, s1m, lrs, idx, tt, eps)
         chunk_losses = np.empty(K, dtype=np.float64)
-        with _one_blas_thread():
+        with one_blas_thread():
             step = cpu.train_steps_kernel(theta, m, s, ema, step, widths, offs, cpu.ACT_CODES[cfg.activation],
                                           data_c, idx, tt, eps, emb,
                                           sab, s1m, lrs, tcfg.adam_beta1, tcfg.adam_beta2, tcfg.adam_eps,
@@ -241,7 +242,7 @@ def _run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, t
     check_sampler_arrays(cfg, widths, theta, x, table, c_x, c_eps, sigma, z, traj)
     if keep_traj:
         traj[K] = x
-    with _one_blas_thread():
+    with one_blas_thread():
         cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], cfg.fourier, x,
                           table, c_x, c_eps, sigma, z, np.uint64(seed), int(tile), traj)
     x = x.astype(np.float64)
@@ -426,7 +427,7 @@ def solver_sample(denoise_fn, sched, x_T: np.ndarray, *, solver: str, steps: int
     table = time_table(params, cfg, t_calls, dtype)                                  # (K, H)
     ones = np.ones(K, dtype=dtype)
     check_sampler_arrays(cfg, widths, theta, x, table, ones, ones, ones)
-    with _one_blas_thread():
+    with one_blas_thread():
         cpu.solver_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], cfg.fourier, x, table,
                           np.ascontiguousarray(A, dtype=dtype), tile)
     return x.astype(np.float64)
