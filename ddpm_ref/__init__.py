@@ -16,6 +16,7 @@ et al. 2015. Modules in dependency order (each imports only those above it):
     reverse.py    Algorithm 2 for every variant: x_0/v/μ outputs, learned σ_t², respaced steps, x̂_0 thresholding
     respace.py    K < T steps: timestep spacings, respaced schedules, DDIM and its inversion
     ode.py        the probability-flow ODE and its exact log-likelihood
+    guidance.py   class-conditional ε_θ(x_t, t, y), label dropout, classifier-free guidance (Ho & Salimans 2022)
     solvers.py    high-order ODE samplers: DPM-Solver++(2M)/(2S), UniPC, Heun (EDM); log-SNR/Karras grids
     checkpoint.py arrays + JSON config in one .npz, no pickle, atomic writes
 
@@ -25,8 +26,9 @@ optim.py → train.py (``loss_simple``, ``loss_and_grads``, ``train_step``, ``tr
 (σ_t² = β_t or β̃_t, Sec. 3.2; Ho's linear β_t); the variants live in named_schedules.py, objectives.py
 and reverse.py, which reuse the core's schedule, optimiser step and loops, never the reverse. The
 network is the study note's MLP (Ho's is a U-Net); ``MLPConfig`` holds its shape, and its Fourier
-input features γ(x) are off (K = 0) unless asked for. The core path's six
-modules are 841 lines (docstrings included) of the package's 2,471; ``tests/test_docs.py`` keeps this
+input features γ(x) are off (K = 0) unless asked for, and so is its class table (n_classes = 0:
+unconditional; guidance.py uses it). The core path's six
+modules are 874 lines (docstrings included) of the package's 2,636; ``tests/test_docs.py`` keeps this
 count true; they import nothing else from the package. ``TrainConfig`` holds Algorithm 1's settings
 only; a variant's (objective, target, σ_t², t sampling) are ``objectives.GeneralTrainConfig``.
 
@@ -66,6 +68,8 @@ from .schedule import Schedule, TerminalSNRWarning, linear_schedule, schedule_fr
 from .named_schedules import SCHEDULES, make_schedule, rescale_zero_terminal_snr
 from .train import (TrainConfig, apply_step, draw_batch, init_state, learning_rate, loss_and_grads,
                     loss_simple, train, train_step)
+from .guidance import (P_UNCOND, GuidedDenoiser, draw_batch_conditional, guided_network, guided_output,
+                       train_conditional)
 from .objectives import (HISTORY, OBJECTIVES, GeneralTrainConfig, as_general, importance_probs, importance_weights,
                          objective_and_grads, train_general, train_step_general, with_history)
 
@@ -84,4 +88,5 @@ __all__ = [
     "solver_timesteps", "ddim_step", "ddim_sample_loop", "ddim_invert", "p_mean_variance", "p_sample", "p_sample_loop", "p_sample_trajectory",
     "p_mean_variance_general", "p_sample_general", "p_sample_loop_general", "p_sample_trajectory_general",
     "save_checkpoint", "load_checkpoint", "CheckpointError",
+    "P_UNCOND", "GuidedDenoiser", "draw_batch_conditional", "guided_network", "guided_output", "train_conditional",
 ]

@@ -9,6 +9,10 @@ a plain dict of float64 arrays:
 
     W0 (F+E, H), b0 (H,),  W1 (H, H), b1 (H,),  ...,  W{depth} (H, D), b{depth} (D,)
 
+A class-conditional ε_θ(x_t, t, y) (``n_classes`` = C > 0) adds a learned class embedding to the time
+embedding, emb(t) + E_y, as improved-diffusion's ``label_emb``: a table ``"C"`` (C + 1, E) whose row C is
+the "no class" ∅ that classifier-free guidance needs (Ho & Salimans 2022); y = None means ∅.
+
 Each layer's forward sits beside its backward (llm.c style): ``linear_forward``/``linear_backward``,
 ``act_forward``/``act_backward``, ``input_features``/``input_features_backward``; ``forward(params, x, t, cfg)
 -> (out, cache)`` runs them in order and ``backward(params, cache, dout, cfg) -> grads``, the one backward
@@ -25,7 +29,7 @@ from scipy.special import expit  # σ(a) = 1/(1 + e^(−a)) without overflow
 
 __all__ = ["MLPConfig", "ACTIVATIONS", "timestep_embedding", "input_features", "init_params", "layer_widths", "forward",
            "backward", "backward_with_dx", "param_count", "flops_per_point", "Denoiser", "network", "linear_forward",
-           "linear_backward", "act_forward", "act_backward", "input_features_backward"]
+           "linear_backward", "act_forward", "act_backward", "input_features_backward", "class_index"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,7 @@ class MLPConfig:
     max_period: float = 10000.0  # longest period of the embedding, as in Transformer/Ho et al.
     out_dim: int | None = None   # output width: None means D (ε_θ); 2D for learned variances
     fourier: int = 0             # K: octaves of input Fourier features sin/cos(2^k x_d), k < K; 0: x alone
+    n_classes: int = 0           # C: classes of a conditional ε_θ(x_t, t, y); 0: unconditional (no table "C")
 
     @property
     def n_out(self) -> int:
@@ -65,6 +70,8 @@ class MLPConfig:
         # kernels' double-angle recurrence doubles its rounding error per octave: 1e-5 at K = 8)
         if not isinstance(self.fourier, (int, np.integer)) or isinstance(self.fourier, bool) or not 0 <= self.fourier <= 8:
             raise ValueError(f"MLPConfig.fourier must be an integer in 0..8 (octaves 2^0..2^(K-1)), got {self.fourier!r}")
+        if not isinstance(self.n_classes, (int, np.integer)) or isinstance(self.n_classes, bool) or self.n_classes < 0:
+            raise ValueError(f"MLPConfig.n_classes must be an integer >= 0 (0: unconditional), got {self.n_classes!r}")
         if not (self.max_period > 1):
             raise ValueError(f"MLPConfig.max_period must be > 1, got {self.max_period!r}")
 
@@ -147,13 +154,16 @@ def layer_widths(cfg: MLPConfig) -> list:
 
 
 def init_params(cfg: MLPConfig, rng: np.random.Generator) -> dict:
-    """Weights drawn U(−1/√fan_in, 1/√fan_in) (the common default for linear layers), biases 0."""
+    """Weights drawn U(−1/√fan_in, 1/√fan_in) (the common default for linear layers), biases 0; a conditional
+    network's class table C (C + 1, E) drawn N(0, 1), as an embedding layer's default, after the layers."""
     widths = layer_widths(cfg)
     params = {}
     for l, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         bound = 1.0 / math.sqrt(fan_in)
         params[f"W{l}"] = rng.uniform(-bound, bound, size=(fan_in, fan_out))
         params[f"b{l}"] = np.zeros(fan_out)
+    if cfg.n_classes:
+        params["C"] = rng.standard_normal((cfg.n_classes + 1, cfg.emb_dim))
     return params
 
 
@@ -169,6 +179,20 @@ def flops_per_point(cfg: MLPConfig) -> int:
 
 def _n_layers(params: dict) -> int:
     return sum(1 for k in params if k.startswith("W"))
+
+
+def class_index(y, B: int, n_classes: int) -> np.ndarray:
+    """The rows of the class table for a batch of B points: y an integer or (B,) integers in 0..C − 1, or C
+    (∅); None is ∅ for every point. Returns (B,) int64."""
+    if y is None:
+        return np.full(B, n_classes, dtype=np.int64)
+    y = np.asarray(y)
+    if y.dtype.kind not in "iu" or y.ndim > 1 or (y.ndim == 1 and y.shape[0] != B):
+        raise ValueError(f"y must be an integer or {B} integers (class indices), got {y.dtype} of shape {y.shape}")
+    if y.size and (y.min() < 0 or y.max() > n_classes):
+        raise ValueError(f"class indices must lie in 0..{n_classes} ({n_classes} = no class), got "
+                         f"{int(y.min())}..{int(y.max())}")
+    return np.broadcast_to(y, (B,)).astype(np.int64)
 
 
 # --- layers: each forward beside its backward (llm.c style) ----------------------------------------------
@@ -208,8 +232,9 @@ def input_features_backward(dgamma: np.ndarray, x: np.ndarray, fourier: int) -> 
 
 # --- the network: the layers in order, then the same layers backwards ----------------------------------------
 
-def forward(params: dict, x: np.ndarray, t, cfg: MLPConfig) -> tuple[np.ndarray, dict]:
-    """The network on a batch: x (B, D), t int or (B,). Returns out (B, n_out) and the cache for backward."""
+def forward(params: dict, x: np.ndarray, t, cfg: MLPConfig, y=None) -> tuple[np.ndarray, dict]:
+    """The network on a batch: x (B, D), t int or (B,); a conditional network's class y (``class_index``;
+    ignored by an unconditional one). Returns out (B, n_out) and the cache for backward."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != cfg.dim:
         raise ValueError(f"x must have shape (B, {cfg.dim}), got {x.shape}")
@@ -218,6 +243,9 @@ def forward(params: dict, x: np.ndarray, t, cfg: MLPConfig) -> tuple[np.ndarray,
     L = _n_layers(params)                                                  # depth + 1 linear layers
 
     emb = timestep_embedding(t, cfg.emb_dim, cfg.max_period)               # (B, E)
+    if cfg.n_classes:
+        y = class_index(y, B, cfg.n_classes)
+        emb = emb + params["C"][y]                                         # emb(t) + E_y
     h = np.concatenate([input_features(x, cfg.fourier), emb], axis=1)     # h_0 = [γ(x), emb(t)] (B, F+E)
     hs, as_ = [h], []
     for l in range(L - 1):
@@ -226,7 +254,7 @@ def forward(params: dict, x: np.ndarray, t, cfg: MLPConfig) -> tuple[np.ndarray,
         as_.append(a)
         hs.append(h)
     out = linear_forward(h, params[f"W{L - 1}"], params[f"b{L - 1}"])      # (B, out_dim)
-    return out, {"hs": hs, "as": as_, "x": x}
+    return out, {"hs": hs, "as": as_, "x": x, "y": y}
 
 
 def backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig, wrt_x: bool = False):
@@ -241,6 +269,9 @@ def backward(params: dict, cache: dict, dout: np.ndarray, cfg: MLPConfig, wrt_x:
     for l in range(L - 2, -1, -1):
         da = act_backward(dh, as_[l], hs[l + 1], cfg.activation)           # (B, H)
         dh, grads[f"W{l}"], grads[f"b{l}"] = linear_backward(da, hs[l], params[f"W{l}"])  # dh: (B, fan_in)
+    if cfg.n_classes:                          # ∂loss/∂E_c = Σ over the points of class c of ∂loss/∂emb
+        grads["C"] = np.zeros_like(params["C"])
+        np.add.at(grads["C"], cache["y"], dh[:, cfg.n_in:])
     if not wrt_x:
         return grads
     return grads, input_features_backward(dh[:, :cfg.n_in], cache["x"], cfg.fourier)
@@ -255,17 +286,18 @@ class Denoiser:
     """The MLP as the one network convention of every sampler, bound and ODE function: a callable
     ``denoise_fn(x_t, t) -> out`` (as in Ho et al.'s code), t an int or (B,) array; ``network(params, cfg)``
     makes one. It keeps ``params`` and ``cfg``, so the compiled backends can run the same weights, and it
-    gives the ODE's exact likelihood its input Jacobian trace (``divergence``)."""
+    gives the ODE's exact likelihood its input Jacobian trace (``divergence``). A conditional network's
+    class ``y`` is fixed here (None: ∅), so the samplers need not know about classes."""
 
-    def __init__(self, params: dict, cfg: MLPConfig):
-        self.params, self.cfg = params, cfg
+    def __init__(self, params: dict, cfg: MLPConfig, y=None):
+        self.params, self.cfg, self.y = params, cfg, y
 
     def __call__(self, xt, t) -> np.ndarray:
-        return forward(self.params, xt, t, self.cfg)[0]
+        return forward(self.params, xt, t, self.cfg, self.y)[0]
 
     def divergence(self, xt, t) -> np.ndarray:
         """Σ_d ∂out_d/∂x_d over the first D outputs (B,): D backward passes, one per output coordinate."""
-        full, cache = forward(self.params, xt, t, self.cfg)
+        full, cache = forward(self.params, xt, t, self.cfg, self.y)
         div = np.zeros(full.shape[0])
         for d in range(self.cfg.dim):
             dout = np.zeros_like(full)
@@ -275,6 +307,7 @@ class Denoiser:
         return div
 
 
-def network(params: dict, cfg: MLPConfig) -> Denoiser:
-    """The MLP with weights ``params`` as ``denoise_fn(x_t, t) -> out`` (a :class:`Denoiser`)."""
-    return Denoiser(params, cfg)
+def network(params: dict, cfg: MLPConfig, y=None) -> Denoiser:
+    """The MLP with weights ``params`` as ``denoise_fn(x_t, t) -> out`` (a :class:`Denoiser`); a conditional
+    network's class ``y`` (None: ∅)."""
+    return Denoiser(params, cfg, y)

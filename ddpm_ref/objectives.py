@@ -106,8 +106,9 @@ def _draw(rng: np.random.Generator, data: np.ndarray, batch_size: int, T: int, p
 
 
 def objective_and_grads(params: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarray, sched: Schedule,
-                        cfg: MLPConfig, tcfg: TrainConfig, weights: np.ndarray | None = None):
-    """The training objective for given draws (x_0, t, ε) and its gradient w.r.t. every parameter.
+                        cfg: MLPConfig, tcfg: TrainConfig, weights: np.ndarray | None = None, y=None):
+    """The training objective for given draws (x_0, t, ε) and its gradient w.r.t. every parameter; ``y`` is a
+    conditional network's class per point (``mlp.class_index``; ``guidance.train_conditional``).
 
     Returns (loss, grads, vlb_terms): ``vlb_terms`` (B,) are the per-point bound terms L_{t−1} in nats
     (None for L_simple), which feed the importance sampler's history.
@@ -115,7 +116,7 @@ def objective_and_grads(params: dict, x0: np.ndarray, t: np.ndarray, eps: np.nda
     tcfg = as_general(tcfg)
     D = x0.shape[1]
     xt = q_sample(sched, x0, t, eps)                                       # (B, D), Eq. 4
-    out, cache = forward(params, xt, t, cfg)                               # (B, n_out)
+    out, cache = forward(params, xt, t, cfg, y)                            # (B, n_out)
     dout = np.zeros_like(out)
     loss, term = 0.0, None
     if tcfg.objective in ("simple", "hybrid"):
@@ -136,13 +137,14 @@ def objective_and_grads(params: dict, x0: np.ndarray, t: np.ndarray, eps: np.nda
 
 
 def train_step_general(state: dict, x0: np.ndarray, t: np.ndarray, eps: np.ndarray, sched: Schedule,
-                       cfg: MLPConfig, tcfg: TrainConfig, weights: np.ndarray | None = None) -> tuple[dict, float]:
+                       cfg: MLPConfig, tcfg: TrainConfig, weights: np.ndarray | None = None,
+                       y=None) -> tuple[dict, float]:
     """``train.train_step`` for any objective and parametrisation: one clipped Adam step, then the EMA.
 
     ``weights`` (B,) multiply the L_vlb terms (1/(T p_t) under importance sampling). Returns the new
-    state and the loss.
+    state and the loss. ``y``: a conditional network's classes (B,).
     """
-    loss, grads, term = objective_and_grads(state["params"], x0, t, eps, sched, cfg, tcfg, weights)
+    loss, grads, term = objective_and_grads(state["params"], x0, t, eps, sched, cfg, tcfg, weights, y)
     new = apply_step(state, grads, tcfg)
     if term is not None:
         state = with_history(state, sched.T)
