@@ -38,7 +38,7 @@ import numpy as np
 
 import ddpm_ref
 
-from .layout import check_sampler_arrays, check_train_arrays, layout, model_widths, pack, unpack
+from .layout import check_sampler_arrays, check_train_arrays, class_table_shape, layout, model_widths, pack, unpack
 
 __all__ = ["BACKENDS", "one_blas_thread", "available_backends", "default_backend", "train", "p_sample_loop", "p_sample_trajectory", "ddim_sample_loop",
            "solver_coefficients", "solver_sample", "unsupported", "CHUNK"]
@@ -110,32 +110,72 @@ def time_table(params: dict, cfg, t_steps, dtype) -> np.ndarray:
     return np.ascontiguousarray(emb @ np.asarray(params["W0"])[cfg.n_in:] + np.asarray(params["b0"]), dtype=dtype)
 
 
-def draw_chunk(rng: np.random.Generator, n_data: int, T: int, B: int, D: int, K: int):
+def class_tables(params: dict, cfg, table: np.ndarray, y, w: float):
+    """The samplers' layer-0 tables per class, for points of classes ``y`` (N,) (None: an unconditional network):
+    a list of (rows, table_y, table_null) with table_y = ``table`` + C[y] W_0[F:] (the class enters like the
+    time, ``ddpm_ref.mlp.forward``) and table_null the same for ∅ when the guidance weight w ≠ 0 (else no
+    rows). One entry per class present; an unconditional network gets one entry with every row."""
+    empty = np.zeros((0, table.shape[1]), dtype=table.dtype)
+    if y is None:
+        return [(None, table, empty)]
+    rows_of = np.asarray(params["C"]) @ np.asarray(params["W0"])[cfg.n_in:]         # (C + 1, H)
+    null = np.ascontiguousarray(table + rows_of[cfg.n_classes], dtype=table.dtype) if w != 0 else empty
+    return [(np.flatnonzero(y == c), np.ascontiguousarray(table + rows_of[c], dtype=table.dtype), null)
+            for c in np.unique(y)]
+
+
+def _group_seed(seed: int, group: int, n_groups: int) -> np.uint64:
+    """The counter generator's seed for one class group: the seed itself for a single group, else a distinct
+    key per group (the kernel keys its noise by the point's index within the group)."""
+    return np.uint64(seed if n_groups == 1 else (seed + (group + 1) * 0x9E3779B97F4A7C15) % 2**64)
+
+
+def draw_chunk(rng: np.random.Generator, n_data: int, T: int, B: int, D: int, K: int, labels=None,
+               p_uncond: float = 0.0, n_classes: int = 0):
     """The random draws of K training steps — data indices (K, B), t (K, B), ε (K, B, D) — made
-    exactly as ``ddpm_ref.draw_batch`` makes them, step after step, from the same generator."""
+    exactly as ``ddpm_ref.draw_batch`` makes them, step after step, from the same generator. With ``labels``
+    (n_data,), as ``ddpm_ref.draw_batch_conditional``: also the classes (K, B), ∅ = n_classes where dropped."""
     idx = np.empty((K, B), dtype=np.int64)
     tt = np.empty((K, B), dtype=np.int64)
     eps = np.empty((K, B, D), dtype=np.float64)
+    yy = np.empty((K, B) if labels is not None else (0, 0), dtype=np.int64)
     for k in range(K):
         idx[k] = rng.integers(0, n_data, size=B)
         tt[k] = rng.integers(1, T + 1, size=B)
         eps[k] = rng.standard_normal((B, D))
-    return idx, tt, eps
+        if labels is not None:
+            yy[k] = np.where(rng.random(B) < p_uncond, n_classes, labels[idx[k]])
+    return (idx, tt, eps) if labels is None else (idx, tt, eps, yy)
 
 
 def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Generator, n_steps: int,
-          callback=None, backend: str = "numba", dtype=np.float32, draws: str = "rng"):
+          callback=None, backend: str = "numba", dtype=np.float32, draws: str = "rng", labels=None,
+          p_uncond: float = ddpm_ref.P_UNCOND):
     """``ddpm_ref.train`` on the chosen backend. Returns (state, losses (n_steps,)).
 
     ``draws="rng"``: x_0, t, ε drawn from ``rng`` exactly as the reference draws them (the same training
     run up to rounding). ``draws="counter"`` (numba, cupy): one seed is taken from ``rng`` and the
     kernels draw x_0, t, ε themselves from (seed, step, row) (``counter.counter_draws``) — nothing per
-    step on the host, and the same draws on both compiled backends."""
+    step on the host, and the same draws on both compiled backends.
+
+    A conditional network (``cfg.n_classes`` > 0) takes one class per data row in ``labels``: this is
+    ``ddpm_ref.train_conditional`` with label dropout ``p_uncond``, its draws from ``rng`` (numpy and numba;
+    the CUDA kernels have no class table yet)."""
     _check_backend(backend)
     if draws not in ("rng", "counter"):
         raise ValueError(f"draws must be 'rng' or 'counter', got {draws!r}")
     if backend == "numpy" and draws != "rng":
         raise ValueError("the numpy reference draws from rng (draws='rng')")
+    if bool(cfg.n_classes) != (labels is not None):
+        raise ValueError("a conditional network (MLPConfig.n_classes > 0) trains on labels, an unconditional one "
+                         f"without: got n_classes = {cfg.n_classes} and labels {'given' if labels is not None else 'None'}")
+    if labels is not None:
+        labels = ddpm_ref.guidance.check_labels(labels, np.shape(data)[0], cfg.n_classes)
+        if backend == "numpy":
+            return ddpm_ref.train_conditional(state, data, labels, sched, cfg, tcfg, rng, n_steps, p_uncond, callback)
+        if backend == "cupy" or draws != "rng":
+            raise ValueError("conditional training runs on backend 'numba' (draws from rng) or 'numpy': the CUDA "
+                             "kernels and the counter draws have no class table yet")
     if backend == "numpy":
         return ddpm_ref.train_general(state, data, sched, cfg, tcfg, rng, n_steps, callback)
     reason = unsupported(tcfg)
@@ -153,10 +193,9 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
         raise ValueError(f"data must have shape (N, {cfg.dim}), got {data.shape}")
     widths = model_widths(cfg)
     offs, _ = layout(widths)
-    theta = pack(state["params"], widths, dtype)
-    m = pack(state["opt"]["m"], widths, dtype)
-    s = pack(state["opt"]["s"], widths, dtype)
-    ema = pack(state["ema"], widths, dtype)
+    table = class_table_shape(cfg)
+    theta, m, s, ema = (pack(d, widths, dtype, table is not None)
+                        for d in (state["params"], state["opt"]["m"], state["opt"]["s"], state["ema"]))
     step = int(state["opt"]["step"])
     T, B, D = sched.T, tcfg.batch_size, cfg.dim
     emb = ddpm_ref.timestep_embedding(np.arange(T + 1), cfg.emb_dim, cfg.max_period).astype(dtype)
@@ -168,29 +207,32 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
     seed = int(rng.integers(0, 2**63 - 1)) if draws == "counter" else 0
     while done < n_steps:
         K = min(CHUNK, n_steps - done)
+        yy = np.zeros((0, 0), np.int64)
         if draws == "counter":                               # filled in by the kernel
             idx, tt, eps = np.zeros((K, B), np.int64), np.ones((K, B), np.int64), np.zeros((K, B, D), dtype)
+        elif labels is not None:
+            idx, tt, eps, yy = draw_chunk(rng, data.shape[0], T, B, D, K, labels, p_uncond, cfg.n_classes)
         else:
             idx, tt, eps = draw_chunk(rng, data.shape[0], T, B, D, K)
         lrs = np.array([ddpm_ref.learning_rate(tcfg, step + k) for k in range(K)], dtype=np.float64)
         eps = eps.astype(dtype, copy=False)
-        check_train_arrays(cfg, widths, T, B, theta, m, s, ema, data_c, emb, sab, s1m, lrs, idx, tt, eps)
+        check_train_arrays(cfg, widths, T, B, theta, m, s, ema, data_c, emb, sab, s1m, lrs, idx, tt, eps, yy)
         chunk_losses = np.empty(K, dtype=np.float64)
         with one_blas_thread():
             step = cpu.train_steps_kernel(theta, m, s, ema, step, widths, offs, cpu.ACT_CODES[cfg.activation],
                                           data_c, idx, tt, eps, emb,
                                           sab, s1m, lrs, tcfg.adam_beta1, tcfg.adam_beta2, tcfg.adam_eps,
                                           tcfg.grad_clip, tcfg.ema_decay, chunk_losses, _n_chunks(B),
-                                          draws == "counter", np.uint64(seed))
+                                          draws == "counter", np.uint64(seed), yy)
         losses[done:done + K] = chunk_losses
         if callback is not None:
             for k in range(K):
                 callback(step - K + k + 1, chunk_losses[k])
         done += K
     new = dict(state)
-    new["params"] = unpack(theta, widths)
-    new["ema"] = unpack(ema, widths)
-    new["opt"] = {"m": unpack(m, widths), "s": unpack(s, widths), "step": int(step)}
+    new["params"] = unpack(theta, widths, table)
+    new["ema"] = unpack(ema, widths, table)
+    new["opt"] = {"m": unpack(m, widths, table), "s": unpack(s, widths, table), "step": int(step)}
     return new, losses
 
 
@@ -219,12 +261,13 @@ def _sampler(backend: str):
     """The function that runs K update steps with given coefficients on ``backend``."""
     if backend == "cupy":
         from . import gpu
-        return gpu.run_sampler
+        return lambda *args: gpu.run_sampler(*args[:-1])            # cond: (None, 0.0), checked by _condition
     return _run_sampler
 
 
-def _run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, tile, keep_traj):
-    """Run ``cpu.sample_kernel`` for the model steps ``t_steps`` (K,) with the given coefficients."""
+def _run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, tile, keep_traj, cond=(None, 0.0)):
+    """Run ``cpu.sample_kernel`` for the model steps ``t_steps`` (K,) with the given coefficients; ``cond`` =
+    (classes (N,) or None, guidance weight w) of a conditional network: one kernel call per class present."""
     from . import cpu
 
     x = np.array(x_T, dtype=dtype)
@@ -239,12 +282,23 @@ def _run_sampler(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, t
     as_dt = lambda a: np.ascontiguousarray(a, dtype=dtype)
     c_x, c_eps, sigma = as_dt(c_x), as_dt(c_eps), as_dt(sigma)
     z = np.zeros((0, 1, 1), dtype=dtype) if z is None or (np.ndim(z) >= 1 and np.shape(z)[0] == 0) else as_dt(z)
-    check_sampler_arrays(cfg, widths, theta, x, table, c_x, c_eps, sigma, z, traj)
     if keep_traj:
         traj[K] = x
-    with one_blas_thread():
-        cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], cfg.fourier, x,
-                          table, c_x, c_eps, sigma, z, np.uint64(seed), int(tile), traj)
+    groups = class_tables(params, cfg, table, cond[0], cond[1])
+    for i, (rows, t_y, t_null) in enumerate(groups):
+        sub = (lambda a: a) if rows is None else (lambda a: np.ascontiguousarray(a[rows]))
+        sub_k = (lambda a: a) if rows is None else (lambda a: np.ascontiguousarray(a[:, rows]))
+        xs, zs = sub(x), (z if z.shape[0] == 0 else sub_k(z))
+        ts = traj if not keep_traj else sub_k(traj)
+        check_sampler_arrays(cfg, widths, theta, xs, t_y, c_x, c_eps, sigma, zs, ts, t_null)
+        with one_blas_thread():
+            cpu.sample_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], cfg.fourier, xs,
+                              t_y, c_x, c_eps, sigma, zs, _group_seed(seed, i, len(groups)), int(tile), ts,
+                              t_null, x.dtype.type(cond[1]))
+        if rows is not None:
+            x[rows] = xs
+            if keep_traj:
+                traj[:, rows] = ts
     x = x.astype(np.float64)
     return (x, traj.astype(np.float64)) if keep_traj else x
 
@@ -255,6 +309,17 @@ def _weights(denoise_fn):
         raise TypeError(f"the compiled samplers run the MLP's weights: pass denoise_fn = ddpm_ref.network(params, cfg), "
                         f"got {type(denoise_fn).__name__} (backend 'numpy' takes any function)")
     return denoise_fn.params, denoise_fn.cfg
+
+
+def _condition(denoise_fn, N: int, backend: str):
+    """(classes (N,), guidance weight w) of a conditional network behind ``denoise_fn`` (``ddpm_ref.network(params,
+    cfg, y)`` or ``ddpm_ref.guided_network``), (None, 0.0) for an unconditional one."""
+    cfg = denoise_fn.cfg
+    if not cfg.n_classes:
+        return None, 0.0
+    if backend == "cupy":
+        raise ValueError("the CUDA samplers have no class table yet: sample a conditional model on 'numba' or 'numpy'")
+    return ddpm_ref.mlp.class_index(denoise_fn.y, N, cfg.n_classes), float(getattr(denoise_fn, "w", 0.0))
 
 
 def p_sample_loop(denoise_fn, sched, x_T: np.ndarray, *, z: np.ndarray | None = None,
@@ -295,7 +360,8 @@ def _ancestral(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_mode
     z, seed = _noise(z, rng, (T + 1,) + tuple(np.shape(x_T)), dtype, needed=T > 1)
     if z.shape[0] == T + 1:
         z = np.ascontiguousarray(z[:0:-1])                           # z[T], …, z[1]: the kernel's order of steps
-    return _sampler(backend)(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, tile, keep)
+    return _sampler(backend)(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, tile, keep,
+                                  _condition(denoise_fn, np.shape(x_T)[0], backend))
 
 
 def ancestral_coefficients(sched, var_type: str, t_model=None):
@@ -349,7 +415,8 @@ def ddim_sample_loop(denoise_fn, sched, x_T: np.ndarray, *, ts: np.ndarray | Non
         raise ValueError(f"ts must be strictly decreasing steps in 1..T = 1..{sched.T}, got {ts!r}")
     c_x, c_eps, sigma = ddim_coefficients(sched, ts, eta)
     z, seed = _noise(z, rng, (len(ts),) + tuple(np.shape(x_T)), dtype, needed=eta > 0)
-    return _sampler(backend)(params, cfg, x_T, ts, c_x, c_eps, sigma, z, seed, dtype, tile, False)
+    return _sampler(backend)(params, cfg, x_T, ts, c_x, c_eps, sigma, z, seed, dtype, tile, False,
+                                  _condition(denoise_fn, np.shape(x_T)[0], backend))
 
 
 class _Trace:
@@ -426,8 +493,13 @@ def solver_sample(denoise_fn, sched, x_T: np.ndarray, *, solver: str, steps: int
     theta = pack(params, widths, dtype)
     table = time_table(params, cfg, t_calls, dtype)                                  # (K, H)
     ones = np.ones(K, dtype=dtype)
-    check_sampler_arrays(cfg, widths, theta, x, table, ones, ones, ones)
-    with one_blas_thread():
-        cpu.solver_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], cfg.fourier, x, table,
-                          np.ascontiguousarray(A, dtype=dtype), tile)
+    y, w = _condition(denoise_fn, x.shape[0], backend)
+    for rows, t_y, t_null in class_tables(params, cfg, table, y, w):
+        xs = x if rows is None else np.ascontiguousarray(x[rows])
+        check_sampler_arrays(cfg, widths, theta, xs, t_y, ones, ones, ones, t_null=t_null)
+        with one_blas_thread():
+            cpu.solver_kernel(theta, widths, offs, cpu.ACT_CODES[cfg.activation], cfg.fourier, xs, t_y,
+                              np.ascontiguousarray(A, dtype=dtype), tile, t_null, x.dtype.type(w))
+        if rows is not None:
+            x[rows] = xs
     return x.astype(np.float64)

@@ -251,8 +251,13 @@ def _fourier_row(h, D, n_freq):
 @nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
 def train_steps_kernel(theta, m, s, ema, adam_step, widths, offs, act_code, data, idx, tt, eps, emb_table,
                        sqrt_ab, sqrt_1mab, lrs, beta1, beta2, adam_eps, grad_clip, ema_decay, losses, n_chunks,
-                       counter, seed):
+                       counter, seed, yy):
     """K steps of ``ddpm_ref.train_step`` (objective simple, ε-parametrisation), all in one call.
+
+    A conditional network (``ddpm_ref.guidance.train_conditional``) has its class table C (C + 1, E) at θ's
+    tail and the classes of step k's rows in ``yy[k]`` (∅ = C where the label was dropped): its input is
+    [γ(x_t), emb(t) + C[y]] and the table's gradient the embedding columns of ∂loss/∂h_0, added row by row.
+    ``yy`` without rows: unconditional.
 
     θ, m, s, ema (P,) are updated in place (m, s: Adam's moments); ``losses`` (K,) receives L_simple per step. Draws for
     step k: x_0 = data[idx[k]], t = tt[k], ε = eps[k] — or, with ``counter``, the kernel first writes
@@ -290,8 +295,13 @@ def train_steps_kernel(theta, m, s, ema, adam_step, widths, offs, act_code, data
     n_out = widths[L]
     T = sqrt_ab.shape[0] - 1
     # checked on the host (layout.check_train_arrays); nothing below checks an index
-    assert n_out == D and eps.shape[2] == D and tt.shape == idx.shape and theta.shape[0] == offs[L - 1, 1] + D
+    assert n_out == D and eps.shape[2] == D and tt.shape == idx.shape and theta.shape[0] >= offs[L - 1, 1] + D
     assert F == D * (1 + 2 * n_freq)
+    cond = yy.shape[0] == K
+    c_off = offs[L - 1, 1] + D                             # the class table's start in θ (conditional)
+    assert (not cond) or ((P - c_off) % E == 0 and yy.shape[1] == B)
+    if not cond:
+        assert P == c_off
     for k in range(K):
         if counter:
             for b in range(B):
@@ -309,6 +319,10 @@ def train_steps_kernel(theta, m, s, ema, adam_step, widths, offs, act_code, data
                 _fourier_row(h0[b], D, n_freq)
                 for e in range(E):
                     h0[b, F + e] = emb_table[t, e]
+                if cond:                                   # emb(t) + C[y]
+                    cy = c_off + yy[k, lo + b] * E
+                    for e in range(E):
+                        h0[b, F + e] += theta[cy + e]
             for l in range(L):
                 fi, fo = widths[l], widths[l + 1]
                 W = theta[offs[l, 0]:offs[l, 0] + fi * fo].reshape((fi, fo))
@@ -332,6 +346,9 @@ def train_steps_kernel(theta, m, s, ema, adam_step, widths, offs, act_code, data
             part_loss[c] = sl
             # backward (ddpm_ref.mlp.backward) into this chunk's partial gradient
             src, dst = d1[c], d2[c]
+            if cond:
+                for i in range(c_off, P):
+                    g[i] = 0.0
             for l in range(L - 1, -1, -1):
                 fi, fo = widths[l], widths[l + 1]
                 dA = src[0:nb_ * fo].reshape((nb_, fo))
@@ -346,6 +363,14 @@ def train_steps_kernel(theta, m, s, ema, adam_step, widths, offs, act_code, data
                     a_prev = aw[aoff[l - 1]:aoff[l - 1] + nb_ * fi].reshape((nb_, fi))
                     _mul_dact(dH, a_prev, h, act_code)                   # → ∂loss/∂a_{l−1}
                     src, dst = dst, src
+                elif cond:                     # ∂loss/∂C[y] += ∂loss/∂emb = dA_0 W_0[F:]ᵀ, row by row
+                    for b in range(nb_):
+                        cy = c_off + yy[k, lo + b] * E
+                        for e in range(E):
+                            acc = 0.0
+                            for j in range(fo):
+                                acc += dA[b, j] * theta[offs[0, 0] + (F + e) * fo + j]
+                            g[cy + e] += acc
         # reduce the partials in chunk order (deterministic), then the loss
         loss = 0.0
         for c in range(n_chunks):
@@ -428,6 +453,17 @@ def _hidden(theta, offs, L, H, W0, t_row, xs, lo, n, n_freq, g, hA, hB, act_code
 
 
 @nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
+def _guide(hA, hC, n, w):
+    """hA[:n] = (1 + w)·hA − w·hC: the last hidden activations of the guided prediction. The read-out is affine
+    with coefficients (1 + w) − w = 1, so ε̃ = (1 + w)·ε_θ(y) − w·ε_θ(∅) (Ho & Salimans Eq. 6) is this hA's read-out."""
+    H = hA.shape[1]
+    a, b = 1 + w, w
+    for i in range(n):
+        for j in range(H):
+            hA[i, j] = a * hA[i, j] - b * hC[i, j]
+
+
+@nb.njit(fastmath=FASTMATH, error_model="numpy", inline="never")
 def _readout_update(hA, n, w_out_t, b_out, x, lo, c_x, c_eps, sig, z, k, use_z, seed, traj, k_traj):
     """ε̂ = hA W_L + b_L, then x ← c_x·x − c_eps·ε̂ + σ·z for the tile's points (in place)."""
     D = x.shape[1]
@@ -454,7 +490,8 @@ def _readout_update(hA, n, w_out_t, b_out, x, lo, c_x, c_eps, sig, z, k, use_z, 
 
 
 @nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def sample_kernel(theta, widths, offs, act_code, n_freq, x, t_table, c_x, c_eps, sigma, z, seed, tile, traj):
+def sample_kernel(theta, widths, offs, act_code, n_freq, x, t_table, c_x, c_eps, sigma, z, seed, tile, traj,
+                  t_null, w):
     """K reverse steps of an ε-model for x = x_T (N, D), in place; one update rule covers them all:
 
         x ← c_x[k]·x − c_eps[k]·ε_θ(x, t_k) + sigma[k]·z_k,      k = 0..K−1,
@@ -467,6 +504,10 @@ def sample_kernel(theta, widths, offs, act_code, n_freq, x, t_table, c_x, c_eps,
     from the counter-based generator keyed by (seed, k, point, coordinate pair). ``traj`` (K+1, N, D)
     receives x after step k at row K−1−k when it has K+1 rows (the trajectory, x_t at row t).
     Tiles of ``tile`` points run all K steps in parallel, each in its own small workspace.
+
+    Classifier-free guidance (``ddpm_ref.guidance``): a conditional network's class row enters layer 0 like the
+    time, so ``t_table`` holds (emb(t_k) + C[y]) W_0[F:] + b_0 for the points' class y and ``t_null`` (K, H) the
+    same for ∅; with ``t_null`` of K rows, ε̂ is the guided (1 + w)·ε_θ(y) − w·ε_θ(∅) (``_guide``).
     """
     N, D = x.shape
     K = t_table.shape[0]
@@ -478,6 +519,7 @@ def sample_kernel(theta, widths, offs, act_code, n_freq, x, t_table, c_x, c_eps,
     assert widths[0] >= F
     use_z = z.shape[0] == K
     keep = traj.shape[0] == K + 1
+    guided = t_null.shape[0] == K
     n_tiles = (N + tile - 1) // tile
     W0, w_out_t, b_out = _end_layers(theta, widths, offs, F)
     for ti in nb.prange(n_tiles):
@@ -485,9 +527,13 @@ def sample_kernel(theta, widths, offs, act_code, n_freq, x, t_table, c_x, c_eps,
         n = min(N, lo + tile) - lo
         hA = np.zeros((tile, H), dtype=x.dtype)
         hB = np.zeros((tile, H), dtype=x.dtype)
+        hC = np.zeros((tile if guided else 0, H), dtype=x.dtype)
         g = np.zeros((tile, F), dtype=x.dtype)
         for k in range(K):
             _hidden(theta, offs, L, H, W0, t_table[k], x, lo, n, n_freq, g, hA, hB, act_code)
+            if guided:
+                _hidden(theta, offs, L, H, W0, t_null[k], x, lo, n, n_freq, g, hC, hB, act_code)
+                _guide(hA, hC, n, w)
             _readout_update(hA, n, w_out_t, b_out, x, lo, c_x[k], c_eps[k], sigma[k], z, k, use_z, seed,
                             traj, K - 1 - k if keep else -1)
     return x
@@ -522,13 +568,14 @@ def _combine_into(A, k, x, lo, n, E, xin):
 
 
 @nb.njit(parallel=True, cache=True, fastmath=FASTMATH, error_model="numpy")
-def solver_kernel(theta, widths, offs, act_code, n_freq, x, t_table, A, tile):
+def solver_kernel(theta, widths, offs, act_code, n_freq, x, t_table, A, tile, t_null, w):
     """A solver of the probability-flow ODE as K calls of an ε-model, for x = x_T (N, D), in place.
 
     Each solver of ``ddpm_ref.solvers`` on an ε-model is linear in x_T and the network's outputs ε̂_j:
     call k runs at x_k = A[k, 0]·x_T + Σ_{j<k} A[k, 1 + j]·ε̂_j with time-table row k, and the result x_0 is
     row K of A (K + 1, K + 1). ``ddpm_fast.solver_coefficients`` reads A and the call times off the reference
     solver itself. Tiles of ``tile`` points run all K calls in parallel, each keeping its ε̂_j (K, tile, D).
+    ``t_null`` (K, H) and ``w``: classifier-free guidance, as in ``sample_kernel``.
     """
     N, D = x.shape
     K = t_table.shape[0]
@@ -538,6 +585,7 @@ def solver_kernel(theta, widths, offs, act_code, n_freq, x, t_table, A, tile):
     # checked on the host (layout.check_sampler_arrays); ε̂ is read from the first D outputs
     assert L >= 2 and widths[L] >= D and t_table.shape[1] == H and A.shape[0] == K + 1 and A.shape[1] == K + 1
     assert widths[0] >= F
+    guided = t_null.shape[0] == K
     n_tiles = (N + tile - 1) // tile
     W0, w_out_t, b_out = _end_layers(theta, widths, offs, F)
     for ti in nb.prange(n_tiles):
@@ -545,12 +593,16 @@ def solver_kernel(theta, widths, offs, act_code, n_freq, x, t_table, A, tile):
         n = min(N, lo + tile) - lo
         hA = np.zeros((tile, H), dtype=x.dtype)
         hB = np.zeros((tile, H), dtype=x.dtype)
+        hC = np.zeros((tile if guided else 0, H), dtype=x.dtype)
         g = np.zeros((tile, F), dtype=x.dtype)
         xin = np.zeros((tile, D), dtype=x.dtype)
         E = np.zeros((K, tile, D), dtype=x.dtype)                             # ε̂_j of this tile's points
         for k in range(K):
             _combine_into(A, k, x, lo, n, E, xin)
             _hidden(theta, offs, L, H, W0, t_table[k], xin, 0, n, n_freq, g, hA, hB, act_code)
+            if guided:
+                _hidden(theta, offs, L, H, W0, t_null[k], xin, 0, n, n_freq, g, hC, hB, act_code)
+                _guide(hA, hC, n, w)
             _readout_into(hA, n, w_out_t, b_out, E[k])
         _combine_into(A, K, x, lo, n, E, xin)
         for i in range(n):
