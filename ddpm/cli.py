@@ -123,6 +123,12 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--preset", choices=("sohl_dickstein",), default=None,
                    help="a named experiment: sohl_dickstein = T 40, β_t = 1/(T−t+1), μ + learned variance, "
                         "trained on the bound; overrides --T/--schedule/--objective/--parametrization/--var")
+    f.add_argument("--label", default=None, metavar="LABEL",
+                   help="fit a class-conditional model: the label of a labelled built-in ("
+                        + ", ".join(f"{k}: {v}" for k, v in toy_data.LABELS.items())
+                        + ") or the label column of --data FILE (header name or 0-based index)")
+    f.add_argument("--p-uncond", type=float, default=None,
+                   help="with --label: share of labels dropped in training, for guidance (default 0.1)")
     f.add_argument("--resume", metavar="MODEL",
                    help="continue an interrupted fit from its model.npz (its stored settings are used)")
     f.add_argument("--overwrite", action="store_true", help="replace an existing fit in --out")
@@ -153,6 +159,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--spacing", choices=ddpm_ref.SPACINGS + ddpm_ref.SOLVER_SPACINGS, default=None,
                    help="ancestral and ddim: which K of the T steps, even (default), leading, trailing or quad; "
                         "solvers: logsnr, time or karras (default: logsnr; dpmpp2s and heun: karras)")
+    s.add_argument("--class", dest="klass", default=None, metavar="NAME",
+                   help="a model fitted with --label: draw from this class (default: the whole data)")
+    s.add_argument("--guidance", type=float, default=0.0, metavar="W",
+                   help="classifier-free guidance weight w with --class (default %(default)s: the conditional model)")
     s.add_argument("--overwrite", action="store_true", help="replace an existing output file")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -184,6 +194,9 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument("--n-bound", type=_positive_int, default=200,
                    help="points in the bound's per-t profile, the slowest picture (default %(default)s)")
     w.add_argument("--seed", type=int, default=0, help="seed of every draw in the pictures (default %(default)s)")
+    w.add_argument("--class", dest="klass", default=None, metavar="NAME",
+                   help="a model fitted with --label: draw this class's guided chain and field")
+    w.add_argument("--guidance", type=float, default=0.0, metavar="W", help="guidance weight w (default %(default)s)")
     w.add_argument("--overwrite", action="store_true", help="replace existing pictures in --out")
     return p
 
@@ -229,8 +242,10 @@ def _cmd_fit(args) -> int:
         kw["image_shape"] = args.image_shape
     res = fitting.fit(data, args.out, steps=args.steps, seed=args.seed, backend=args.backend, model=model,
                       n_train=args.n_train, progress=not args.quiet, overwrite=args.overwrite, resume=args.resume,
-                      eval=args.eval, **kw)
+                      eval=args.eval, label=args.label, p_uncond=args.p_uncond, **kw)
     m = res.metrics
+    if res.model.info.get("classes"):
+        print(f"classes ({args.label}): {', '.join(res.model.info['classes'])}  (ddpm sample --class NAME)")
     written = [f for f in OUTPUT_FILES if os.path.exists(os.path.join(args.out, f))]
     print(f"wrote {', '.join(written)} to {args.out}")
     if m.get("eval") == "none":
@@ -251,7 +266,8 @@ def _cmd_sample(args) -> int:
         raise FileExistsError(f"{args.out} exists; pass --overwrite to replace it")
     summary = sampling.sample_to_file(args.model, args.n, args.out, seed=args.seed, progress=not args.quiet,
                                       var_type=args.var, use_ema=not args.no_ema, backend=args.backend,
-                                      sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing)
+                                      sampler=args.sampler, steps=args.steps, eta=args.eta, spacing=args.spacing,
+                                      y=args.klass, guidance=args.guidance)
     print(json.dumps(summary))
     return 0
 
@@ -277,7 +293,7 @@ def _cmd_eval(args) -> int:
 
 def _cmd_show(args) -> int:
     res = show(args.model, args.out, data=args.data, n=args.n, n_gif=args.n_gif, n_bound=args.n_bound,
-               seed=args.seed, overwrite=args.overwrite)
+               seed=args.seed, overwrite=args.overwrite, y=args.klass, guidance=args.guidance)
     print(f"wrote {', '.join(res.files)} to {args.out} in {sum(res.seconds.values()):.1f}s")
     return 0
 

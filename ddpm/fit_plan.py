@@ -13,7 +13,7 @@ import ddpm_ref
 import toy_data
 from ddpm_ref import GeneralTrainConfig, MLPConfig, TrainConfig
 
-from .data import N_TRAIN_DEFAULT, fixed_default, infer_grid, resolve_data
+from .data import N_TRAIN_DEFAULT, fixed_default, infer_grid, resolve_labelled
 from .guards import check_memory, fit_memory
 from .metrics import FIT_EVAL_MODES
 from .model import Model, Normalizer, data_fingerprint
@@ -36,6 +36,7 @@ class FitPlan:
     seed: int
     ss_train: np.random.SeedSequence
     ss_eval: np.random.SeedSequence
+    train_y: np.ndarray | None = None    # (N,) the training points' classes (a conditional model), else None
 
 
 def check_fit_arguments(eval, train, resume, backend, normalize, checkpoint_every) -> dict | None:
@@ -56,10 +57,15 @@ def check_fit_arguments(eval, train, resume, backend, normalize, checkpoint_ever
 
 
 def plan_fit(data, *, seed, n_train, n_eval, resume, train, given_train, steps, T, schedule, schedule_params, model,
-             normalize, bin_width, image_shape, backend) -> FitPlan:
+             normalize, bin_width, image_shape, backend, label=None, y=None, p_uncond=None) -> FitPlan:
     """The data and the model of a fit (``fit``'s arguments of the same names; ``given_train`` is
     ``check_fit_arguments``'s result): a resumed checkpoint keeps its seed and training-set size unless they
-    are given, and is checked against the data and every given setting; a new model is built."""
+    are given, and is checked against the data and every given setting; a new model is built. Labels
+    (``label`` or ``y``, ``ddpm.data.resolve_labelled``) make it class-conditional, with label dropout
+    ``p_uncond`` (default ``ddpm_ref.P_UNCOND``)."""
+    if p_uncond is not None and not (isinstance(p_uncond, (int, float)) and 0 < p_uncond < 1):
+        raise ValueError(f"p_uncond must lie strictly between 0 and 1 (the share of training labels dropped so the "
+                         f"network also learns the unconditional model), got {p_uncond!r}")
     stored = Model.load(resume) if resume is not None else None
     if stored is not None and given_train is not None:
         train = replace(stored.tcfg, **given_train)                    # a dict over the checkpoint's settings
@@ -70,17 +76,38 @@ def plan_fit(data, *, seed, n_train, n_eval, resume, train, given_train, steps, 
     if isinstance(data, str) and data in toy_data.NAMES:                  # before drawing n_train points
         check_memory({"the training data (--n-train)": 8 * 3 * n_train * toy_data.draw(data, 2, np.random.default_rng(0)).shape[1]},
                      f"drawing {n_train} training points")
-    train_x, held, refs, source = resolve_data(data, seed, n_train, n_eval)
+    d = resolve_labelled(data, label, y, seed, n_train, n_eval)
+    train_x, held, refs, source = d.train, d.held, d.refs, d.source
     _, ss_train, ss_eval = np.random.SeedSequence(seed).spawn(3)
     if resume is not None:
         m, rng = _resumed_model(stored, resume, train_x, steps=steps, T=T, schedule=schedule,
                                 schedule_params=schedule_params, model=model, train=train, normalize=normalize,
                                 bin_width=bin_width, image_shape=image_shape)
+        _check_resumed_classes(resume, m, d.classes, p_uncond)
     else:
+        if d.classes is not None:
+            model = {**model_settings(model), "n_classes": len(d.classes)}
         m, rng = _new_model(train_x, held, source, seed, ss_train, given_train, steps=steps, T=T, schedule=schedule,
                             schedule_params=schedule_params, model=model, normalize=normalize, bin_width=bin_width,
                             image_shape=image_shape, backend=backend, n_eval=n_eval)
-    return FitPlan(m, rng, train_x, held, refs, source, seed, ss_train, ss_eval)
+        if d.classes is not None:
+            m.info.update(classes=list(d.classes), label=label if y is None else "y",
+                          class_counts=np.bincount(d.train_y, minlength=len(d.classes)).tolist(),
+                          p_uncond=float(ddpm_ref.P_UNCOND if p_uncond is None else p_uncond))
+        elif p_uncond is not None:
+            raise ValueError("p_uncond is label dropout: it needs labels (label=... / --label, or y=...)")
+    return FitPlan(m, rng, train_x, held, refs, source, seed, ss_train, ss_eval, d.train_y)
+
+
+def _check_resumed_classes(path, m: Model, classes, p_uncond) -> None:
+    """A conditional checkpoint resumes with the same labels, an unconditional one without."""
+    stored = m.info.get("classes")
+    if (stored is None) != (classes is None) or (stored is not None and list(classes) != list(stored)):
+        raise ValueError(f"{path}: resume with the labels it was fitted with (classes {stored!r}); got "
+                         f"{None if classes is None else list(classes)!r}")
+    if p_uncond is not None and float(p_uncond) != m.info.get("p_uncond"):
+        raise ValueError(f"{path}: resume with p_uncond = {p_uncond!r}, but the checkpoint has "
+                         f"p_uncond = {m.info.get('p_uncond')!r}; drop the setting or start a new fit")
 
 
 def _resumed_model(m: Model, resume, train_x, *, steps, T, schedule, schedule_params, model, train, normalize,

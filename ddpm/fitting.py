@@ -43,7 +43,8 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         train: TrainConfig | dict | None = None, n_train: int | None = None, n_eval: int = N_EVAL, progress: bool = True,
         overwrite: bool = False, resume=None, checkpoint_every: int = 2000, callback=None,
         normalize: str | None = None, schedule_params: dict | None = None, bin_width="auto",
-        image_shape: tuple | None = None, eval: str = "fast") -> FitResult:
+        image_shape: tuple | None = None, eval: str = "fast", label=None, y=None,
+        p_uncond: float | None = None) -> FitResult:
     """Fit ε_θ to ``data`` with Algorithm 1, then draw ``n_eval`` samples with Algorithm 2 and measure them.
 
     ``data``: a built-in name (``toy_data.NAMES``), a path to .npy/.csv, or an (N, D) array. With
@@ -75,6 +76,12 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
     ``ddpm/floors.json`` (``ddpm.floors``), and the bound from FAST_BOUND_T_DRAWS stratified t per point on
     FAST_BOUND_POINTS points (``ddpm.likelihood.bound_stratified``) — each floor, ratio and the bound with its standard
     error; "none": samples only, no statistics, no bound (metrics.json says ``"eval": "none"``).
+    ``label`` / ``y``: labels make the model class-conditional, ε_θ(x_t, t, y) (``ddpm_ref.guidance``), trained
+    with label dropout ``p_uncond`` (default 0.1) so that it is also the unconditional model: ``label`` names the
+    label of a labelled built-in (``toy_data.LABELS``: "mode" of 8gaussians, "moon" of moons, "digit" of digits) or
+    a file's label column (header name or 0-based index); ``y`` gives one label per row of an array. The class
+    names are saved in the checkpoint (``model.info["classes"]``); ``sample(..., y=CLASS, guidance=w)`` draws
+    from a class. The measured samples are the unconditional model's, against the whole data.
     Returns a :class:`FitResult`.
     """
     given_train = check_fit_arguments(eval, train, resume, backend, normalize, checkpoint_every)
@@ -84,7 +91,7 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
         plan = plan_fit(data, seed=seed, n_train=n_train, n_eval=n_eval, resume=resume, train=train,
                         given_train=given_train, steps=steps, T=T, schedule=schedule,
                         schedule_params=schedule_params, model=model, normalize=normalize, bin_width=bin_width,
-                        image_shape=image_shape, backend=backend)
+                        image_shape=image_shape, backend=backend, label=label, y=y, p_uncond=p_uncond)
         m = plan.model
         backend = choose_backend(backend, m.tcfg)
         m.info["backend"] = backend
@@ -106,6 +113,9 @@ def train_model(plan: FitPlan, backend: str, out, checkpoint_every: int, progres
     m, rng, train_x, ss_train = plan.model, plan.rng, plan.train_x, plan.ss_train
     u = m.norm.to_model(dequantize(train_x, m.info.get("grid"), np.random.default_rng(ss_train.spawn(1)[0]))
                         if m.info.get("grid") else train_x)
+    cond = {}
+    if plan.train_y is not None:                       # dequantisation repeats each row: so do its labels
+        cond = dict(labels=np.repeat(plan.train_y, u.shape[0] // train_x.shape[0]), p_uncond=m.info["p_uncond"])
     bar = progress_bar(m.tcfg.steps, m.step, progress)
     t0 = time.perf_counter()
 
@@ -123,7 +133,8 @@ def train_model(plan: FitPlan, backend: str, out, checkpoint_every: int, progres
             n = min(ddpm_fast.CHUNK, m.tcfg.steps - m.step)
             if out is not None:
                 n = min(n, checkpoint_every - m.step % checkpoint_every)
-            state, chunk = ddpm_fast.train(m.state, u, m.sched, m.cfg, m.tcfg, rng, n, callback=cb, backend=backend)
+            state, chunk = ddpm_fast.train(m.state, u, m.sched, m.cfg, m.tcfg, rng, n, callback=cb, backend=backend,
+                                           **cond)
             check_finite(m, state, chunk, out)
             m.state = state
             m.losses = np.concatenate([m.losses, chunk])

@@ -210,6 +210,8 @@ def param_shapes(cfg: MLPConfig) -> dict:
     shapes = {}
     for l, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
         shapes[f"W{l}"], shapes[f"b{l}"] = (fan_in, fan_out), (fan_out,)
+    if cfg.n_classes:                          # a conditional network's class table, row C = ∅
+        shapes["C"] = (cfg.n_classes + 1, cfg.emb_dim)
     return shapes
 
 

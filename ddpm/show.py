@@ -51,7 +51,7 @@ from . import plots
 from .likelihood import likelihood_bound
 from .model import Model
 from .plot_base import pyplot
-from .sampling import sample_trajectory
+from .sampling import class_indices, model_network, sample_trajectory
 
 __all__ = ["show", "ShowResult", "FILES", "MIXTURES", "mixture_components", "marginal_mixture",
            "mixture_log_density", "mixture_score", "true_scaled_score", "eps_theta", "display_steps",
@@ -112,23 +112,30 @@ def mixture_score(u: np.ndarray, means: np.ndarray, var: np.ndarray) -> np.ndarr
     return -(u - r @ means) / var                                            # Σ_k r_k = 1
 
 
-def true_scaled_score(name: str, mean: np.ndarray, scale: np.ndarray, sched, u: np.ndarray, t: int):
+def true_scaled_score(name: str, mean: np.ndarray, scale: np.ndarray, sched, u: np.ndarray, t: int,
+                      component: int | None = None, w: float = 0.0):
     """√(1 − ᾱ_t)·∇ log q(u_t) of the toy set ``name`` at u (N, D) — the ε an ideal network predicts,
-    negated; None when the set's density is not a known Gaussian mixture."""
+    negated; None when the set's density is not a known Gaussian mixture. With ``component`` k (a class of a
+    labelled mixture, 8gaussians' mode k): the guided field of that class, (1 + w)·∇ log q(u_t|k) − w·∇ log q(u_t)
+    scaled alike (Ho & Salimans 2022, Eq. 6 with the true scores)."""
     comp = mixture_components(name)
     if comp is None or u.shape[1] != 2:
         return None
     ab = float(sched.alpha_bar[t])
     means, var = marginal_mixture(*comp, mean, scale, ab)
-    return math.sqrt(1.0 - ab) * mixture_score(u, means, var)
+    score = mixture_score(u, means, var)
+    if component is not None:
+        score = (1.0 + w) * mixture_score(u, means[component:component + 1], var) - w * score
+    return math.sqrt(1.0 - ab) * score
 
 
 # --- the model's side --------------------------------------------------------------------------------
 
-def eps_theta(m: Model, u: np.ndarray, t) -> np.ndarray:
-    """ε_θ(u_t, t) (N, D) of the EMA weights, whatever the network predicts (converted by Eq. 4)."""
+def eps_theta(m: Model, u: np.ndarray, t, y=None, guidance: float = 0.0) -> np.ndarray:
+    """ε_θ(u_t, t) (N, D) of the EMA weights, whatever the network predicts (converted by Eq. 4); of a conditional
+    model, the guided ε̃ of class ``y`` with weight ``guidance`` (``ddpm.sampling.model_network``; y None: ∅)."""
     D = m.cfg.dim
-    out = ddpm_ref.forward(m.state["ema"], u, t, m.cfg)[0][:, :D]
+    out = model_network(m, m.state["ema"], y, guidance, u.shape[0])(u, t)[:, :D]
     p = m.tcfg.parametrization
     if p == "eps":
         return out
@@ -222,7 +229,7 @@ def square_limits(*arrays) -> tuple:
 
 
 def show(model, out, *, data=None, n: int = 2000, n_gif: int = 500, n_bound: int = 200, seed: int = 0,
-         overwrite: bool = False) -> ShowResult:
+         overwrite: bool = False, y=None, guidance: float = 0.0) -> ShowResult:
     """Draw the six study pictures (``FILES``) of a fitted model (a :class:`Model` or a checkpoint path) into ``out``.
 
     ``data``: points to push through q and to draw behind the reverse chain — a built-in name, a
@@ -230,6 +237,9 @@ def show(model, out, *, data=None, n: int = 2000, n_gif: int = 500, n_bound: int
     else the model's own samples. ``n`` points in the grids (and samples in the reverse chain),
     ``n_gif`` of them in the animation, ``n_bound`` in the likelihood bound's profile (it runs the
     network T times over them: the slowest piece). Nothing in ``out`` is replaced unless ``overwrite``.
+    A model fitted with labels: ``y`` names a class, whose guided chain (weight ``guidance``) the reverse
+    pictures draw and whose guided field −ε̃ the field picture draws (beside the true guided field for a
+    labelled Gaussian mixture); the forward pictures and the profiles are the whole data's.
 
     Measured for a default model (T = 1000, hidden 128, depth 3, 8gaussians) on 2 cores shared at a
     load average of about 50, numba sampler, defaults: whole ``ddpm show`` 6–11 s wall (Python call
@@ -245,6 +255,8 @@ def show(model, out, *, data=None, n: int = 2000, n_gif: int = 500, n_bound: int
     for name, v in (("n", n), ("n_gif", n_gif), ("n_bound", n_bound)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 2:
             raise ValueError(f"{name} must be an integer ≥ 2, got {v!r}")
+    cond = (class_indices(m, y, 1), float(guidance))
+    model_network(m, m.state["ema"], y, guidance)                     # an unknown class, a bad w: refused now
     out = os.fspath(out)
     paths = {f: os.path.join(out, f) for f in FILES}
     existing = [f for f, p in paths.items() if os.path.exists(p)]
@@ -254,10 +266,10 @@ def show(model, out, *, data=None, n: int = 2000, n_gif: int = 500, n_bound: int
     pyplot()                                              # without matplotlib: ImportError before any work
     os.makedirs(out, exist_ok=True)
     with one_blas_thread():
-        return _draw_all(m, paths, plots, data=data, n=n, n_gif=n_gif, n_bound=n_bound, seed=seed)
+        return _draw_all(m, paths, plots, data=data, n=n, n_gif=n_gif, n_bound=n_bound, seed=seed, cond=cond)
 
 
-def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed) -> ShowResult:
+def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed, cond=(None, 0.0)) -> ShowResult:
     D, T = m.cfg.dim, m.sched.T
 
     ss_data, ss_fwd, ss_sample, ss_field, ss_prof = np.random.SeedSequence(seed).spawn(5)
@@ -277,7 +289,9 @@ def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed) ->
     # Algorithm 2 once, for the grid, the animation and (without data) as the data; the trajectory is
     # (T+1, n, D) float64: capped at ≈ 256 MB for large D.
     n_traj = int(min(n, max(n_gif, 2 ** 28 // ((T + 1) * D * 8))))
-    samples, traj = sample_trajectory(m, n_traj, seed=int(ss_sample.generate_state(1)[0]))
+    samples, traj = sample_trajectory(m, n_traj, seed=int(ss_sample.generate_state(1)[0]), y=cond[0],
+                                      guidance=cond[1])
+    klass = "" if cond[0] is None else f" of class {m.info['classes'][cond[0]]} (guidance w = {cond[1]:g})"
     traj = m.norm.to_model(traj)[..., :2]                                     # (T+1, n, 2), indexed by t
     u0 = m.norm.to_model(samples if x_data is None else x_data)               # (n, D)
     done("sample", "")
@@ -292,7 +306,7 @@ def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed) ->
                             lims=lims, title=title)
     done("forward.png", title)
 
-    title = (f"reverse process (Algorithm 2) from x_T ~ N(0, I) at t = T = {T}, …, 0; "
+    title = (f"reverse process (Algorithm 2){klass} from x_T ~ N(0, I) at t = T = {T}, …, 0; "
              f"grey: {what}{dims}")
     plots.save_scatter_grid(paths["reverse.png"], ts[::-1], [("p_θ samples", traj[ts[::-1]])],
                             lims=lims, background=u0[:, :2], title=title)
@@ -310,19 +324,24 @@ def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed) ->
     grid2 = np.stack(np.meshgrid(g, g, indexing="xy"), axis=-1).reshape(-1, 2)           # (G, 2)
     grid = np.zeros((len(grid2), D))
     grid[:, :2] = grid2                                                       # other coordinates at 0 (the mean)
-    learned = np.stack([-eps_theta(m, grid, int(t))[:, :2] for t in field_t])
+    learned = np.stack([-eps_theta(m, grid, int(t), cond[0], cond[1])[:, :2] for t in field_t])
     x_t = np.stack([ddpm_ref.q_sample(m.sched, u0[:1000], int(t), rng.standard_normal(u0[:1000].shape))[:, :2]
                     for t in field_t])
     source = m.info.get("data_source")
-    truth = [true_scaled_score(source, m.norm.mean, m.norm.scale, m.sched, grid, int(t)) for t in field_t]
-    rows = [("learned −ε_θ", learned)]
+    labelled_mixture = cond[0] is None or m.info.get("label") == toy_data.LABELS.get(source) == "mode"
+    truth = [true_scaled_score(source, m.norm.mean, m.norm.scale, m.sched, grid, int(t), cond[0], cond[1])
+             if labelled_mixture else None for t in field_t]
+    rows = [("learned −ε_θ" if cond[0] is None else "learned −ε̃ (guided)", learned)]
     if truth[0] is not None:
         rows.append(("true √(1−ᾱ_t)∇log q", np.stack(truth)))
         line = (f"top: −ε_θ(x_t, t) = √(1−ᾱ_t)·learned score (EMA weights); bottom: √(1−ᾱ_t)·∇ log q(x_t), "
                 f"exact for the {source} mixture")
+        if cond[0] is not None:
+            line = (f"top: guided −ε̃ = (1 + w)(−ε_θ(x_t, t, y)) − w(−ε_θ(x_t, t, ∅)){klass}; bottom: the same of the "
+                    f"exact scores of the {source} mixture")
     else:
         why = "not a known Gaussian mixture" if source in toy_data.NAMES else "not a built-in set"
-        line = (f"−ε_θ(x_t, t) = √(1−ᾱ_t)·learned score (EMA weights); no true field: the training data "
+        line = (f"−ε_θ(x_t, t) = √(1−ᾱ_t)·learned score (EMA weights){klass}; no true field: the training data "
                 f"({source}) is {why}")
         if D > 2:
             line = f"−ε_θ(x_t, t) = √(1−ᾱ_t)·learned score (EMA weights); no true field for D = {D}"

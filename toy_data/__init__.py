@@ -8,6 +8,10 @@ user's (N, D) file.
     FIXED, FIXED_INFO   -> the fixed data sets' loaders and their metadata (shape, image shape, bin width)
     ALL_NAMES           -> NAMES, then the fixed data sets: every name ``ddpm fit NAME`` accepts
 
+Labelled data for class-conditional models (``toy_data.labels``): ``LABELS``, ``class_names``,
+``draw_labelled``, ``load_fixed_labelled``, ``load_labelled`` (a user's file with a label column) and
+``encode_labels`` (raw labels -> class indices and names).
+
 A generator can be drawn from afresh for held-out data; a fixed data set cannot (a "fresh" draw would
 resample the training points), so it is treated like a user's file: a random part of it is held out.
 
@@ -24,6 +28,7 @@ arms and a circle).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import math
@@ -34,7 +39,8 @@ import numpy as np
 
 __all__ = ["draw", "load", "load_fixed", "NAMES", "ALL_NAMES", "FIXED", "FIXED_INFO", "DataError", "log_density_8gaussians", "EIGHT_GAUSSIANS", "LOG_DENSITIES", "validate",
            "WORD", "word_outline", "KNIGHT", "knight_outline", "GRID", "grid_centers", "log_density_grid",
-           "CLUSTERS", "cluster_centers", "log_density_clusters"]
+           "CLUSTERS", "cluster_centers", "log_density_clusters",
+           "LABELS", "class_names", "draw_labelled", "load_fixed_labelled", "load_labelled", "encode_labels"]
 
 
 class DataError(ValueError):
@@ -49,16 +55,23 @@ def _swiss_roll(n, rng):
     return (x + 0.5 * rng.standard_normal((n, 2))) / 10.0
 
 
-def _moons(n, rng):
-    # sklearn's make_moons: two interleaved half circles (radius 1), noise sd 0.1.
+def _moons_labelled(n, rng):
+    # sklearn's make_moons: two interleaved half circles (radius 1), noise sd 0.1. Also returns the
+    # moon of each point (0: upper, the first n // 2 before the shuffle; 1: lower).
     n1 = n // 2
     n2 = n - n1
     a1 = math.pi * rng.random(n1)
     a2 = math.pi * rng.random(n2)
     upper = np.stack([np.cos(a1), np.sin(a1)], axis=1)
     lower = np.stack([1.0 - np.cos(a2), 0.5 - np.sin(a2)], axis=1)
-    x = np.concatenate([upper, lower])[rng.permutation(n)]
-    return x + 0.1 * rng.standard_normal((n, 2))
+    perm = rng.permutation(n)
+    x = np.concatenate([upper, lower])[perm]
+    moon = np.repeat(np.array([0, 1], dtype=np.int64), [n1, n2])[perm]
+    return x + 0.1 * rng.standard_normal((n, 2)), moon
+
+
+def _moons(n, rng):
+    return _moons_labelled(n, rng)[0]
 
 
 def _circles(n, rng):
@@ -86,10 +99,15 @@ def _eight_centers():
     return EIGHT_GAUSSIANS["radius"] * np.stack([np.cos(a), np.sin(a)], axis=1)
 
 
-def _8gaussians(n, rng):
+def _8gaussians_labelled(n, rng):
+    # Also returns the mode k of each point (its center is _eight_centers()[k]).
     centers = _eight_centers()
     k = rng.integers(0, len(centers), size=n)
-    return centers[k] + EIGHT_GAUSSIANS["sd"] * rng.standard_normal((n, 2))
+    return centers[k] + EIGHT_GAUSSIANS["sd"] * rng.standard_normal((n, 2)), k.astype(np.int64)
+
+
+def _8gaussians(n, rng):
+    return _8gaussians_labelled(n, rng)[0]
 
 
 def _log_density_isotropic_mixture(x, centers, sd):
@@ -341,11 +359,16 @@ def draw(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
         raise ValueError(f"{name!r} is a fixed data set, not a generator: its points come from load_fixed({name!r})")
     if name not in _GENERATORS:
         raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(NAMES)}")
+    _check_n_rng(n, rng)
+    return np.ascontiguousarray(_GENERATORS[name](int(n), rng), dtype=np.float64)
+
+
+def _check_n_rng(n, rng):
+    """draw's checks of n (a positive int) and rng (a numpy Generator)."""
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be a positive integer number of points, got {n!r}")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator (e.g. numpy.random.default_rng(0)), got {type(rng).__name__}")
-    return np.ascontiguousarray(_GENERATORS[name](int(n), rng), dtype=np.float64)
 
 
 MAX_ABS = 1e150          # larger values would overflow the standardisation (x − mean)² in float64
@@ -443,10 +466,10 @@ def _delimiter(lines: list) -> str | None:
     return best if counts[best] > 0 else None
 
 
-def _load_csv(path: str) -> np.ndarray:
-    """Numbers in columns separated by ',', ';', tabs or spaces (the most frequent in the first lines); an
-    optional header row; blank lines and lines starting with '#' skipped; a UTF-8 byte-order mark and
-    quoted numbers accepted. Errors give the file's own line numbers."""
+def _csv_cells(path: str):
+    """The cells of a CSV file, as ``_load_csv`` reads it: (header, linenos, rows, width) with header the
+    first row's cells when it is a header row (no cell is a number) else None, rows the data rows' cells
+    (stripped; quotes removed by the csv reader), linenos their lines in the file, width the first row's length."""
     with open(path, newline="", encoding="utf-8-sig") as f:
         numbered = [(i, ln) for i, ln in enumerate(f, start=1) if ln.strip() and not ln.lstrip().startswith("#")]
     if not numbered:
@@ -457,21 +480,45 @@ def _load_csv(path: str) -> np.ndarray:
         rows = [ln.split() for ln in lines]
     else:
         rows = [[c.strip() for c in r] for r in csv.reader(lines, delimiter=delim)]
-    start = 0
-    if not any(_is_number(c) for c in rows[0]):
-        start = 1                              # a header row: no cell of it is a number (a typo in data is an error)
     width = len(rows[0])
-    values = np.empty((len(rows) - start, width))
-    for i in range(start, len(rows)):
-        row = rows[i]
+    if not any(_is_number(c) for c in rows[0]):      # a header row: no cell of it is a number (a typo in data is an error)
+        return rows[0], linenos[1:], rows[1:], width
+    return None, linenos, rows, width
+
+
+def _csv_numbers(path: str, linenos, rows, width: int, skip: int | None = None) -> np.ndarray:
+    """The numbers in ``rows`` (every row ``width`` cells) as (N, width) float64, or (N, width − 1) without
+    column ``skip`` (a label column, checked by the caller); errors give the file's line numbers."""
+    keep = [j for j in range(width) if j != skip]
+    values = np.empty((len(rows), len(keep)))
+    for i, row in enumerate(rows):
         if len(row) != width:
             raise DataError(f"{path}: line {linenos[i]} has {len(row)} columns, expected {width}")
         try:
-            values[i - start] = [float(c) for c in row]
+            values[i] = [float(row[j]) for j in keep]
         except ValueError:
-            bad = next(c for c in row if not _is_number(c))
+            bad = next(row[j] for j in keep if not _is_number(row[j]))
             raise DataError(f"{path}: line {linenos[i]} has a non-numeric cell {bad.strip()[:20]!r}") from None
     return values
+
+
+def _load_csv(path: str) -> np.ndarray:
+    """Numbers in columns separated by ',', ';', tabs or spaces (the most frequent in the first lines); an
+    optional header row; blank lines and lines starting with '#' skipped; a UTF-8 byte-order mark and
+    quoted numbers accepted. Errors give the file's own line numbers."""
+    _, linenos, rows, width = _csv_cells(path)
+    return _csv_numbers(path, linenos, rows, width)
+
+
+@contextlib.contextmanager
+def _csv_errors(path: str):
+    """Turn a CSV file's decoding and parsing errors into one-line DataErrors naming ``path``."""
+    try:
+        yield
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV file") from None
+    except csv.Error as e:
+        raise DataError(f"{path}: not a readable CSV file ({e})") from None
 
 
 def _npy_declared_bytes(path: str) -> int:
@@ -489,34 +536,46 @@ def _npy_declared_bytes(path: str) -> int:
     return nbytes
 
 
+def _data_file(path) -> tuple[str, str]:
+    """``path`` as a str and its extension (".npy" or ".csv"); DataError for a missing file or another type."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: no such file")
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".npy", ".csv"):
+        raise DataError(f"{path}: unknown file type {ext!r}; use .npy or .csv")
+    return path, ext
+
+
+def _load_npy(path: str) -> np.ndarray:
+    """The array in a .npy file, unchecked; DataError for an unreadable, object or over-large (declared) array."""
+    try:
+        if _npy_declared_bytes(path) > MAX_NPY_BYTES:
+            raise DataError(f"{path}: the array declares more than {MAX_NPY_BYTES >> 30} GiB; refused")
+        x = np.load(path, allow_pickle=False)
+    except DataError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, TypeError, SyntaxError) as e:
+        raise DataError(f"{path}: not a readable .npy array file ({e})") from None
+    if not isinstance(x, np.ndarray):
+        raise DataError(f"{path}: expected one array in a .npy file")
+    return x
+
+
 def load(path) -> np.ndarray:
     """Load a user's data set of shape (N, D) from ``.npy`` or ``.csv`` (D numeric columns, header optional).
 
     Raises :class:`DataError` (a ValueError) naming the file and the problem: missing file, unknown
     extension, unreadable/corrupt file, non-numeric cells, NaN/inf, wrong rank, fewer than 2 rows.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataError(f"{path}: no such file")
-    ext = os.path.splitext(path)[1].lower()
+    path, ext = _data_file(path)
     if ext == ".npy":
-        try:
-            if _npy_declared_bytes(path) > MAX_NPY_BYTES:
-                raise DataError(f"{path}: the array declares more than {MAX_NPY_BYTES >> 30} GiB; refused")
-            x = np.load(path, allow_pickle=False)
-        except DataError:
-            raise
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile, TypeError, SyntaxError) as e:
-            raise DataError(f"{path}: not a readable .npy array file ({e})") from None
-        if not isinstance(x, np.ndarray):
-            raise DataError(f"{path}: expected one array in a .npy file")
-    elif ext == ".csv":
-        try:
-            x = _load_csv(path)
-        except UnicodeDecodeError:
-            raise DataError(f"{path}: not a text CSV file") from None
-        except csv.Error as e:
-            raise DataError(f"{path}: not a readable CSV file ({e})") from None
+        x = _load_npy(path)
     else:
-        raise DataError(f"{path}: unknown file type {ext!r}; use .npy or .csv")
+        with _csv_errors(path):
+            x = _load_csv(path)
     return validate(x, path)
+
+
+from toy_data.labels import (LABELS, class_names, draw_labelled, encode_labels, load_fixed_labelled,  # noqa: E402
+                             load_labelled)
