@@ -175,22 +175,26 @@ def test_the_true_guided_field_of_a_mode_is_eq_6_of_the_true_scores():
 
 @pytest.mark.slow
 def test_a_default_labelled_8gaussians_fit_draws_each_mode_at_its_floor():
-    """Issue 31's bar (about 40 s): ``ddpm fit 8gaussians --label mode`` with defaults; with guidance 0 each class's
-    1,000 samples are ≥ 97% nearest their own mode and within 1.5× that class's energy floor (the same statistic
-    between 1,000 fresh points of the class and another 1,000, over 4 draws); without a class the samples are at
-    the whole data's floors (fit's own ratios)."""
+    """Issue 31's bar (about 70 s): ``ddpm fit 8gaussians --label mode`` with defaults; with guidance 0 each class's
+    samples are ≥ 97% nearest their own mode and within 1.5× that class's energy floor at 1,000 points; without a
+    class the samples are at the whole data's floors (fit's own ratios). One draw's energy ratio is too noisy for a
+    1.5× bar (a perfect model's scattered 0.54–2.11), so the statistic is the mean over 6 draws of 1,000 samples
+    against the same 1,000 held-out points of the class, and the floor the mean over 6 draws of 1,000 fresh points
+    against them. Measured: 0.58–1.33 over the 8 classes. (At 2,000 points one class read 2.44: energy then sees a
+    mode's mean off by 0.008, 4% of its sd, which the unconditional default fit's modes show too.)"""
     import toy_data
     from ddpm.metrics import energy_distance
     res = ddpm.fit("8gaussians", label="mode", seed=0, progress=False)
     m = res.model
     assert res.metrics["energy_ratio"] <= 1.5 and res.metrics["mmd2_ratio"] <= 1.5 and res.metrics["w2_ratio"] <= 1.25
     rng = np.random.default_rng(7)
-    x, y = toy_data.draw_labelled("8gaussians", 48_000, rng)          # ~6,000 per mode
+    x, y = toy_data.draw_labelled("8gaussians", 70_000, rng)          # ~8,750 per mode
     modes = np.array([x[y == k].mean(0) for k in range(8)])
     for k, name in enumerate(toy_data.class_names("8gaussians")):
-        s = ddpm.sample(m, 1000, seed=k, y=name)
-        assert np.mean(np.argmin(((s[:, None] - modes[None]) ** 2).sum(-1), axis=1) == k) >= 0.97, name
         pts = x[y == k]
-        held, refs = pts[:1000], [pts[1000 * (i + 1):1000 * (i + 2)] for i in range(4)]
-        floor = np.mean([energy_distance(r, held) for r in refs])
-        assert energy_distance(s, held) / floor <= 1.5, (name, energy_distance(s, held) / floor)
+        held = pts[:1000]
+        floor = np.mean([energy_distance(pts[1000 * (i + 1):1000 * (i + 2)], held) for i in range(6)])
+        draws = [ddpm.sample(m, 1000, seed=10 * k + i, y=name) for i in range(6)]
+        assert np.mean(np.argmin(((draws[0][:, None] - modes[None]) ** 2).sum(-1), axis=1) == k) >= 0.97, name
+        ratio = np.mean([energy_distance(s, held) for s in draws]) / floor
+        assert ratio <= 1.5, (name, ratio)
