@@ -65,3 +65,17 @@ def assert_each_step_adds_sigma2(traj: np.ndarray, sched, var_type: str, n_se: f
         assert abs(m_t - sigma2[t]) < n_se * se, (f"step t = {t} added variance {m_t:.5g}; σ_t² ({var_type}) is "
                                                   f"{sigma2[t]:.5g}, standard error {se:.2g}")
     np.testing.assert_allclose(traj[0], traj[1] / np.sqrt(sched.alpha[1]), rtol=1e-5, atol=1e-7)
+
+
+def central_differences(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """∂f/∂x by central differences, entry by entry: x is changed in place and restored; f() reads it."""
+    g = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        old = x[i]
+        x[i] = old + h
+        fp = f()
+        x[i] = old - h
+        fm = f()
+        x[i] = old
+        g[i] = (fp - fm) / (2 * h)
+    return g

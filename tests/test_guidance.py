@@ -7,19 +7,10 @@ import ddpm_ref
 from ddpm_ref import MLPConfig, backward, forward
 from ddpm_ref.guidance import check_labels, draw_batch_conditional, guided_network, guided_output, train_conditional
 from ddpm_ref.mlp import class_index
+from strategies import central_differences
 
 
-def _fd(f, x, h=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        fp = f()
-        x[i] = old - h
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
+_fd = central_differences
 
 
 def _net(n_classes=3, dim=2, fourier=1, seed=0):

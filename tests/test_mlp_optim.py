@@ -6,22 +6,10 @@ from hypothesis import strategies as st
 import ddpm_ref
 from ddpm_ref import MLPConfig, adam_init, adam_update, backward, backward_with_dx, clip_grad_norm, ema_update, forward
 
-from strategies import mlp_configs
+from strategies import central_differences, mlp_configs
 
 
-def _fd(f, x, h=1e-6):
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        fp = f()
-        x[i] = old - h
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
+_fd = central_differences
 
 
 @pytest.mark.parametrize("activation", sorted(ddpm_ref.ACTIVATIONS))
