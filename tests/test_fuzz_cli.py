@@ -24,6 +24,11 @@ def files(tmp_path_factory):
     ddpm.fit("moons", d / "m", steps=3, T=25, schedule="cosine", model=ddpm_ref.MLPConfig(hidden=6, depth=1),
              n_train=200, n_eval=40, progress=False, backend="numpy")
     np.savetxt(d / "pts.csv", np.random.default_rng(0).normal(size=(50, 2)), delimiter=",")
+    x = np.random.default_rng(1).normal(size=(60, 2))
+    kinds = np.array(["a", "b", "c"])[np.arange(60) % 3]
+    (d / "lab.csv").write_text("u,kind,v\n" + "".join(f"{p[0]},{k},{p[1]}\n" for p, k in zip(x, kinds)))
+    ddpm.fit(x, d / "c", y=kinds, steps=3, T=25, model=ddpm_ref.MLPConfig(hidden=6, depth=1), n_eval=40,
+             progress=False, backend="numpy")                  # a class-conditional model: classes a, b, c
     return d
 
 
@@ -33,11 +38,13 @@ def _stop(*a, **k):
 
 values = st.one_of(st.sampled_from(["0", "-1", "1", "2", "3", "1e3", "0.5", "nan", "inf", "-inf", "", "abc", "10",
                                     "1000", str(10**6), str(10**9), str(10**12), str(10**30), "moons", "linear",
-                                    "cosine", "eps", "learned", "ddim", "ode", "trailing", "hybrid", "numba", "x.npy"]),
+                                    "cosine", "eps", "learned", "ddim", "ode", "trailing", "hybrid", "numba", "x.npy",
+                                    "mode", "moon", "kind", "a", "u", "-2"]),
                    st.text(max_size=6))
 FIT = ["--steps", "--T", "--schedule", "--backend", "--seed", "--batch-size", "--lr", "--hidden", "--depth",
-       "--activation", "--var", "--objective", "--parametrization", "--t-sampling", "--n-train", "--preset"]
-SAMPLE = ["-n", "--seed", "--var", "--backend", "--sampler", "--steps", "--eta", "--spacing"]
+       "--activation", "--var", "--objective", "--parametrization", "--t-sampling", "--n-train", "--preset",
+       "--label", "--p-uncond"]
+SAMPLE = ["-n", "--seed", "--var", "--backend", "--sampler", "--steps", "--eta", "--spacing", "--class", "--guidance"]
 EVAL = ["-n", "--seed", "--bin-width", "--data"]
 FLAGS = ["--quiet", "--overwrite", "--exact", "--no-ema", "--bogus", "--resume"]
 
@@ -48,10 +55,12 @@ def argv(draw, files):
     opts = {"fit": FIT, "sample": SAMPLE, "eval": EVAL}.get(cmd, [])
     args = [cmd]
     if cmd == "fit":
-        args += draw(st.sampled_from([["moons"], ["--data", str(files / "pts.csv")], [], ["nope"]]))
+        args += draw(st.sampled_from([["moons"], ["8gaussians"], ["--data", str(files / "pts.csv")],
+                                      ["--data", str(files / "lab.csv")], [], ["nope"]]))
         args += ["--out", str(files / f"out{draw(st.integers(0, 3))}")]
     elif cmd in ("sample", "eval"):
-        args += [draw(st.sampled_from([str(files / "m" / "model.npz"), str(files / "missing.npz")]))]
+        args += [draw(st.sampled_from([str(files / "m" / "model.npz"), str(files / "c" / "model.npz"),
+                                       str(files / "missing.npz")]))]
         args += ["--out", str(files / ("s.npy" if cmd == "sample" else "e.json"))] if draw(st.booleans()) else []
         if cmd == "sample":
             args += ["-n", draw(values)] if draw(st.booleans()) else []
