@@ -82,6 +82,8 @@ def _resolve(data, label, y, seed, n_train, n_eval) -> LabelledData:
         raise ValueError(f"{data!r} carries no label {label!r}; the labelled built-ins are {has}")
     if y is not None and (builtin or isinstance(data, (str, os.PathLike))):
         raise ValueError("y labels an array of points; for a built-in or a file name its label (label=...)")
+    if label is not None and not isinstance(data, (str, os.PathLike)):
+        raise ValueError("label names a built-in's label or a file's column; for an array give one label per row (y=...)")
     classes = train_y = held_y = yi = None
     if isinstance(data, str) and data in toy_data.NAMES:
         def draw(n, ss):

@@ -5,6 +5,8 @@ estimate of its memory."""
 
 from __future__ import annotations
 
+import hashlib
+import numbers
 from dataclasses import dataclass, fields, replace
 
 import numpy as np
@@ -63,7 +65,8 @@ def plan_fit(data, *, seed, n_train, n_eval, resume, train, given_train, steps, 
     are given, and is checked against the data and every given setting; a new model is built. Labels
     (``label`` or ``y``, ``ddpm.data.resolve_labelled``) make it class-conditional, with label dropout
     ``p_uncond`` (default ``ddpm_ref.P_UNCOND``)."""
-    if p_uncond is not None and not (isinstance(p_uncond, (int, float)) and 0 < p_uncond < 1):
+    if p_uncond is not None and (isinstance(p_uncond, bool) or not isinstance(p_uncond, numbers.Real)
+                                 or not 0 < p_uncond < 1):
         raise ValueError(f"p_uncond must lie strictly between 0 and 1 (the share of training labels dropped so the "
                          f"network also learns the unconditional model), got {p_uncond!r}")
     stored = Model.load(resume) if resume is not None else None
@@ -80,10 +83,13 @@ def plan_fit(data, *, seed, n_train, n_eval, resume, train, given_train, steps, 
     train_x, held, refs, source = d.train, d.held, d.refs, d.source
     _, ss_train, ss_eval = np.random.SeedSequence(seed).spawn(3)
     if resume is not None:
+        if stored.info.get("classes") and label is None and y is None:
+            raise ValueError(f"{resume}: it was fitted with labels ({stored.info.get('label')!r}, classes "
+                             f"{', '.join(stored.info['classes'])}); resume with the same labels (--label / y=...)")
         m, rng = _resumed_model(stored, resume, train_x, steps=steps, T=T, schedule=schedule,
                                 schedule_params=schedule_params, model=model, train=train, normalize=normalize,
                                 bin_width=bin_width, image_shape=image_shape)
-        _check_resumed_classes(resume, m, d.classes, p_uncond)
+        _check_resumed_classes(resume, m, d.classes, d.train_y, p_uncond)
     else:
         if d.classes is not None:
             model = {**model_settings(model), "n_classes": len(d.classes)}
@@ -93,18 +99,27 @@ def plan_fit(data, *, seed, n_train, n_eval, resume, train, given_train, steps, 
         if d.classes is not None:
             m.info.update(classes=list(d.classes), label=label if y is None else "y",
                           class_counts=np.bincount(d.train_y, minlength=len(d.classes)).tolist(),
+                          labels_sha256=labels_fingerprint(d.train_y),
                           p_uncond=float(ddpm_ref.P_UNCOND if p_uncond is None else p_uncond))
         elif p_uncond is not None:
             raise ValueError("p_uncond is label dropout: it needs labels (label=... / --label, or y=...)")
     return FitPlan(m, rng, train_x, held, refs, source, seed, ss_train, ss_eval, d.train_y)
 
 
-def _check_resumed_classes(path, m: Model, classes, p_uncond) -> None:
-    """A conditional checkpoint resumes with the same labels, an unconditional one without."""
+def labels_fingerprint(y: np.ndarray) -> str:
+    """sha256 of the training points' class indices (int64): identifies the labels for resuming."""
+    return hashlib.sha256(np.ascontiguousarray(y, dtype=np.int64).tobytes()).hexdigest()
+
+
+def _check_resumed_classes(path, m: Model, classes, train_y, p_uncond) -> None:
+    """A conditional checkpoint resumes with the same labels (the same classes, each point's the same), an
+    unconditional one without."""
     stored = m.info.get("classes")
-    if (stored is None) != (classes is None) or (stored is not None and list(classes) != list(stored)):
-        raise ValueError(f"{path}: resume with the labels it was fitted with (classes {stored!r}); got "
-                         f"{None if classes is None else list(classes)!r}")
+    same = (stored is None) == (classes is None) and (stored is None or (
+        list(classes) == list(stored) and m.info.get("labels_sha256") in (None, labels_fingerprint(train_y))))
+    if not same:
+        raise ValueError(f"{path}: resume with the labels it was fitted with (classes {stored!r}, the same class for "
+                         f"each point); got {None if classes is None else list(classes)!r}")
     if p_uncond is not None and float(p_uncond) != m.info.get("p_uncond"):
         raise ValueError(f"{path}: resume with p_uncond = {p_uncond!r}, but the checkpoint has "
                          f"p_uncond = {m.info.get('p_uncond')!r}; drop the setting or start a new fit")

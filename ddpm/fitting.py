@@ -81,7 +81,8 @@ def fit(data="swiss_roll", out=None, *, steps: int | None = None, T: int | None 
     label of a labelled built-in (``toy_data.LABELS``: "mode" of 8gaussians, "moon" of moons, "digit" of digits) or
     a file's label column (header name or 0-based index); ``y`` gives one label per row of an array. The class
     names are saved in the checkpoint (``model.info["classes"]``); ``sample(..., y=CLASS, guidance=w)`` draws
-    from a class. The measured samples are the unconditional model's, against the whole data.
+    from a class. The measured samples are the whole data's (each point's class drawn with its training
+    frequency, ``ddpm.sampling.whole_data_classes``); the likelihood bound is the ∅ (unconditional) model's.
     Returns a :class:`FitResult`.
     """
     given_train = check_fit_arguments(eval, train, resume, backend, normalize, checkpoint_every)

@@ -21,8 +21,8 @@ from .model import Model
 from .runtime import choose_backend, progress_bar
 
 __all__ = ["SAMPLERS", "SOLVER_STEPS", "FEW_STEPS", "DEFAULT_SOLVER", "SAMPLE_CHUNK", "default_sampler", "sample",
-           "sample_trajectory", "ode_sigma_max", "sample_to_file", "class_indices", "model_network",
-           "whole_data_classes"]
+           "sample_trajectory", "ode_sigma_max", "sample_to_file", "class_indices", "check_guidance",
+           "model_network", "whole_data_classes", "MAX_GUIDANCE"]
 
 SAMPLERS = ("ancestral", "ddim", "ode") + ddpm_ref.SOLVERS
 SOLVER_STEPS = 20            # a solver's network calls where the caller gives no steps
@@ -39,9 +39,14 @@ def default_sampler(steps: int) -> str:
     return DEFAULT_SOLVER if steps <= FEW_STEPS else "ancestral"
 
 
+MAX_GUIDANCE = 1000.0       # larger weights overflow the float32 kernels' (1 + w)·h − w·h_∅
+
+
 def class_indices(m: Model, y, n: int):
     """A conditional model's class for each of n points, as rows of its class table (``ddpm_ref.mlp.class_index``):
-    ``y`` a class name (as in ``m.info["classes"]``), an index, or n of either; None: no class (∅, the whole data)."""
+    ``y`` a class name (as in ``m.info["classes"]``), or n of them; None: no class. A value is matched as a name
+    first (``3`` and ``"3"`` are the class named "3", whatever its position), and an integer that names no class is
+    taken as a position 0..C − 1."""
     if y is None:
         return None
     classes = m.info.get("classes")
@@ -50,29 +55,37 @@ def class_indices(m: Model, y, n: int):
     names = {str(c): i for i, c in enumerate(classes)}
 
     def one(v):
-        if isinstance(v, (str, np.str_)) and str(v) in names:
+        if isinstance(v, (np.generic,)):
+            v = v.item()
+        if not isinstance(v, bool) and str(v) in names:
             return names[str(v)]
-        if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 0 <= v < len(classes):
-            return int(v)
+        if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < len(classes):
+            return v
         raise ValueError(f"unknown class {v!r}; this model's classes are {', '.join(map(str, classes))}")
-    if isinstance(y, (str, int, np.integer, np.str_)):
+    if isinstance(y, (str, int, np.generic)):
         return one(y)
     y = np.asarray(y)
     if y.shape != (n,):
         raise ValueError(f"y must be one class or {n} classes (one per point), got shape {y.shape}")
-    if y.dtype.kind in "iu" and (y.size == 0 or (y.min() >= 0 and y.max() < len(classes))):
-        return y.astype(np.int64)
-    return np.array([one(v.item() if hasattr(v, "item") else v) for v in y], dtype=np.int64)
+    values, inverse = np.unique(y, return_inverse=True)
+    return np.array([one(v) for v in values], dtype=np.int64)[inverse.reshape(-1)]
+
+
+def check_guidance(guidance) -> float:
+    """The guidance weight w as a float: None is 0; w must lie in [−1, MAX_GUIDANCE] (w = −1 is the ∅ model, 0 the
+    conditional one; below −1 it would push away from the class)."""
+    w = 0.0 if guidance is None else guidance
+    if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) or not -1.0 <= w <= MAX_GUIDANCE:
+        raise ValueError(f"guidance must be a number in [-1, {MAX_GUIDANCE:g}] (0: no guidance), got {guidance!r}")
+    return float(w)
 
 
 def model_network(m: Model, weights: dict, y=None, guidance: float = 0.0, n: int = 1):
     """``denoise_fn(x_t, t)`` of a fitted model: its MLP, or for a conditional model the guided prediction of
-    class ``y`` with weight ``guidance`` (``ddpm_ref.guided_network``: (1 + w)·ε_θ(y) − w·ε_θ(∅), Ho & Salimans
-    2022 Eq. 6); y None is ∅ (the unconditional model that label dropout trained; ``sample`` instead draws
-    classes by their frequency, ``whole_data_classes``)."""
-    w = float(guidance)
-    if not np.isfinite(w):
-        raise ValueError(f"guidance must be a finite number, got {guidance!r}")
+    class ``y`` (``class_indices``) with weight ``guidance`` (``ddpm_ref.guided_network``: (1 + w)·ε_θ(y) − w·ε_θ(∅),
+    Ho & Salimans 2022 Eq. 6); y None is ∅ (the unconditional model that label dropout trained; ``sample`` instead
+    draws classes by their frequency, ``whole_data_classes``)."""
+    w = check_guidance(guidance)
     yi = class_indices(m, y, n)
     if yi is None:
         if w != 0:
@@ -148,7 +161,7 @@ def _sample(model, n, seed, var_type, use_ema, backend, sampler, steps, eta, spa
     net = model_network(m, weights, y, guidance, int(n))
     x_T = rng.standard_normal((int(n), m.cfg.dim))                         # Alg. 2 line 1
     if y is None and m.cfg.n_classes:                                      # the whole data: a class per point
-        net = model_network(m, weights, whole_data_classes(m, n, rng), 0.0, int(n))
+        net = ddpm_ref.guided_network(weights, m.cfg, whole_data_classes(m, n, rng), 0.0)
     if sampler is None:
         sampler = _unnamed_sampler(m, steps, spacing, var_type_given)
     if sampler not in SAMPLERS:

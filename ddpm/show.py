@@ -51,7 +51,7 @@ from . import plots
 from .likelihood import likelihood_bound
 from .model import Model
 from .plot_base import pyplot
-from .sampling import class_indices, model_network, sample_trajectory
+from .sampling import check_guidance, class_indices, model_network, sample_trajectory
 
 __all__ = ["show", "ShowResult", "FILES", "MIXTURES", "mixture_components", "marginal_mixture",
            "mixture_log_density", "mixture_score", "true_scaled_score", "eps_theta", "display_steps",
@@ -255,7 +255,7 @@ def show(model, out, *, data=None, n: int = 2000, n_gif: int = 500, n_bound: int
     for name, v in (("n", n), ("n_gif", n_gif), ("n_bound", n_bound)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 2:
             raise ValueError(f"{name} must be an integer ≥ 2, got {v!r}")
-    cond = (class_indices(m, y, 1), float(guidance))
+    cond = (class_indices(m, y, 1), check_guidance(guidance))
     model_network(m, m.state["ema"], y, guidance)                     # an unknown class, a bad w: refused now
     out = os.fspath(out)
     paths = {f: os.path.join(out, f) for f in FILES}
@@ -289,9 +289,10 @@ def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed, co
     # Algorithm 2 once, for the grid, the animation and (without data) as the data; the trajectory is
     # (T+1, n, D) float64: capped at ≈ 256 MB for large D.
     n_traj = int(min(n, max(n_gif, 2 ** 28 // ((T + 1) * D * 8))))
-    samples, traj = sample_trajectory(m, n_traj, seed=int(ss_sample.generate_state(1)[0]), y=cond[0],
+    name = None if cond[0] is None else m.info["classes"][cond[0]]        # the class by its name: names map to rows
+    samples, traj = sample_trajectory(m, n_traj, seed=int(ss_sample.generate_state(1)[0]), y=name,
                                       guidance=cond[1])
-    klass = "" if cond[0] is None else f" of class {m.info['classes'][cond[0]]} (guidance w = {cond[1]:g})"
+    klass = "" if cond[0] is None else f" of class {name} (guidance w = {cond[1]:g})"
     traj = m.norm.to_model(traj)[..., :2]                                     # (T+1, n, 2), indexed by t
     u0 = m.norm.to_model(samples if x_data is None else x_data)               # (n, D)
     done("sample", "")
@@ -324,7 +325,7 @@ def _draw_all(m: Model, paths: dict, plots, *, data, n, n_gif, n_bound, seed, co
     grid2 = np.stack(np.meshgrid(g, g, indexing="xy"), axis=-1).reshape(-1, 2)           # (G, 2)
     grid = np.zeros((len(grid2), D))
     grid[:, :2] = grid2                                                       # other coordinates at 0 (the mean)
-    learned = np.stack([-eps_theta(m, grid, int(t), cond[0], cond[1])[:, :2] for t in field_t])
+    learned = np.stack([-eps_theta(m, grid, int(t), name, cond[1])[:, :2] for t in field_t])
     x_t = np.stack([ddpm_ref.q_sample(m.sched, u0[:1000], int(t), rng.standard_normal(u0[:1000].shape))[:, :2]
                     for t in field_t])
     source = m.info.get("data_source")

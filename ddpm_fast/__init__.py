@@ -171,6 +171,8 @@ def train(state: dict, data: np.ndarray, sched, cfg, tcfg, rng: np.random.Genera
                          f"without: got n_classes = {cfg.n_classes} and labels {'given' if labels is not None else 'None'}")
     if labels is not None:
         labels = ddpm_ref.guidance.check_labels(labels, np.shape(data)[0], cfg.n_classes)
+        if not 0 <= p_uncond <= 1:                                  # also NaN
+            raise ValueError(f"p_uncond must lie in [0, 1], got {p_uncond!r}")
         if backend == "numpy":
             return ddpm_ref.train_conditional(state, data, labels, sched, cfg, tcfg, rng, n_steps, p_uncond, callback)
         if backend == "cupy" or draws != "rng":

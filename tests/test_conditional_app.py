@@ -134,8 +134,11 @@ def test_a_conditional_fit_resumes_with_its_labels(tmp_path):
     x, names = _three_modes(150, seed=2)
     out = tmp_path / "r"
     ddpm.fit(x, out, y=names, steps=40, T=20, progress=False, eval="none", checkpoint_every=20)
-    with pytest.raises(ValueError, match="resume with the labels"):
+    with pytest.raises(ValueError, match="resume with the same labels"):
         ddpm.fit(x, tmp_path / "r2", steps=60, T=20, progress=False, eval="none", resume=out / "model.npz")
+    swapped = np.where(names == "east", "west", np.where(names == "west", "east", names))   # same classes, moved
+    with pytest.raises(ValueError, match="the same class for each point"):
+        ddpm.fit(x, tmp_path / "r4", y=swapped, steps=60, T=20, progress=False, eval="none", resume=out / "model.npz")
     res = ddpm.fit(x, tmp_path / "r3", y=names, steps=60, T=20, progress=False, eval="none", resume=out / "model.npz")
     assert res.model.step == 60 and res.model.info["classes"] == ["east", "north", "west"]
     assert json.loads((tmp_path / "r3" / "metrics.json").read_text())
@@ -198,3 +201,23 @@ def test_a_default_labelled_8gaussians_fit_draws_each_mode_at_its_floor():
         assert np.mean(np.argmin(((draws[0][:, None] - modes[None]) ** 2).sum(-1), axis=1) == k) >= 0.97, name
         ratio = np.mean([energy_distance(s, held) for s in draws]) / floor
         assert ratio <= 1.5, (name, ratio)
+
+
+def test_numeric_class_names_are_matched_as_names_and_bad_settings_are_refused():
+    """Labels 10, 20, 30: y=10 (int) and "10" (str) are the class named 10, not position 10; an int that names no
+    class is a position. A label= for an array, an out-of-range guidance and a float32 p_uncond are handled."""
+    x, names = _three_modes(300, seed=3)
+    codes = np.select([names == "east", names == "west"], [10, 20], 30)
+    m = ddpm.fit(x, y=codes, steps=800, T=50, progress=False, eval="none", p_uncond=np.float32(0.2)).model
+    assert m.info["classes"] == ["10", "20", "30"] and m.info["p_uncond"] == pytest.approx(0.2)
+    near = lambda s: np.bincount(np.argmin(((s[:, None] - MODES[None]) ** 2).sum(-1), axis=1), minlength=3)
+    assert near(ddpm.sample(m, 100, seed=0, y=20))[1] >= 90                  # the west mode
+    assert near(ddpm.sample(m, 100, seed=0, y="20"))[1] >= 90
+    assert near(ddpm.sample(m, 100, seed=0, y=0))[0] >= 90                   # position 0: class "10", east
+    assert near(ddpm.sample(m, 90, seed=0, y=np.array([10, 20, 30] * 30))).min() >= 25
+    assert np.array_equal(ddpm.sample(m, 5, seed=1, y=20, guidance=None), ddpm.sample(m, 5, seed=1, y=20))
+    for bad in (1e300, -2.0, float("nan"), "1"):
+        with pytest.raises(ValueError, match="guidance must be a number"):
+            ddpm.sample(m, 5, y=20, guidance=bad)
+    with pytest.raises(ValueError, match="for an array give one label per row"):
+        ddpm.fit(np.c_[x, codes], label=2, steps=5, progress=False, eval="none")

@@ -114,5 +114,9 @@ def test_conditional_training_refuses_what_it_cannot_do():
     with pytest.raises(ValueError, match="counter draws"):
         ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(0), 1, labels=np.zeros(10, int),
                         draws="counter")
+    for p in (1.5, float("nan")):
+        with pytest.raises(ValueError, match="p_uncond must lie"):
+            ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(0), 1, labels=np.zeros(10, int),
+                            p_uncond=p)
     with pytest.raises(ValueError, match="labels must"):
         ddpm_fast.train(state, data, sched, cfg, tcfg, np.random.default_rng(0), 1, labels=np.full(10, C))
