@@ -39,7 +39,8 @@ def _close(got, want):
 # --- compiled for the device ----------------------------------------------------------------------------
 
 @pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not found")
-@pytest.mark.parametrize("H,tc", [(16, True), (128, True), (256, True), (128, False)])
+@pytest.mark.parametrize("H,tc", [pytest.param(16, True, marks=pytest.mark.slow), (128, True),     # 10–21 s each:
+                                  pytest.param(256, True, marks=pytest.mark.slow), (128, False)])  # default H in the suite
 def test_every_cu_file_compiles_for_sm90_with_nvcc(tmp_path, H, tc):
     # tc False: the -DDDPM_NO_TC build gpu.compile_module falls back to
     cuda = os.path.dirname(gpu.KERNELS)
