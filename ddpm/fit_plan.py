@@ -5,7 +5,6 @@ estimate of its memory."""
 
 from __future__ import annotations
 
-import hashlib
 import numbers
 from dataclasses import dataclass, fields, replace
 
@@ -99,16 +98,11 @@ def plan_fit(data, *, seed, n_train, n_eval, resume, train, given_train, steps, 
         if d.classes is not None:
             m.info.update(classes=list(d.classes), label=label if y is None else "y",
                           class_counts=np.bincount(d.train_y, minlength=len(d.classes)).tolist(),
-                          labels_sha256=labels_fingerprint(d.train_y),
+                          labels_sha256=data_fingerprint(d.train_y),
                           p_uncond=float(ddpm_ref.P_UNCOND if p_uncond is None else p_uncond))
         elif p_uncond is not None:
             raise ValueError("p_uncond is label dropout: it needs labels (label=... / --label, or y=...)")
     return FitPlan(m, rng, train_x, held, refs, source, seed, ss_train, ss_eval, d.train_y)
-
-
-def labels_fingerprint(y: np.ndarray) -> str:
-    """sha256 of the training points' class indices (int64): identifies the labels for resuming."""
-    return hashlib.sha256(np.ascontiguousarray(y, dtype=np.int64).tobytes()).hexdigest()
 
 
 def _check_resumed_classes(path, m: Model, classes, train_y, p_uncond) -> None:
@@ -116,7 +110,7 @@ def _check_resumed_classes(path, m: Model, classes, train_y, p_uncond) -> None:
     unconditional one without."""
     stored = m.info.get("classes")
     same = (stored is None) == (classes is None) and (stored is None or (
-        list(classes) == list(stored) and m.info.get("labels_sha256") in (None, labels_fingerprint(train_y))))
+        list(classes) == list(stored) and m.info.get("labels_sha256") in (None, data_fingerprint(train_y))))
     if not same:
         raise ValueError(f"{path}: resume with the labels it was fitted with (classes {stored!r}, the same class for "
                          f"each point); got {None if classes is None else list(classes)!r}")

@@ -263,7 +263,9 @@ def _sampler(backend: str):
     """The function that runs K update steps with given coefficients on ``backend``."""
     if backend == "cupy":
         from . import gpu
-        return lambda *args: gpu.run_sampler(*args[:-1])            # cond: (None, 0.0), checked by _condition
+        def run(*args, cond=(None, 0.0)):        # _condition refused a conditional model on cupy: cond is unused
+            return gpu.run_sampler(*args)
+        return run
     return _run_sampler
 
 
@@ -363,7 +365,7 @@ def _ancestral(denoise_fn, sched, x_T, z, rng, var_type, parametrization, t_mode
     if z.shape[0] == T + 1:
         z = np.ascontiguousarray(z[:0:-1])                           # z[T], …, z[1]: the kernel's order of steps
     return _sampler(backend)(params, cfg, x_T, t_steps, c_x, c_eps, sigma, z, seed, dtype, tile, keep,
-                                  _condition(denoise_fn, np.shape(x_T)[0], backend))
+                             cond=_condition(denoise_fn, np.shape(x_T)[0], backend))
 
 
 def ancestral_coefficients(sched, var_type: str, t_model=None):
@@ -418,7 +420,7 @@ def ddim_sample_loop(denoise_fn, sched, x_T: np.ndarray, *, ts: np.ndarray | Non
     c_x, c_eps, sigma = ddim_coefficients(sched, ts, eta)
     z, seed = _noise(z, rng, (len(ts),) + tuple(np.shape(x_T)), dtype, needed=eta > 0)
     return _sampler(backend)(params, cfg, x_T, ts, c_x, c_eps, sigma, z, seed, dtype, tile, False,
-                                  _condition(denoise_fn, np.shape(x_T)[0], backend))
+                             cond=_condition(denoise_fn, np.shape(x_T)[0], backend))
 
 
 class _Trace:
